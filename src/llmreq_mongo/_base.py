@@ -1,0 +1,237 @@
+"""``TimestampedDocument``: the abstract base of every document of ours.
+
+It owns the two timestamps and the Django-style per-model exceptions. The
+timestamps are timezone-aware UTC datetimes truncated to milliseconds, the
+precision BSON keeps, so a document in memory after a write equals the one
+read back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from beanie import Document, Insert, Replace, Save, SaveChanges, Update, before_event
+from beanie.odm.utils.encoder import Encoder
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pymongo.errors import DuplicateKeyError
+from typing_extensions import Self
+
+from . import errors
+from ._queryset import ManagerDescriptor, storage_errors
+
+__all__ = ["TimestampedDocument", "now_ms", "to_utc_ms"]
+
+UTC = dt.timezone.utc
+
+
+def to_utc_ms(value: dt.datetime) -> dt.datetime:
+    """Return ``value`` in UTC, truncated to milliseconds.
+
+    Naive values are read as UTC, which is what PyMongo returns from a client
+    created without ``tz_aware=True``.
+    """
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def now_ms() -> dt.datetime:
+    """The current UTC time, truncated to milliseconds."""
+    return to_utc_ms(dt.datetime.now(UTC))
+
+
+class TimestampedDocument(Document):
+    """A Beanie document with ``created_at`` and ``updated_at`` that manage themselves.
+
+    ``created_at`` is set once, when the document is inserted. ``updated_at``
+    is refreshed by every write the library offers: ``insert``, ``save``,
+    ``replace``, the manager's ``update``, and Beanie's ``set``/``inc``/
+    ``update`` on a document. Both are indexed by :func:`llmreq_mongo.init`.
+
+    Subclass it for documents of your own; each subclass gets its own
+    ``DoesNotExist``, ``MultipleObjectsReturned`` and ``NotUpdated``
+    exception classes and an ``objects`` manager::
+
+        class Feedback(TimestampedDocument):
+            score: int
+
+        await Feedback.objects.create(score=5)
+    """
+
+    created_at: dt.datetime = Field(default_factory=now_ms)
+    updated_at: dt.datetime = Field(default_factory=now_ms)
+
+    objects: ClassVar[ManagerDescriptor] = ManagerDescriptor()
+    DoesNotExist: ClassVar[type[errors.DoesNotExist]] = errors.DoesNotExist
+    MultipleObjectsReturned: ClassVar[type[errors.MultipleObjectsReturned]] = (
+        errors.MultipleObjectsReturned
+    )
+    NotUpdated: ClassVar[type[errors.NotUpdated]] = errors.NotUpdated
+    AlreadyExists: ClassVar[type[errors.AlreadyExists]] = errors.AlreadyExists
+
+    #: Fields the manager's ``update()`` refuses to set.
+    _immutable_fields: ClassVar[frozenset[str]] = frozenset({"id", "created_at", "revision_id"})
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # Django gives every model its own exception classes, deriving from
+        # the parent model's, so `except Parent.DoesNotExist` still catches.
+        for name in ("DoesNotExist", "MultipleObjectsReturned", "NotUpdated", "AlreadyExists"):
+            parent: type[Exception] = getattr(cls, name)
+            own = type(
+                name,
+                (parent,),
+                {"__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.{name}"},
+            )
+            setattr(cls, name, own)
+
+    @field_validator("created_at", "updated_at", mode="after")
+    @classmethod
+    def _utc_milliseconds(cls, value: dt.datetime) -> dt.datetime:
+        return to_utc_ms(value)
+
+    @before_event(Insert)
+    def _stamp_insert(self) -> None:
+        self.created_at = self.updated_at = now_ms()
+
+    @before_event(Replace, Save, SaveChanges, Update)
+    def _stamp_update(self) -> None:
+        self.updated_at = now_ms()
+
+    async def save(self, *args: Any, force_update: bool = False, **kwargs: Any) -> Self:
+        """Save the document, inserting it if it is new.
+
+        Args:
+            force_update: Django's flag: only update an existing document, and
+                raise ``NotUpdated`` when it is gone instead of inserting it.
+        """
+        if force_update:
+            return await self.replace(*args, **kwargs)
+        saved: Self = await super().save(*args, **kwargs)
+        return saved
+
+    async def replace(self, *args: Any, **kwargs: Any) -> Self:
+        """Replace the stored document with this one.
+
+        Raises:
+            NotUpdated: the document was deleted meanwhile (or never saved).
+        """
+        from beanie.exceptions import DocumentNotFound
+
+        if self.id is None:
+            raise self.NotUpdated(f"{type(self).__name__} was never saved; insert it first")
+        try:
+            replaced: Self = await super().replace(*args, **kwargs)
+        except DocumentNotFound as exc:
+            raise self.NotUpdated(
+                f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated"
+            ) from exc
+        return replaced
+
+    async def update(self, *args: Any, **kwargs: Any) -> Self:
+        """Apply update operators to this document (Beanie's ``update``).
+
+        Raises:
+            NotUpdated: the document was deleted meanwhile.
+        """
+        if self.id is None:
+            raise self.NotUpdated(f"{type(self).__name__} was never saved; insert it first")
+        try:
+            updated: Self = await super().update(*args, **kwargs)
+        except AttributeError:
+            # Beanie fails inside merge_models when the update matched nothing;
+            # tell that apart from a genuine AttributeError by asking the server.
+            gone = (
+                await self.get_pymongo_collection().count_documents({"_id": self.id}, limit=1) == 0
+            )
+            if not gone:
+                raise
+            raise self.NotUpdated(
+                f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated"
+            ) from None
+        return updated
+
+    # -- hooks used by the manager and QuerySet ------------------------------
+
+    @classmethod
+    def from_mongo(cls, raw: Mapping[str, Any]) -> Self:
+        """Build a document from what MongoDB returned for it."""
+        doc: Self = cls.model_validate(raw)
+        return doc
+
+    @classmethod
+    def _check_field_names(cls, fields: Mapping[str, Any], action: str) -> None:
+        unknown = sorted(set(fields) - set(cls.model_fields))
+        if unknown:
+            known = ", ".join(sorted(set(cls.model_fields) - {"revision_id"}))
+            raise errors.InvalidInput(
+                f"cannot {action} {cls.__name__}: unknown field(s) {', '.join(unknown)}; "
+                f"the fields are: {known}"
+            )
+
+    @classmethod
+    async def _create(cls, fields: Mapping[str, Any]) -> Self:
+        """Validate ``fields`` and insert a new document (``objects.create``)."""
+        cls._check_field_names(fields, "create")
+        try:
+            doc = cls(**fields)
+        except ValidationError as exc:
+            raise errors.InvalidInput(f"cannot create {cls.__name__}: {exc}") from None
+        await doc._insert_checked()
+        return doc
+
+    async def _insert_checked(self) -> None:
+        try:
+            with storage_errors(f"insert {type(self).__name__}"):
+                await self.insert()
+        except errors.StorageError as exc:
+            if isinstance(exc.__cause__, DuplicateKeyError):
+                raise self.AlreadyExists(
+                    f"cannot insert {type(self).__name__}: {exc.__cause__.details or exc}"
+                ) from exc.__cause__
+            raise
+
+    @classmethod
+    def _encode_update(cls, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate ``fields`` for ``QuerySet.update`` and encode them for ``$set``."""
+        cls._check_field_names(fields, "update")
+        refused = sorted(set(fields) & cls._immutable_fields)
+        if refused:
+            raise errors.InvalidInput(
+                f"cannot update {', '.join(refused)} of {cls.__name__}: set once on insert"
+            )
+        encoder = Encoder(custom_encoders=cls.get_settings().bson_encoders, to_db=True)
+        changes: dict[str, Any] = {}
+        for name, value in fields.items():
+            try:
+                checked = _field_adapter(cls, name).validate_python(value)
+            except ValidationError as exc:
+                raise errors.InvalidInput(f"cannot update {cls.__name__}.{name}: {exc}") from None
+            info = cls.model_fields[name]
+            changes[info.alias or name] = encoder.encode(checked)
+        changes["updated_at"] = now_ms()
+        return changes
+
+    @classmethod
+    async def _delete_matching(cls, query: Mapping[str, Any]) -> int:
+        """Delete the documents matching ``query`` (``QuerySet.delete``)."""
+        with storage_errors(f"delete {cls.__name__} documents"):
+            result = await cls.get_pymongo_collection().delete_many(query)
+        return int(result.deleted_count)
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}(id={self.id})"
+
+
+_ADAPTERS: dict[tuple[type[TimestampedDocument], str], TypeAdapter[Any]] = {}
+
+
+def _field_adapter(model: type[TimestampedDocument], name: str) -> TypeAdapter[Any]:
+    """A validator for one field, constraints included, built once."""
+    key = (model, name)
+    adapter = _ADAPTERS.get(key)
+    if adapter is None:
+        adapter = _ADAPTERS[key] = TypeAdapter(model.model_fields[name].rebuild_annotation())
+    return adapter

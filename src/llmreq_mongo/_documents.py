@@ -1,0 +1,345 @@
+"""The two documents: ``LLMClient`` and its request history, ``LLMClientRequest``.
+
+``LLMClientRequest`` mirrors the reference's ``LLMClientRequests`` model. Its
+hot write path (``objects.create`` and the recorder) builds the stored
+document directly with :func:`request_document` and inserts it with the
+driver, skipping Beanie's per-document encoding; the document is exactly the
+one Beanie itself would store for the same values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from beanie import Delete, Insert, Link, PydanticObjectId, Replace, Save, SaveChanges, before_event
+from bson import DBRef, ObjectId
+from pydantic import Field, field_validator, model_validator
+from pymongo import IndexModel
+from typing_extensions import Self
+
+from . import errors
+from ._base import TimestampedDocument, now_ms
+from ._payload import JSONArray, JSONObject, decode_payload, encode_payload, normalize_payload
+from ._queryset import QuerySet, storage_errors
+
+__all__ = [
+    "LLMClient",
+    "LLMClientRequest",
+    "LLMClientRequests",
+    "ValidatedRequest",
+    "request_document",
+    "validate_request",
+]
+
+MAX_SESSION_KEY = 255
+_REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation"})
+
+
+class LLMClient(TimestampedDocument):
+    """An LLM client: the thing that handled the requests recorded against it.
+
+    Deleting a client through the library (``await client.delete()`` or a
+    ``QuerySet.delete()``) deletes its requests too, as the reference's
+    ``on_delete=CASCADE`` does.
+    """
+
+    name: str = Field(min_length=1, max_length=255)
+    description: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    class Settings:
+        name = "llm_clients"
+        indexes = [IndexModel([("name", 1)], name="llmreq_name_unique", unique=True)]
+
+    @property
+    def llmclientrequests(self) -> QuerySet[LLMClientRequest]:
+        """This client's requests (the reference's related name)."""
+        if self.id is None:
+            raise errors.InvalidInput(f"LLMClient {self.name!r} is not saved; it has no requests")
+        return LLMClientRequest.objects.filter(llm_client_id=self.id)
+
+    @before_event(Delete)
+    async def _cascade(self) -> None:
+        if self.id is not None:
+            await LLMClientRequest._delete_matching({"llm_client_id": self.id})
+
+    @classmethod
+    async def _delete_matching(cls, query: Mapping[str, Any]) -> int:
+        # Requests go first: an interruption then leaves clients with fewer
+        # requests, never requests without a client.
+        with storage_errors("delete LLM clients"):
+            coll = cls.get_pymongo_collection()
+            ids = [doc["_id"] async for doc in coll.find(query, projection={"_id": 1})]
+            if not ids:
+                return 0
+            await LLMClientRequest._delete_matching({"llm_client_id": {"$in": ids}})
+            result = await coll.delete_many({"_id": {"$in": ids}})
+        return int(result.deleted_count)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return {
+            "id": str(self.id) if self.id is not None else None,
+            "name": self.name,
+            "description": self.description,
+            "metadata": self.metadata,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+class ValidatedRequest:
+    """The checked values of one request record, ready to be stored."""
+
+    __slots__ = ("client_id", "collection", "is_aggregation", "payload", "session_key", "stored")
+
+    def __init__(
+        self,
+        client_id: ObjectId,
+        collection: str,
+        payload: Any,
+        stored: Any,
+        session_key: str | None,
+        is_aggregation: bool,
+    ) -> None:
+        self.client_id = client_id
+        self.collection = collection
+        self.payload = payload
+        self.stored = stored
+        self.session_key = session_key
+        self.is_aggregation = is_aggregation
+
+
+def check_session_key(value: Any, *, nullable: bool = True) -> str | None:
+    """Refuse anything but a string of at most 255 characters (or None)."""
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidInput(
+            f"session_key must be a string{' or None' if nullable else ''}, got a "
+            f"{type(value).__name__}; a session key is never a query"
+        )
+    if len(value) > MAX_SESSION_KEY:
+        raise errors.InvalidInput(
+            f"session_key is {len(value)} characters long; at most {MAX_SESSION_KEY} are allowed"
+        )
+    return value
+
+
+def _client_ref(llm_client: Any) -> tuple[ObjectId, str]:
+    if isinstance(llm_client, LLMClient):
+        if llm_client.id is None:
+            raise errors.InvalidInput(
+                f"LLMClient {llm_client.name!r} is not saved; create it first "
+                "(await LLMClient.objects.create(name=...))"
+            )
+        return ObjectId(llm_client.id), llm_client.get_collection_name()
+    if isinstance(llm_client, Link) and issubclass(llm_client.document_class, LLMClient):
+        return ObjectId(llm_client.ref.id), llm_client.ref.collection
+    if llm_client is None:
+        raise errors.InvalidInput("llm_client is required: pass the LLMClient that handled it")
+    raise errors.InvalidInput(
+        f"llm_client must be a saved LLMClient, got a {type(llm_client).__name__}"
+    )
+
+
+def validate_request(
+    llm_client: Any, request: Any, session_key: Any, is_aggregation: Any
+) -> ValidatedRequest:
+    """Check the fields of one request record exactly as ``objects.create`` does.
+
+    Raises:
+        InvalidInput: a field is refused (``InvalidPayload`` for the payload).
+    """
+    client_id, collection = _client_ref(llm_client)
+    key = check_session_key(session_key)
+    if not isinstance(is_aggregation, bool):
+        raise errors.InvalidInput(
+            f"is_aggregation must be True or False, got a {type(is_aggregation).__name__}"
+        )
+    payload, needs_escape = normalize_payload(request)
+    stored = encode_payload(payload) if needs_escape else payload
+    return ValidatedRequest(client_id, collection, payload, stored, key, is_aggregation)
+
+
+def request_document(
+    checked: ValidatedRequest, *, record_id: ObjectId, now: dt.datetime
+) -> dict[str, Any]:
+    """The document stored for a request: the same keys, in the same order, as Beanie's."""
+    return {
+        "_id": record_id,
+        "created_at": now,
+        "updated_at": now,
+        "llm_client": DBRef(checked.collection, checked.client_id),
+        "llm_client_id": checked.client_id,
+        "request": checked.stored,
+        "session_key": checked.session_key,
+        "is_aggregation": checked.is_aggregation,
+    }
+
+
+def _link_id(value: Any) -> ObjectId | None:
+    if isinstance(value, Link):
+        return ObjectId(value.ref.id)
+    doc_id = getattr(value, "id", None)
+    return ObjectId(doc_id) if doc_id is not None else None
+
+
+class LLMClientRequest(TimestampedDocument):
+    """One request handled by an LLM client.
+
+    Example::
+
+        req = await LLMClientRequest.objects.create(
+            llm_client=client,
+            request={"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]},
+            session_key="abc123",
+        )
+        history = await LLMClientRequest.objects.filter(session_key="abc123").to_list()
+    """
+
+    llm_client: Link[LLMClient]
+    #: The linked client's id, stored as its own field and always kept equal to
+    #: the link's id; queries by client use it (the reference's internal field).
+    llm_client_id: PydanticObjectId | None = None
+    request: Any = None
+    session_key: str | None = Field(default=None, max_length=MAX_SESSION_KEY)
+    is_aggregation: bool = False
+
+    _immutable_fields: ClassVar[frozenset[str]] = frozenset(
+        {"id", "created_at", "revision_id", "llm_client_id"}
+    )
+
+    class Settings:
+        name = "llm_client_requests"
+        # The payload's awkward keys are escaped on every Beanie write path too.
+        bson_encoders = {JSONObject: encode_payload, JSONArray: encode_payload}
+        indexes = [
+            IndexModel(
+                [("session_key", 1), ("created_at", 1), ("_id", 1)], name="llmreq_session_time"
+            ),
+            IndexModel(
+                [("llm_client_id", 1), ("created_at", 1), ("_id", 1)], name="llmreq_client_time"
+            ),
+        ]
+
+    @field_validator("request", mode="before")
+    @classmethod
+    def _normalise_request(cls, value: Any) -> Any:
+        if isinstance(value, (JSONObject, JSONArray)):
+            return value
+        return normalize_payload(value)[0]
+
+    def _sync_client_id(self) -> None:
+        link_id = _link_id(self.llm_client)
+        if link_id is not None and self.llm_client_id != link_id:
+            self.llm_client_id = PydanticObjectId(link_id)
+
+    @model_validator(mode="after")
+    def _client_id_from_link(self) -> Self:
+        self._sync_client_id()
+        return self
+
+    @before_event(Insert, Replace, Save, SaveChanges)
+    def _sync_before_write(self) -> None:
+        self._sync_client_id()
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """Build a document from its stored form (Beanie's read path uses this).
+
+        The payload's escaped keys are decoded here; build documents from
+        your own values with the constructor or ``objects.create``.
+        """
+        if isinstance(obj, Mapping) and "request" in obj:
+            obj = {**obj, "request": decode_payload(obj["request"])}
+        doc: Self = super().model_validate(obj, *args, **kwargs)
+        return doc
+
+    @classmethod
+    async def _create(cls, fields: Mapping[str, Any]) -> Self:
+        cls._check_field_names(fields, "create")
+        own = {k: v for k, v in fields.items() if k in _REQUEST_FIELDS}
+        checked = validate_request(
+            own.get("llm_client"),
+            own.get("request"),
+            own.get("session_key"),
+            own.get("is_aggregation", False),
+        )
+        if set(fields) - _REQUEST_FIELDS:
+            # A subclass with fields of its own: let Beanie validate and encode them.
+            extra = {k: v for k, v in fields.items() if k not in _REQUEST_FIELDS}
+            created: Self = await super()._create(
+                {**extra, **_fields_of(checked, own["llm_client"])}
+            )
+            return created
+        record_id = ObjectId()
+        now = now_ms()
+        with storage_errors("insert LLMClientRequest"):
+            await cls.get_pymongo_collection().insert_one(
+                request_document(checked, record_id=record_id, now=now)
+            )
+        doc: Self = cls.model_construct(
+            id=PydanticObjectId(record_id),
+            created_at=now,
+            updated_at=now,
+            llm_client=own["llm_client"],
+            llm_client_id=PydanticObjectId(checked.client_id),
+            request=checked.payload,
+            session_key=checked.session_key,
+            is_aggregation=checked.is_aggregation,
+        )
+        return doc
+
+    @classmethod
+    def _encode_update(cls, fields: Mapping[str, Any]) -> dict[str, Any]:
+        cls._check_field_names(fields, "update")
+        rest = {k: v for k, v in fields.items() if k not in _REQUEST_FIELDS}
+        changes = super()._encode_update(rest)
+        if "llm_client" in fields:
+            client_id, collection = _client_ref(fields["llm_client"])
+            changes["llm_client"] = DBRef(collection, client_id)
+            changes["llm_client_id"] = client_id
+        if "request" in fields:
+            payload, needs_escape = normalize_payload(fields["request"])
+            changes["request"] = encode_payload(payload) if needs_escape else payload
+        if "session_key" in fields:
+            changes["session_key"] = check_session_key(fields["session_key"])
+        if "is_aggregation" in fields:
+            if not isinstance(fields["is_aggregation"], bool):
+                raise errors.InvalidInput("is_aggregation must be True or False")
+            changes["is_aggregation"] = fields["is_aggregation"]
+        return changes
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (ids as strings, times in ISO 8601)."""
+        client_id = str(self.llm_client_id) if self.llm_client_id is not None else None
+        return {
+            "id": str(self.id) if self.id is not None else None,
+            "llm_client": client_id,
+            "llm_client_id": client_id,
+            "request": self.request,
+            "session_key": self.session_key,
+            "is_aggregation": self.is_aggregation,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+#: The reference's name for the same model.
+LLMClientRequests = LLMClientRequest
+
+
+def _fields_of(checked: ValidatedRequest, llm_client: Any) -> dict[str, Any]:
+    return {
+        "llm_client": llm_client,
+        "request": checked.payload,
+        "session_key": checked.session_key,
+        "is_aggregation": checked.is_aggregation,
+    }
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,232 @@
+"""JSON payloads: validation, normalisation, and the escaping of awkward keys.
+
+A request payload is stored as a native BSON value so that it can be queried
+(``request__model="gpt-4o"``). Two kinds of JSON key cannot be stored as they
+are: keys starting with ``$`` (JSON Schema's ``$schema``, ``$defs``, ``$ref``;
+a sub-document holding both ``$ref`` and ``$id`` would even come back from
+PyMongo as a ``DBRef``) and keys containing ``.`` (MongoDB reads them as
+paths). Such keys are stored percent-escaped: ``%`` becomes ``%25``, ``.``
+becomes ``%2E`` and a leading ``$`` becomes ``%24``. Every other key is stored
+unchanged, and decoding reverses the escaping exactly.
+
+Normalisation follows the reference's JSON encoder: ``datetime``/``date``
+become ISO 8601 strings, ``Decimal`` and ``UUID`` become strings, tuples and
+sets become lists. Anything else that is not JSON is refused with
+:class:`~llmreq_mongo.errors.InvalidPayload`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from .errors import InvalidPayload, PayloadTooLarge
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "MAX_PAYLOAD_BYTES",
+    "JSONArray",
+    "JSONObject",
+    "decode_payload",
+    "encode_payload",
+    "escape_key",
+    "normalize_payload",
+]
+
+#: MongoDB's ``maxBsonObjectSize``.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+#: What is left for the payload once the rest of a record is accounted for
+#: (ids, timestamps, a session key of at most 255 characters, field names).
+MAX_PAYLOAD_BYTES = MAX_DOCUMENT_BYTES - 2048
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_MAX_DEPTH = 180  # below the server's nesting limit of 200, record included
+_UNESCAPE = re.compile(r"%(25|2E|24)")
+_UNESCAPED = {"25": "%", "2E": ".", "24": "$"}
+
+
+class JSONObject(dict[str, Any]):
+    """A normalised JSON object held by a document's ``request`` field.
+
+    It is a plain ``dict`` in every way that matters; the subclass only tells
+    the BSON encoder that its keys must be escaped on the way to MongoDB.
+    """
+
+
+class JSONArray(list[Any]):
+    """A normalised JSON array held by a document's ``request`` field."""
+
+
+def escape_key(key: str) -> str:
+    """Return ``key`` as it is stored in MongoDB (see the module docstring)."""
+    if "%" in key:
+        key = key.replace("%", "%25")
+    if "." in key:
+        key = key.replace(".", "%2E")
+    if key.startswith("$"):
+        key = "%24" + key[1:]
+    return key
+
+
+def _needs_escape(key: str) -> bool:
+    return "%" in key or "." in key or key.startswith("$")
+
+
+def _unescape_key(key: str) -> str:
+    return _UNESCAPE.sub(lambda m: _UNESCAPED[m.group(1)], key) if "%" in key else key
+
+
+def _string_size(value: str, path: str, what: str) -> int:
+    if value.isascii():
+        return len(value)
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidPayload(
+            f"{what} is not valid Unicode (a lone surrogate at position {exc.start}); "
+            "send text that encodes to UTF-8",
+            path=path,
+        ) from None
+
+
+class _Normalizer:
+    """One pass over a payload: validate, convert, and measure its BSON size."""
+
+    __slots__ = ("escaped", "size")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.escaped = False
+
+    def value(self, value: Any, path: str, depth: int) -> Any:
+        # The order of the checks follows how common each type is in payloads.
+        if isinstance(value, str):
+            self.size += _string_size(value, path, "a string") + 5
+            return value
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            self.size += 1
+            return value
+        if isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise InvalidPayload(
+                    f"the integer {value} does not fit in 64 bits, the largest "
+                    "integer MongoDB stores; send it as a string",
+                    path=path,
+                )
+            self.size += 8
+            return int(value)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidPayload(
+                    f"{value!r} is not a JSON number; send null or a string instead",
+                    path=path,
+                )
+            self.size += 8
+            return float(value)
+        if isinstance(value, Mapping):
+            return self.mapping(value, path, depth + 1)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return self.sequence(value, path, depth + 1)
+        if isinstance(value, dt.datetime):
+            return self.value(value.isoformat(), path, depth)
+        if isinstance(value, (dt.date, dt.time)):
+            return self.value(value.isoformat(), path, depth)
+        if isinstance(value, (Decimal, uuid.UUID)):
+            return self.value(str(value), path, depth)
+        raise InvalidPayload(
+            f"a value of type {type(value).__name__} is not JSON; convert it to a "
+            "string, number, boolean, null, list or object first",
+            path=path,
+        )
+
+    def _check_depth(self, path: str, depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            raise InvalidPayload(
+                f"the payload nests deeper than {_MAX_DEPTH} levels, more than "
+                "MongoDB stores; flatten it",
+                path=path,
+            )
+
+    def mapping(self, value: Mapping[Any, Any], path: str, depth: int) -> JSONObject:
+        self._check_depth(path, depth)
+        out = JSONObject()
+        self.size += 5
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidPayload(
+                    f"the object key {key!r} is a {type(key).__name__}; JSON object "
+                    "keys must be strings",
+                    path=path,
+                )
+            child = f"{path}[{key!r}]"
+            if "\x00" in key:
+                raise InvalidPayload(
+                    "an object key contains a NUL character, which BSON cannot store",
+                    path=child,
+                )
+            if _needs_escape(key):
+                self.escaped = True
+                self.size += _string_size(escape_key(key), child, "an object key") + 2
+            else:
+                self.size += _string_size(key, child, "an object key") + 2
+            out[key] = self.value(item, child, depth)
+        return out
+
+    def sequence(self, value: Any, path: str, depth: int) -> JSONArray:
+        self._check_depth(path, depth)
+        self.size += 5
+        out = JSONArray()
+        for index, item in enumerate(value):
+            self.size += len(str(index)) + 2
+            out.append(self.value(item, f"{path}[{index}]", depth))
+        return out
+
+
+def normalize_payload(value: Any) -> tuple[Any, bool]:
+    """Validate ``value`` as a payload and return it normalised.
+
+    Returns:
+        The normalised payload (a fresh copy: later changes to ``value`` do
+        not reach it) and whether any key needs escaping when stored.
+
+    Raises:
+        InvalidPayload: ``value`` is not JSON.
+        PayloadTooLarge: it would not fit in a MongoDB document.
+    """
+    walker = _Normalizer()
+    normalised = walker.value(value, "", 0)
+    if walker.size > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(walker.size, MAX_PAYLOAD_BYTES)
+    return normalised, walker.escaped
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {escape_key(k): _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def encode_payload(value: Any) -> Any:
+    """Return a normalised payload in its stored form (awkward keys escaped)."""
+    if isinstance(value, (dict, list)):
+        return _escape(value)
+    return value
+
+
+def decode_payload(value: Any) -> Any:
+    """Turn a payload read from MongoDB back into what was recorded."""
+    if isinstance(value, dict):
+        return JSONObject((_unescape_key(k), decode_payload(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return JSONArray(decode_payload(v) for v in value)
+    return value
