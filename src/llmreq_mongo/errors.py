@@ -64,8 +64,7 @@ class InvalidPayload(InvalidInput):
     """The ``request`` payload is not a JSON value MongoDB can store exactly."""
 
     def __init__(self, message: str, *, path: str = "") -> None:
-        where = f" at request{path}" if path else ""
-        super().__init__(f"{message}{where}")
+        super().__init__(f"request{path}: {message}")
         self.path = path
 
 
@@ -74,7 +73,7 @@ class PayloadTooLarge(InvalidPayload):
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(
-            f"the request payload encodes to {size:,} bytes of BSON, over the "
+            f"the payload encodes to {size:,} bytes of BSON, over the "
             f"{limit:,} bytes a record may hold; store large payloads elsewhere "
             "(for example GridFS or object storage) and record a reference"
         )

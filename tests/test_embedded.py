@@ -1,0 +1,49 @@
+"""EmbeddedMongo: temporary and persistent stores, and the missing-extra error."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import llmreq_mongo
+from llmreq_mongo import InvalidInput, LLMClient
+from llmreq_mongo.embedded import EmbeddedMongo
+from llmreq_mongo.errors import EmbeddedEngineMissing
+
+
+async def test_persistent_store_survives_a_restart(tmp_path: Path) -> None:
+    async with EmbeddedMongo(tmp_path / "data", durable=True) as engine:
+        assert engine.uri.startswith("mongodb://")
+        handle = await llmreq_mongo.init(engine.uri, database="keep")
+        await LLMClient.objects.create(name="persisted")
+        await handle.close()
+    async with EmbeddedMongo(tmp_path / "data") as engine:
+        handle = await llmreq_mongo.init(engine.uri, database="keep")
+        assert [c.name for c in await LLMClient.objects.all().to_list()] == ["persisted"]
+        await handle.close()
+
+
+async def test_temporary_store_is_removed() -> None:
+    engine = EmbeddedMongo()
+    await engine.start()
+    path = engine.path
+    assert path.is_dir()
+    await engine.stop()
+    assert not path.exists()
+    with pytest.raises(InvalidInput, match="not running"):
+        _ = engine.uri
+
+
+def test_bad_options_are_refused_at_construction() -> None:
+    with pytest.raises(InvalidInput, match="port"):
+        EmbeddedMongo(port=70000)
+    with pytest.raises(InvalidInput, match="path"):
+        EmbeddedMongo(path=3)  # type: ignore[arg-type]
+
+
+async def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "secantus", None)  # what Python does for a missing module
+    with pytest.raises(EmbeddedEngineMissing, match=r"llmreq-mongo\[embedded\]"):
+        await EmbeddedMongo().start()

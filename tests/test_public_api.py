@@ -1,0 +1,48 @@
+"""The public API is pinned: a change to it is a deliberate change to this test."""
+
+from __future__ import annotations
+
+import importlib
+
+import llmreq_mongo
+from llmreq_mongo import errors
+
+PUBLIC = {
+    "AlreadyExists",
+    "DoesNotExist",
+    "Handle",
+    "InvalidInput",
+    "InvalidLookup",
+    "InvalidPayload",
+    "LLMClient",
+    "LLMClientRequest",
+    "LLMClientRequests",
+    "LLMReqError",
+    "Manager",
+    "MultipleObjectsReturned",
+    "NotUpdated",
+    "PayloadTooLarge",
+    "QuerySet",
+    "StorageError",
+    "TimestampedDocument",
+    "init",
+}
+
+
+def test_package_exports_exactly_the_public_names() -> None:
+    assert set(llmreq_mongo.__all__) == PUBLIC
+    for name in PUBLIC:
+        assert getattr(llmreq_mongo, name) is not None
+
+
+def test_every_error_derives_from_the_root_and_has_a_docstring() -> None:
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.LLMReqError), name
+        assert cls.__doc__, name
+        assert name in (errors.__doc__ or ""), f"{name} missing from the tree drawing"
+
+
+def test_every_public_module_declares_all() -> None:
+    for module in ("llmreq_mongo.errors", "llmreq_mongo.embedded", "llmreq_mongo.pytest_plugin"):
+        assert importlib.import_module(module).__all__
