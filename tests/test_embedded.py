@@ -47,3 +47,27 @@ async def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "secantus", None)  # what Python does for a missing module
     with pytest.raises(EmbeddedEngineMissing, match=r"llmreq-mongo\[embedded\]"):
         await EmbeddedMongo().start()
+
+
+async def test_child_process_engine_restarts_on_its_port(tmp_path: Path) -> None:
+    engine = EmbeddedMongo(tmp_path / "data", process=True)
+    await engine.start()
+    try:
+        port = engine.port
+        handle = await llmreq_mongo.init(engine.uri, database="restart")
+        await LLMClient.objects.create(name="before")
+        await engine.stop()
+        await engine.start()
+        assert engine.port == port
+        # The same client reconnects by itself once the engine is back.
+        await LLMClient.objects.create(name="after")
+        names = sorted(c.name for c in await LLMClient.objects.all().to_list())
+        assert names == ["after", "before"]
+        await handle.close()
+    finally:
+        await engine.stop()
+
+
+def test_child_process_refuses_options_it_cannot_pass() -> None:
+    with pytest.raises(InvalidInput, match="ttl_sweep_seconds"):
+        EmbeddedMongo(process=True, ttl_sweep_seconds=1)

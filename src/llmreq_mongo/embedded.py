@@ -10,20 +10,40 @@ Example::
 
     async with EmbeddedMongo() as engine:
         handle = await llmreq_mongo.init(engine.uri)
+
+With ``process=True`` the engine runs as a child process instead of in the
+caller's process: it then has a CPU core of its own rather than sharing the
+caller's interpreter, and it can be stopped and restarted on the same port,
+which is what fault-injection tests need.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import EmbeddedEngineMissing, InvalidInput
+from .errors import EmbeddedEngineMissing, InvalidInput, StorageError
 
 __all__ = ["EmbeddedMongo"]
+
+_MISSING = "the embedded engine needs the 'embedded' extra: pip install \"llmreq-mongo[embedded]\""
+#: Engine options a child process takes, and the command-line flag for each.
+_PROCESS_FLAGS = {
+    "require_auth": "--auth",
+    "tls_cert_file": "--tls-cert-file",
+    "tls_key_file": "--tls-key-file",
+    "tls_ca_file": "--tls-ca-file",
+}
+_START_TIMEOUT = 60.0
 
 
 class EmbeddedMongo:
@@ -34,9 +54,12 @@ class EmbeddedMongo:
             when None.
         durable: make every commit reach the disk before it is acknowledged,
             so a crash loses nothing acknowledged (slower writes).
-        port: the TCP port on 127.0.0.1; 0 picks a free one.
+        port: the TCP port on 127.0.0.1; 0 picks a free one (kept across a
+            stop and a restart of the same object).
+        process: run the engine as a child process.
         options: further keyword options for the engine (for example
-            ``require_auth=True`` or ``tls_cert_file=...``).
+            ``require_auth=True`` or ``tls_cert_file=...``); a child process
+            takes ``require_auth`` and the ``tls_*_file`` options.
     """
 
     def __init__(
@@ -45,25 +68,37 @@ class EmbeddedMongo:
         *,
         durable: bool = False,
         port: int = 0,
+        process: bool = False,
         **options: Any,
     ) -> None:
         if path is not None and not isinstance(path, (str, Path)):
             raise InvalidInput(f"path must be a directory path or None, got {path!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidInput(f"port must be an integer from 0 to 65535, got {port!r}")
+        if process and set(options) - set(_PROCESS_FLAGS):
+            unknown = ", ".join(sorted(set(options) - set(_PROCESS_FLAGS)))
+            raise InvalidInput(f"a child-process engine does not take: {unknown}")
         self._path = Path(path) if path is not None else None
         self._durable = durable
         self._port = port
+        self._process = process
         self._options = options
         self._server: Any = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._uri: str | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def uri(self) -> str:
         """The connection string of the running engine."""
-        if self._server is None:
+        if self._uri is None:
             raise InvalidInput("the embedded engine is not running; start it first")
-        return str(self._server.uri)
+        return self._uri
+
+    @property
+    def port(self) -> int:
+        """The TCP port the engine listens on (0 before the first start)."""
+        return self._port
 
     @property
     def path(self) -> Path:
@@ -77,32 +112,78 @@ class EmbeddedMongo:
     async def start(self) -> EmbeddedMongo:
         """Start the engine (about 0.1 s); returns self."""
         try:
-            from secantus import SecantusDBServer
+            importlib.import_module("secantus")
         except ImportError as exc:
-            raise EmbeddedEngineMissing(
-                "the embedded engine needs the 'embedded' extra: "
-                'pip install "llmreq-mongo[embedded]"'
-            ) from exc
-        if self._server is not None:
+            raise EmbeddedEngineMissing(_MISSING) from exc
+        if self._uri is not None:
             return self
         if self._path is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="llmreq-")
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="llmreq-")
             storage = self._tmp.name
         else:
             self._path.mkdir(parents=True, exist_ok=True)
             storage = str(self._path)
-        server = SecantusDBServer(
-            storage_path=storage,
-            port=self._port,
-            sync_on_commit=self._durable,
-            **self._options,
-        )
-        await asyncio.to_thread(server.start)
-        self._server = server
+        if self._process:
+            await asyncio.to_thread(self._start_child, storage)
+        else:
+            from secantus import SecantusDBServer
+
+            server = SecantusDBServer(
+                storage_path=storage,
+                port=self._port,
+                sync_on_commit=self._durable,
+                **self._options,
+            )
+            await asyncio.to_thread(server.start)
+            self._server = server
+            self._port = int(server.address[1])
+        self._uri = f"mongodb://127.0.0.1:{self._port}/"
         return self
 
+    def _start_child(self, storage: str) -> None:
+        if not self._port:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self._port = probe.getsockname()[1]
+        args = [sys.executable, "-m", "secantus", "--host", "127.0.0.1"]
+        args += ["--port", str(self._port), "--storage-path", storage, "--log-level", "WARNING"]
+        if self._durable:
+            args.append("--sync-on-commit")
+        for option, value in self._options.items():
+            flag = _PROCESS_FLAGS[option]
+            if option == "require_auth":
+                args += [flag] if value else []
+            elif value is not None:
+                args += [flag, str(value)]
+        with Path(storage, "engine.log").open("ab") as log:
+            child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                tail = Path(storage, "engine.log").read_text(errors="replace")[-2000:]
+                raise StorageError(f"the embedded engine exited at start:\n{tail}")
+            try:
+                socket.create_connection(("127.0.0.1", self._port), timeout=0.5).close()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            self._child = child
+            return
+        child.kill()
+        child.wait()
+        raise StorageError(f"the embedded engine did not listen on port {self._port} in time")
+
     async def stop(self) -> None:
-        """Stop the engine gracefully (every acknowledged write is kept)."""
+        """Stop the engine gracefully (every acknowledged write is kept).
+
+        A temporary store (``path=None``) is removed; a store at ``path`` stays,
+        and ``start()`` brings the engine back on the same port.
+        """
+        self._uri = None
+        child, self._child = self._child, None
+        if child is not None:
+            await asyncio.to_thread(_stop_child, child)
         server, self._server = self._server, None
         if server is not None:
             # The engine logs a harmless traceback while closing its storage
@@ -130,5 +211,15 @@ class EmbeddedMongo:
         await self.stop()
 
     def __repr__(self) -> str:
-        state = self.uri if self._server is not None else "stopped"
-        return f"EmbeddedMongo({state})"
+        mode = "process" if self._process else "in-process"
+        return f"EmbeddedMongo({self._uri or 'stopped'}, {mode})"
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    """Stop a child engine gracefully (SIGTERM flushes its storage), or kill it."""
+    child.terminate()
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

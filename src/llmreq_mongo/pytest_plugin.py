@@ -55,7 +55,9 @@ def llmreq_engine() -> Iterator[TestServer]:
     if uri:
         yield TestServer(uri=uri, embedded=False)
         return
-    engine = EmbeddedMongo()
+    # A child process: the engine gets a core of its own instead of sharing
+    # the test process's interpreter, and its sockets live outside it.
+    engine = EmbeddedMongo(process=True)
     asyncio.run(engine.start())
     try:
         yield TestServer(uri=engine.uri, embedded=True)
