@@ -152,11 +152,13 @@ def test_translation_uses_explicit_operators() -> None:
         {"session_key": "abc", "created_at__gte": dt.datetime(2026, 1, 1, tzinfo=UTC)},
     )
     assert query == {
-        "session_key": {"$eq": "abc"},
+        "session_key": "abc",
         "created_at": {"$gte": dt.datetime(2026, 1, 1, tzinfo=UTC)},
     }
-    assert translate_lookups(LLMClientRequest, {"request__a.b__$c": 1}) == {
-        "request.a%2Eb.%24c": {"$eq": 1}
+    assert translate_lookups(LLMClientRequest, {"request__a.b__$c": 1}) == {"request.a%2Eb.%24c": 1}
+    # Sub-documents and arrays are always compared through an explicit operator.
+    assert translate_lookups(LLMClientRequest, {"request__m": {"$ne": ""}}) == {
+        "request.m": {"$eq": {"%24ne": ""}}
     }
     same_op = translate_lookups(LLMClientRequest, {"pk": ObjectId(), "id": ObjectId()})
     assert "$and" in same_op

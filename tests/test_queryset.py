@@ -26,7 +26,7 @@ async def test_querysets_are_lazy_and_immutable(five: list[LLMClientRequest]) ->
     narrowed = base.filter(session_key="even")
     assert isinstance(narrowed, QuerySet)
     assert base.query == {}
-    assert narrowed.query == {"session_key": {"$eq": "even"}}
+    assert narrowed.query == {"session_key": "even"}
     assert await base.count() == 5
     assert await narrowed.count() == 3
 

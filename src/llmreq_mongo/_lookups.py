@@ -1,9 +1,12 @@
 """Django-style lookups (``session_key__startswith="abc"``) turned into MongoDB filters.
 
-Every value is checked against the kind of the field it is compared with, and
-every comparison is written with an explicit operator (``{"$eq": value}``), so
-a value that came from an HTTP body, such as ``{"$ne": ""}``, is compared as a
-literal and can never act as a query operator. ``__startswith`` and
+Every value is checked against the kind of the field it is compared with.
+Equality with a scalar is written plainly (``{"session_key": "abc"}``), the
+form every query planner matches to an index; any other comparison, and
+equality with a sub-document or array, is written with an explicit operator
+(``{"$eq": value}``). So a value that came from an HTTP body, such as
+``{"$ne": ""}``, is either refused (where a field wants a scalar) or compared
+as a literal, and can never act as a query operator. ``__startswith`` and
 ``__contains`` escape their argument, so user input never runs as a regular
 expression.
 """
@@ -225,6 +228,10 @@ def _coerce_nullable(spec: FieldSpec, key: str, value: Any) -> Any:
     return None if value is None else _coerce(spec, key, value)
 
 
+def _plain_equality(ops: Mapping[str, Any]) -> bool:
+    return len(ops) == 1 and "$eq" in ops and not isinstance(ops["$eq"], (dict, list))
+
+
 def translate_lookups(model: type[Any], lookups: Mapping[str, Any]) -> dict[str, Any]:
     """Translate ``filter()`` keyword arguments into one MongoDB filter.
 
@@ -245,7 +252,9 @@ def translate_lookups(model: type[Any], lookups: Mapping[str, Any]) -> dict[str,
             extra.append({path: condition})
         else:
             target.update(condition)
-    query: dict[str, Any] = dict(by_path)
+    query: dict[str, Any] = {
+        path: ops["$eq"] if _plain_equality(ops) else ops for path, ops in by_path.items()
+    }
     if extra:
         return {"$and": [query, *extra]}
     return query

@@ -10,12 +10,24 @@ when the ``QuerySet`` is built, never when it runs.
 from __future__ import annotations
 
 import contextlib
+import types
+import typing
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pymongo.errors import PyMongoError
 
 from ._lookups import resolve_field, translate_lookups
+from ._pagination import (
+    MAX_PAGE_SIZE,
+    Page,
+    cursor_values,
+    decode_cursor,
+    encode_cursor,
+    fingerprint,
+    keyset_pipeline,
+    with_tiebreak,
+)
 from .errors import InvalidInput, InvalidLookup, StorageError
 
 if TYPE_CHECKING:
@@ -50,7 +62,7 @@ class QuerySet(Generic[D]):
             print(req.created_at, req.request)
     """
 
-    __slots__ = ("_clauses", "_limit", "_sort", "model")
+    __slots__ = ("_clauses", "_limit", "_sort", "_tiebreak", "model")
 
     def __init__(
         self,
@@ -59,17 +71,21 @@ class QuerySet(Generic[D]):
         clauses: tuple[Mapping[str, Any], ...] = (),
         sort: Sort = (),
         limit: int = 0,
+        tiebreak: bool = False,
     ) -> None:
         self.model = model
         self._clauses = clauses
         self._sort = sort
         self._limit = limit
+        # Set by ``for_session``: every order it is given ends with ``_id``.
+        self._tiebreak = tiebreak
 
     def _clone(self, **changes: Any) -> QuerySet[D]:
         state: dict[str, Any] = {
             "clauses": self._clauses,
             "sort": self._sort,
             "limit": self._limit,
+            "tiebreak": self._tiebreak,
         }
         state.update(changes)
         return type(self)(self.model, **state)
@@ -103,6 +119,8 @@ class QuerySet(Generic[D]):
             direction = -1 if field.startswith("-") else 1
             _, path = resolve_field(self.model, field.lstrip("-"))
             sort.append((path, direction))
+        if self._tiebreak and sort:
+            sort = with_tiebreak(sort)
         return self._clone(sort=tuple(sort))
 
     def limit(self, n: int) -> QuerySet[D]:
@@ -149,6 +167,97 @@ class QuerySet(Generic[D]):
                     yield self.model.from_mongo(doc)
             finally:
                 await cursor.close()
+
+    def iterator(self, *, batch_size: int = 1000) -> AsyncIterator[D]:
+        """Stream the matching documents, ``batch_size`` at a time from the server.
+
+        Memory stays constant however many documents match: the driver holds
+        one batch at a time.
+
+        Example::
+
+            async for req in LLMClientRequest.objects.for_session("abc").iterator():
+                ...
+
+        Raises:
+            InvalidInput: ``batch_size`` is not an integer in 1..100,000.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise InvalidInput(f"batch_size must be an integer, got {batch_size!r}")
+        if not 1 <= batch_size <= 100_000:
+            raise InvalidInput(f"batch_size must be between 1 and 100,000, got {batch_size}")
+        return self._stream(batch_size)
+
+    async def _stream(self, batch_size: int) -> AsyncIterator[D]:
+        with storage_errors(f"read {self.model.__name__} documents"):
+            cursor = self.model.get_pymongo_collection().find(
+                self.query,
+                sort=list(self._sort) or None,
+                limit=self._limit,
+                batch_size=batch_size,
+            )
+            try:
+                async for doc in cursor:
+                    yield self.model.from_mongo(doc)
+            finally:
+                await cursor.close()
+
+    def _page_plan(
+        self, size: Any, after: Any
+    ) -> tuple[list[tuple[str, int]], bytes, list[dict[str, Any]]]:
+        """Check the arguments of ``page`` and build its pipeline (no I/O)."""
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise InvalidInput(f"size must be an integer, got a {type(size).__name__}")
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"size must be between 1 and {MAX_PAGE_SIZE}, got {size}")
+        if self._limit:
+            raise InvalidInput("page() pages through the whole query; drop limit() and set size")
+        sort = with_tiebreak(self._sort)
+        query = self.query
+        collection = self.model.get_collection_name()
+        print_ = fingerprint(collection, query, sort)
+        values = None if after is None else decode_cursor(after, print_, sort)
+        pipeline = keyset_pipeline(
+            query, sort, values, limit=size + 1, nullable=_nullable_paths(self.model, sort)
+        )
+        return sort, print_, pipeline
+
+    async def page(self, size: int = 50, after: str | None = None) -> Page[D]:
+        """One page of this query, in its order, continuing after a cursor.
+
+        Keyset pagination: the page starts right after the last item of the
+        previous one, by the values of its sort keys (``_id`` is added as the
+        final tiebreak; an unordered query pages by ``_id``). It never skips,
+        so a deep page costs what the first does. Records inserted between
+        calls are never repeated, and one that sorts after the cursor (every
+        new request, in a chronological order) is not missed. Order by
+        fields that hold one type (or null): MongoDB compares values of
+        different types by type first.
+
+        Example::
+
+            qs = LLMClientRequest.objects.for_session("abc123")
+            page = await qs.page(size=50)
+            while page.next_cursor:
+                page = await qs.page(size=50, after=page.next_cursor)
+
+        Args:
+            size: how many items, 1 to 1,000.
+            after: the ``next_cursor`` of the previous page; None for the first.
+
+        Raises:
+            InvalidInput: ``size`` is out of range, or the query has a limit.
+            InvalidCursor: ``after`` was altered, or comes from another query.
+        """
+        sort, print_, pipeline = self._page_plan(size, after)
+        with storage_errors(f"read a page of {self.model.__name__} documents"):
+            cursor = await self.model.get_pymongo_collection().aggregate(pipeline)
+            raw = await cursor.to_list(size + 1)
+        next_cursor = None
+        if len(raw) > size:
+            raw = raw[:size]
+            next_cursor = encode_cursor(print_, sort, cursor_values(raw[-1], sort))
+        return Page([self.model.from_mongo(doc) for doc in raw], next_cursor)
 
     async def count(self) -> int:
         """The number of matching documents (capped by ``limit``)."""
@@ -221,6 +330,30 @@ class QuerySet(Generic[D]):
         return await self.model._delete_matching(self.query)
 
 
+def _nullable_paths(model: type[Any], sort: Sort | list[tuple[str, int]]) -> frozenset[str]:
+    """The sort paths that may hold null: all but ``_id`` and fields typed without None."""
+    fields = {(info.alias or name): info for name, info in model.model_fields.items()}
+    nullable: set[str] = set()
+    for path, _ in sort:
+        if path == "_id":
+            continue
+        info = fields.get(path)
+        if info is None or _admits_none(info.annotation):
+            nullable.add(path)
+    return frozenset(nullable)
+
+
+def _admits_none(annotation: Any) -> bool:
+    if annotation is Any or annotation is None or annotation is type(None):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _admits_none(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_admits_none(arg) for arg in typing.get_args(annotation))
+    return False
+
+
 class Manager(Generic[D]):
     """The ``objects`` entry point of a document class, as in Django.
 
@@ -247,6 +380,58 @@ class Manager(Generic[D]):
     def order_by(self, *fields: str) -> QuerySet[D]:
         """Every document, in the given order."""
         return QuerySet(self.model).order_by(*fields)
+
+    def for_session(
+        self,
+        session_key: str,
+        *,
+        llm_client: Any = None,
+        include_aggregations: bool = True,
+    ) -> QuerySet[D]:
+        """A session's requests, oldest first (``created_at``, then ``_id``).
+
+        ``order_by("-created_at")`` reverses it (``_id`` stays the tiebreak, in
+        the same direction). Page it with ``page()``, stream it with
+        ``iterator()``.
+
+        Example::
+
+            history = LLMClientRequest.objects.for_session("abc123", llm_client=client)
+            page = await history.page(size=50)
+
+        Args:
+            session_key: the session.
+            llm_client: only this client's requests (an ``LLMClient``, an
+                ``ObjectId`` or a hex id).
+            include_aggregations: False drops the rollup records
+                ``aggregate_sessions`` writes.
+
+        Raises:
+            InvalidInput: a session key that is not a string, a bad client,
+                or a model without sessions.
+        """
+        from ._filters import RAW_ONLY, check_session, client_id_of
+
+        fields = self.model.model_fields
+        if not {"session_key", "llm_client_id", "is_aggregation"} <= fields.keys():
+            raise InvalidInput(f"{self.model.__name__} has no sessions; use LLMClientRequest")
+        key = check_session(session_key)
+        client_id = client_id_of(llm_client)
+        if not isinstance(include_aggregations, bool):
+            raise InvalidInput("include_aggregations must be True or False")
+        # Plain equality (the values are a checked str and an ObjectId): the
+        # shape the embedded engine's planner matches to an index (ENGINE.md).
+        clause: dict[str, Any] = {"session_key": key}
+        if client_id is not None:
+            clause["llm_client_id"] = client_id
+        if not include_aggregations:
+            clause.update(RAW_ONLY)
+        return QuerySet(
+            self.model,
+            clauses=(clause,),
+            sort=(("created_at", 1), ("_id", 1)),
+            tiebreak=True,
+        )
 
     async def get(self, **lookups: Any) -> D:
         """The one document matching the lookups.

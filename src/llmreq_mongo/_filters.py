@@ -1,0 +1,180 @@
+"""Input checks and index-shaped filters shared by sessions, analytics and rollups.
+
+Every public entry point of those features checks its arguments here, before
+any query runs, so the same input gets the same typed error everywhere.
+
+The filters are split in two ``$match`` stages: the first holds only what an
+index serves (``session_key`` or ``llm_client_id`` as a plain equality, then a
+``created_at`` range), the second everything else (dropping aggregation
+records, a client when a session already leads). MongoDB merges consecutive
+``$match`` stages, so the two are one query there; the embedded engine's
+planner uses an index only for a filter of that first shape, so the split
+lets it use one too (see ENGINE.md). Plain equality is safe because every
+value is type-checked first: a ``str`` or an ``ObjectId`` is never an operator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from bson import ObjectId
+
+from ._base import to_utc_ms
+from ._payload import escape_key
+from .errors import InvalidInput
+
+__all__ = [
+    "RAW_ONLY",
+    "check_aware",
+    "check_count",
+    "check_session",
+    "check_window",
+    "client_id_of",
+    "payload_path",
+    "scoped_match",
+]
+
+#: The residual condition that keeps aggregation records out of every count.
+RAW_ONLY: dict[str, Any] = {"is_aggregation": {"$ne": True}}
+
+_MAX_PATH = 200
+_MAX_SEGMENTS = 20
+_SPLIT = re.compile(r"__|\.")
+
+
+def check_aware(name: str, value: Any) -> dt.datetime | None:
+    """Return an aware datetime in UTC (milliseconds, as BSON keeps), or None.
+
+    Raises:
+        InvalidInput: not a datetime, or a naive one.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        raise InvalidInput(
+            f"{name} must be a timezone-aware datetime, got a {type(value).__name__}"
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(
+            f"{name} is a naive datetime; pass a timezone-aware one, such as "
+            "datetime(2026, 1, 1, tzinfo=timezone.utc)"
+        )
+    return to_utc_ms(value)
+
+
+def check_window(since: Any, until: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Check an optional ``[since, until)`` window.
+
+    Raises:
+        InvalidInput: a bound is not an aware datetime, or ``since >= until``.
+    """
+    start = check_aware("since", since)
+    end = check_aware("until", until)
+    if start is not None and end is not None and start >= end:
+        raise InvalidInput(
+            f"since ({start.isoformat()}) must be before until ({end.isoformat()}); "
+            "the window is [since, until)"
+        )
+    return start, end
+
+
+def check_count(name: str, value: Any, *, maximum: int) -> int:
+    """Return ``value`` if it is an int in ``1..maximum``.
+
+    Raises:
+        InvalidInput: anything else (booleans included).
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} must be an integer, got a {type(value).__name__}")
+    if not 1 <= value <= maximum:
+        raise InvalidInput(f"{name} must be between 1 and {maximum:,}, got {value}")
+    return value
+
+
+def check_session(value: Any) -> str:
+    """Return ``value`` if it is a valid session key (a string, never None here)."""
+    from ._documents import check_session_key
+
+    key = check_session_key(value, nullable=False)
+    assert key is not None  # nullable=False never returns None
+    return key
+
+
+def client_id_of(value: Any, *, name: str = "llm_client") -> ObjectId | None:
+    """The client id named by an ``LLMClient``, an ``ObjectId`` or a hex string.
+
+    Raises:
+        InvalidInput: another type, an unsaved client, or a malformed hex id.
+    """
+    from ._documents import LLMClient
+
+    if value is None:
+        return None
+    if isinstance(value, LLMClient):
+        if value.id is None:
+            raise InvalidInput(f"{name} is an unsaved LLMClient ({value.name!r}); save it first")
+        return ObjectId(value.id)
+    if isinstance(value, ObjectId):
+        return value
+    if isinstance(value, str):
+        if ObjectId.is_valid(value):
+            return ObjectId(value)
+        raise InvalidInput(f"{name} {value!r} is not a 24-character hex id")
+    raise InvalidInput(
+        f"{name} must be an LLMClient, an ObjectId or a 24-character hex id, "
+        f"got a {type(value).__name__}"
+    )
+
+
+def payload_path(path: Any, *, name: str = "group_by") -> str:
+    """The stored path of a caller-given field inside the payload (``"model"``).
+
+    Segments are separated by ``.`` or ``__``; each is escaped as stored keys are.
+
+    Raises:
+        InvalidInput: not a string, empty segments, ``$`` or NUL anywhere, too long.
+    """
+    if not isinstance(path, str):
+        raise InvalidInput(f"{name} must be a string path such as 'model', got a {type(path)}")
+    if not path or len(path) > _MAX_PATH:
+        raise InvalidInput(f"{name} must be 1 to {_MAX_PATH} characters long")
+    if "$" in path or "\x00" in path:
+        raise InvalidInput(f"{name} {path!r} may not contain '$' or NUL; name a payload field")
+    segments = _SPLIT.split(path)
+    if any(not s for s in segments) or len(segments) > _MAX_SEGMENTS:
+        raise InvalidInput(
+            f"{name} {path!r} must be field names joined by '.' or '__' "
+            f"(at most {_MAX_SEGMENTS}), with no empty segment"
+        )
+    return ".".join(["request", *(escape_key(s) for s in segments)])
+
+
+def scoped_match(
+    *,
+    session_key: str | None = None,
+    client_id: ObjectId | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    extra: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The two ``$match`` stages selecting raw requests (see the module docstring)."""
+    window: dict[str, Any] = {}
+    if since is not None:
+        window["$gte"] = since
+    if until is not None:
+        window["$lt"] = until
+    first: dict[str, Any] = {}
+    residual: dict[str, Any] = {}
+    if session_key is not None:
+        first["session_key"] = session_key
+        if client_id is not None:
+            residual["llm_client_id"] = client_id
+    elif client_id is not None:
+        first["llm_client_id"] = client_id
+    if window:
+        first["created_at"] = window
+    residual.update(RAW_ONLY)
+    residual.update(extra or {})
+    return [{"$match": first}, {"$match": residual}]
