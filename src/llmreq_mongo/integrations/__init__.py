@@ -1,0 +1,15 @@
+"""Web framework integrations.
+
+- :mod:`llmreq_mongo.integrations.asgi`: :class:`~llmreq_mongo.integrations.asgi.LLMRequestLogger`,
+  a middleware for any ASGI application (Starlette, FastAPI, Litestar, ...) that records the
+  JSON bodies of chosen requests through a :class:`~llmreq_mongo.Recorder`. It needs nothing
+  beyond the standard library and the core of this package.
+- :mod:`llmreq_mongo.integrations.fastapi`: a lifespan helper, dependencies and a read-only
+  history API router for FastAPI (``pip install "llmreq-mongo[fastapi]"``).
+
+Nothing is imported here, so importing the package never pulls in a web framework.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

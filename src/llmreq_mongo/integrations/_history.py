@@ -1,0 +1,454 @@
+"""``history_router``: a read-only JSON API over the request history, for FastAPI.
+
+Each endpoint checks its parameters (FastAPI answers 422 for a malformed or
+naive datetime, a size out of range; the library's own checks answer 400 with
+the library's message, for a bad cursor among others) and reads through the
+sessions and analytics layer. Lists are paged with keyset cursors: a page
+carries ``next_cursor``, passed back as ``after`` for the next page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, NoReturn
+
+from bson import ObjectId
+from fastapi import APIRouter, HTTPException, Path, Query, params
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from llmreq_mongo import analytics
+from llmreq_mongo._base import now_ms
+from llmreq_mongo._documents import LLMClient, LLMClientRequest
+from llmreq_mongo._filters import check_window, scoped_match
+from llmreq_mongo._pagination import decode_cursor, encode_cursor, fingerprint
+from llmreq_mongo._queryset import storage_errors
+from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
+
+__all__ = [
+    "ClientOut",
+    "ClientPage",
+    "ClientUsageOut",
+    "ErrorOut",
+    "RequestOut",
+    "RequestPage",
+    "SessionOut",
+    "SessionPage",
+    "UsageBucketOut",
+    "UsageOut",
+    "history_router",
+]
+
+_MAX_PAGE = 200
+_DEFAULT_PAGE = 50
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(_Out):
+    """An error: what was wrong and what to do."""
+
+    detail: str
+
+
+class ClientOut(_Out):
+    """An LLM client."""
+
+    id: str
+    name: str
+    description: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ClientPage(_Out):
+    """A page of clients, by name."""
+
+    items: list[ClientOut]
+    next_cursor: str | None = Field(description="pass it as `after` for the next page")
+
+
+class SessionOut(_Out):
+    """One session of one client."""
+
+    session_key: str
+    llm_client_id: str
+    requests: int = Field(description="raw requests in the window (rollups excluded)")
+    first_at: dt.datetime
+    last_at: dt.datetime
+
+
+class SessionPage(_Out):
+    """A page of sessions, most recently active first."""
+
+    items: list[SessionOut]
+    next_cursor: str | None = Field(description="pass it as `after` for the next page")
+
+
+class RequestOut(_Out):
+    """One recorded request."""
+
+    id: str
+    llm_client_id: str
+    session_key: str | None
+    is_aggregation: bool
+    request: Any = Field(description="the JSON payload, as recorded")
+    created_at: dt.datetime
+
+
+class RequestPage(_Out):
+    """A page of a session's requests, in order."""
+
+    items: list[RequestOut]
+    next_cursor: str | None = Field(description="pass it as `after` for the next page")
+
+
+class UsageBucketOut(_Out):
+    """The number of requests in one day or hour."""
+
+    start: dt.datetime = Field(description="the bucket's first instant, in the time zone asked")
+    count: int
+
+
+class UsageOut(_Out):
+    """Requests per day or hour, empty buckets included."""
+
+    by: Literal["day", "hour"]
+    tz: str
+    buckets: list[UsageBucketOut]
+
+
+class ClientUsageOut(_Out):
+    """What one client handled."""
+
+    llm_client_id: str
+    name: str | None
+    requests: int
+    sessions: int
+    first_at: dt.datetime
+    last_at: dt.datetime
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "a parameter was refused (a bad cursor, say)"},
+    404: {"model": ErrorOut, "description": "no such client"},
+    503: {"model": ErrorOut, "description": "MongoDB could not be reached"},
+}
+
+Size = Annotated[int, Query(ge=1, le=_MAX_PAGE, description="items per page")]
+After = Annotated[
+    str | None,
+    Query(max_length=8192, description="the `next_cursor` of the previous page"),
+]
+ClientName = Annotated[
+    str | None, Query(min_length=1, max_length=255, description="only this client (by name)")
+]
+Since = Annotated[
+    AwareDatetime | None,
+    Query(description="requests created at or after this instant (ISO 8601, with offset)"),
+]
+Until = Annotated[
+    AwareDatetime | None,
+    Query(description="requests created before this instant (ISO 8601, with offset)"),
+]
+
+
+def _refuse(exc: LLMReqError) -> NoReturn:
+    """Turn a library error into the HTTP error it means."""
+    if isinstance(exc, InvalidInput):
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    if isinstance(exc, StorageError):
+        raise HTTPException(
+            status_code=503, detail="the request history is unavailable; try again later"
+        ) from exc
+    raise exc
+
+
+async def _client_id(name: str | None) -> ObjectId | None:
+    if name is None:
+        return None
+    with storage_errors("look up an LLM client"):
+        raw = await LLMClient.get_pymongo_collection().find_one({"name": {"$eq": name}}, {"_id": 1})
+    if raw is None:
+        raise HTTPException(status_code=404, detail=f"there is no LLM client named {name!r}")
+    return ObjectId(raw["_id"])
+
+
+# -- sessions, paged by keyset ---------------------------------------------------------------
+
+# The order of the session list, and the labels of the values a cursor carries: the
+# snapshot instant the first page fixed, then the last session's sort key.
+_SESSION_KEYS = (("until", 1), ("last_at", -1), ("session_key", 1), ("llm_client_id", 1))
+
+
+async def _session_page(
+    *,
+    client_id: ObjectId | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    size: int,
+    after: str | None,
+) -> SessionPage:
+    """Sessions by last activity, keyset-paged over a fixed snapshot.
+
+    The first page fixes ``until`` (now, unless given) and every later page
+    carries it in its cursor, so requests arriving meanwhile neither move a
+    session between pages nor change the counts while paging.
+    """
+    start, end = check_window(since, until)
+    print_ = fingerprint(
+        LLMClientRequest.get_collection_name(),
+        {"sessions": True, "client": client_id, "since": start, "until": end},
+        _SESSION_KEYS,
+    )
+    keyset: dict[str, Any] | None = None
+    if after is None:
+        snapshot = end if end is not None else now_ms()
+    else:
+        snapshot, last_at, key, cid = decode_cursor(after, print_, _SESSION_KEYS)
+        keyset = {
+            "$or": [
+                {"last_at": {"$lt": last_at}},
+                {"last_at": {"$eq": last_at}, "_id.s": {"$gt": key}},
+                {"last_at": {"$eq": last_at}, "_id.s": {"$eq": key}, "_id.c": {"$gt": cid}},
+            ]
+        }
+    if start is not None and start >= snapshot:
+        raise InvalidInput("since is after the moment this listing started; start over")
+    pipeline: list[dict[str, Any]] = [
+        *scoped_match(
+            client_id=client_id,
+            since=start,
+            until=snapshot,
+            extra={"session_key": {"$ne": None}},
+        ),
+        {
+            "$group": {
+                "_id": {"s": "$session_key", "c": "$llm_client_id"},
+                "requests": {"$sum": 1},
+                "first_at": {"$min": "$created_at"},
+                "last_at": {"$max": "$created_at"},
+            }
+        },
+    ]
+    if keyset is not None:
+        pipeline.append({"$match": keyset})
+    pipeline += [{"$sort": {"last_at": -1, "_id.s": 1, "_id.c": 1}}, {"$limit": size + 1}]
+    with storage_errors("list sessions"):
+        cursor = await LLMClientRequest.get_pymongo_collection().aggregate(pipeline)
+        rows: list[dict[str, Any]] = await cursor.to_list(size + 1)
+    next_cursor = None
+    if len(rows) > size:
+        rows = rows[:size]
+        last = rows[-1]
+        next_cursor = encode_cursor(
+            print_,
+            _SESSION_KEYS,
+            [snapshot, _utc(last["last_at"]), last["_id"]["s"], last["_id"]["c"]],
+        )
+    items = [
+        SessionOut(
+            session_key=row["_id"]["s"],
+            llm_client_id=str(row["_id"]["c"]),
+            requests=int(row["requests"]),
+            first_at=_utc(row["first_at"]),
+            last_at=_utc(row["last_at"]),
+        )
+        for row in rows
+    ]
+    return SessionPage(items=items, next_cursor=next_cursor)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+
+# -- the router ------------------------------------------------------------------------------
+
+
+def history_router(
+    *,
+    dependencies: Sequence[params.Depends] | None = None,
+    public: bool = False,
+    prefix: str = "",
+    tags: Sequence[str] = ("llmreq history",),
+) -> APIRouter:
+    """A read-only JSON API over the recorded requests, documented in OpenAPI.
+
+    Endpoints (under ``prefix``):
+
+    - ``GET /clients``: the LLM clients, by name, paged.
+    - ``GET /sessions``: sessions by last activity (``client``, ``since``,
+      ``until``), paged.
+    - ``GET /sessions/{session_key}/requests``: one session's requests in
+      order (``client``, ``order``), paged.
+    - ``GET /usage``: request counts per day or hour (``by``, ``client``,
+      ``session_key``, ``since``, ``until``, ``tz``).
+    - ``GET /usage/clients``: requests, sessions, first and last seen per client.
+
+    Pages take ``size`` (1 to 200) and ``after`` (the previous page's
+    ``next_cursor``); a cursor that was altered or belongs to another listing
+    answers 400. Datetimes must carry a UTC offset (a naive one answers 422).
+
+    The API shows every recorded payload. Protect it with ``dependencies``,
+    for example ``[Depends(require_api_key)]``; to mount it without any, say
+    so with ``public=True``.
+
+    Example::
+
+        app.include_router(
+            history_router(dependencies=[Depends(require_api_key)]), prefix="/llmreq"
+        )
+
+    Raises:
+        InvalidInput: neither ``dependencies`` nor ``public=True`` was given,
+            or both were; or ``prefix`` or ``tags`` is malformed.
+    """
+    deps = list(dependencies or ())
+    if not isinstance(public, bool):
+        raise InvalidInput(f"public must be True or False, got {public!r}")
+    if not deps and not public:
+        raise InvalidInput(
+            "history_router() exposes every recorded request: pass "
+            "dependencies=[Depends(your_auth_check)] to protect it, or public=True to "
+            "mount it without protection on purpose"
+        )
+    if deps and public:
+        raise InvalidInput("history_router() got dependencies and public=True; choose one")
+    for dep in deps:
+        if not isinstance(dep, params.Depends):
+            raise InvalidInput(
+                f"dependencies takes fastapi.Depends(...) objects, got a {type(dep).__name__}"
+            )
+    if not isinstance(prefix, str) or (prefix and (prefix[0] != "/" or prefix[-1] == "/")):
+        raise InvalidInput(f"prefix must be empty or a path such as '/llmreq', got {prefix!r}")
+    if isinstance(tags, str):
+        raise InvalidInput(f"tags takes a sequence of tag names, got the string {tags!r}")
+    router = APIRouter(prefix=prefix, tags=list(tags), dependencies=deps, responses=_ERRORS)
+
+    @router.get("/clients", response_model=ClientPage, summary="List the LLM clients")
+    async def list_clients(size: Size = _DEFAULT_PAGE, after: After = None) -> ClientPage:
+        """The LLM clients, ordered by name."""
+        try:
+            page = await LLMClient.objects.order_by("name").page(size=size, after=after)
+        except LLMReqError as exc:
+            _refuse(exc)
+        items = [
+            ClientOut(
+                id=str(c.id),
+                name=c.name,
+                description=c.description,
+                created_at=c.created_at,
+                updated_at=c.updated_at,
+            )
+            for c in page.items
+        ]
+        return ClientPage(items=items, next_cursor=page.next_cursor)
+
+    @router.get("/sessions", response_model=SessionPage, summary="List sessions")
+    async def list_sessions(
+        client: ClientName = None,
+        since: Since = None,
+        until: Until = None,
+        size: Size = _DEFAULT_PAGE,
+        after: After = None,
+    ) -> SessionPage:
+        """Sessions, most recently active first, with their request counts.
+
+        The first page fixes the listing's end (``until``, or now); later
+        pages keep it, so records arriving while paging do not shift pages.
+        """
+        try:
+            client_id = await _client_id(client)
+            return await _session_page(
+                client_id=client_id, since=since, until=until, size=size, after=after
+            )
+        except LLMReqError as exc:
+            _refuse(exc)
+
+    @router.get(
+        "/sessions/{session_key}/requests",
+        response_model=RequestPage,
+        summary="One session's requests",
+    )
+    async def session_requests(
+        session_key: Annotated[str, Path(min_length=1, max_length=255)],
+        client: ClientName = None,
+        order: Annotated[
+            Literal["asc", "desc"], Query(description="oldest first (asc) or newest first")
+        ] = "asc",
+        size: Size = _DEFAULT_PAGE,
+        after: After = None,
+    ) -> RequestPage:
+        """A session's requests in time order, aggregation rollups included."""
+        try:
+            client_id = await _client_id(client)
+            qs = LLMClientRequest.objects.for_session(session_key, llm_client=client_id)
+            if order == "desc":
+                qs = qs.order_by("-created_at")
+            page = await qs.page(size=size, after=after)
+        except LLMReqError as exc:
+            _refuse(exc)
+        items = [
+            RequestOut(
+                id=str(r.id),
+                llm_client_id=str(r.llm_client_id),
+                session_key=r.session_key,
+                is_aggregation=r.is_aggregation,
+                request=r.request,
+                created_at=r.created_at,
+            )
+            for r in page.items
+        ]
+        return RequestPage(items=items, next_cursor=page.next_cursor)
+
+    @router.get("/usage", response_model=UsageOut, summary="Request counts per day or hour")
+    async def usage(
+        by: Annotated[Literal["day", "hour"], Query()] = "day",
+        client: ClientName = None,
+        session_key: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+        since: Since = None,
+        until: Until = None,
+        tz: Annotated[str, Query(min_length=1, max_length=64, description="IANA zone")] = "UTC",
+    ) -> UsageOut:
+        """Raw requests per bucket, oldest first, empty buckets included."""
+        try:
+            client_id = await _client_id(client)
+            buckets = await analytics.request_counts(
+                by=by,
+                llm_client=client_id,
+                session_key=session_key,
+                since=since,
+                until=until,
+                tz=tz,
+            )
+        except LLMReqError as exc:
+            _refuse(exc)
+        return UsageOut(
+            by=by,
+            tz=tz,
+            buckets=[UsageBucketOut(start=b.start, count=b.count) for b in buckets],
+        )
+
+    @router.get("/usage/clients", response_model=list[ClientUsageOut], summary="Usage per client")
+    async def usage_by_client(since: Since = None, until: Until = None) -> list[ClientUsageOut]:
+        """Per client: requests, distinct sessions, first and last seen; busiest first."""
+        try:
+            rows = await analytics.client_usage(since=since, until=until)
+        except LLMReqError as exc:
+            _refuse(exc)
+        return [
+            ClientUsageOut(
+                llm_client_id=str(u.llm_client_id),
+                name=u.name,
+                requests=u.requests,
+                sessions=u.sessions,
+                first_at=u.first_at,
+                last_at=u.last_at,
+            )
+            for u in rows
+        ]
+
+    return router

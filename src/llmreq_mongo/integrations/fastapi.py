@@ -1,0 +1,279 @@
+"""FastAPI integration: a lifespan that connects and runs a recorder, dependencies, a router.
+
+Needs the ``fastapi`` extra (``pip install "llmreq-mongo[fastapi]"``).
+
+Example::
+
+    from fastapi import Depends, FastAPI
+    from llmreq_mongo.integrations.asgi import LLMRequestLogger
+    from llmreq_mongo.integrations.fastapi import LLMReqLifespan, history_router
+
+    llmreq = LLMReqLifespan(llm_client="support-bot")  # init() + a Recorder, with the app
+    app = FastAPI(lifespan=llmreq)
+    app.add_middleware(
+        LLMRequestLogger,
+        recorder=llmreq.current_recorder,
+        llm_client=llmreq.current_client,
+        paths=["/v1/chat/completions"],
+    )
+    app.include_router(history_router(dependencies=[Depends(require_api_key)]), prefix="/llmreq")
+
+Routes that record by hand take the recorder, the client and the session key as
+dependencies (:func:`get_recorder`, :func:`get_llm_client`, :func:`get_session_key`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from beanie import Document
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+try:
+    from fastapi import Request
+except ImportError as exc:
+    raise ImportError(
+        'llmreq_mongo.integrations.fastapi needs FastAPI: pip install "llmreq-mongo[fastapi]"'
+    ) from exc
+
+from llmreq_mongo._connection import ENV_URI, Handle, init
+from llmreq_mongo._documents import LLMClient
+from llmreq_mongo._recorder import Recorder
+from llmreq_mongo.errors import InvalidInput, LLMReqError, RecorderClosed
+from llmreq_mongo.integrations._history import history_router
+from llmreq_mongo.integrations._session_keys import (
+    DEFAULT_SESSION_KEY_SOURCES,
+    NO_BODY,
+    SessionKeyFinder,
+    parse_json_body,
+)
+
+__all__ = [
+    "AppLifespan",
+    "LLMReqLifespan",
+    "get_llm_client",
+    "get_recorder",
+    "get_session_key",
+    "history_router",
+    "session_key_dependency",
+]
+
+#: An application's own lifespan: called with the app, returns an async context manager.
+AppLifespan: TypeAlias = Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]
+
+_STATE_ATTRIBUTE = "llmreq"
+_MAX_BODY_FOR_KEY = 1024 * 1024
+
+
+class LLMReqLifespan:
+    """A FastAPI (or Starlette) lifespan that runs llmreq-mongo with the application.
+
+    On start-up it runs :func:`llmreq_mongo.init`, creates the LLM client named
+    ``llm_client`` if it does not exist, and starts a new
+    :class:`~llmreq_mongo.Recorder`; on shutdown it stops the recorder (which
+    writes, or spills, what is queued) and closes the connection. The app's own
+    lifespan, if given, runs inside it: the recorder is running for the whole of
+    it, and its state (a mapping it yields) reaches the requests as usual.
+
+    Pass the instance as ``FastAPI(lifespan=...)``. While it runs, the app's
+    ``app.state.llmreq`` is this object, which the dependencies read.
+
+    Args:
+        app_lifespan: the application's own lifespan, to run inside this one.
+        target: a MongoDB URI, ``AsyncMongoClient`` or ``AsyncDatabase``; None
+            reads ``LLMREQ_MONGODB_URI``.
+        database: the database, when ``target`` is a URI or a client.
+        llm_client: the name of the LLM client the app records against (created
+            on start-up if missing); None when the app records against clients
+            of its own.
+        embedded: with no ``target`` and no ``LLMREQ_MONGODB_URI``, start the
+            embedded engine instead (``True`` for a temporary store, or a
+            directory to keep the data in); needs the ``embedded`` extra. For
+            development and demos only.
+        recorder_options: keyword options for the :class:`~llmreq_mongo.Recorder`
+            (``spill_path``, ``max_queue``, ...); checked here.
+        document_models: your own documents, passed on to ``init``.
+
+    Raises:
+        InvalidInput: an option is invalid (checked here, not at start-up).
+    """
+
+    def __init__(
+        self,
+        app_lifespan: AppLifespan | None = None,
+        /,
+        *,
+        target: str | AsyncMongoClient[Any] | AsyncDatabase[Any] | None = None,
+        database: str = "llmreq",
+        llm_client: str | None = None,
+        embedded: bool | str | os.PathLike[str] = False,
+        recorder_options: Mapping[str, Any] | None = None,
+        document_models: Sequence[type[Document]] = (),
+    ) -> None:
+        if app_lifespan is not None and not callable(app_lifespan):
+            raise InvalidInput(
+                "app_lifespan must be the app's lifespan function (app -> async context "
+                f"manager), got a {type(app_lifespan).__name__}"
+            )
+        if llm_client is not None and (
+            not isinstance(llm_client, str) or not 1 <= len(llm_client) <= 255
+        ):
+            raise InvalidInput(
+                f"llm_client must be a client name of 1 to 255 characters, got {llm_client!r}"
+            )
+        if not isinstance(embedded, (bool, str, os.PathLike)):
+            raise InvalidInput(f"embedded must be True, False or a directory, got {embedded!r}")
+        if not isinstance(database, str) or not database:
+            raise InvalidInput(f"database must be a database name, got {database!r}")
+        options = dict(recorder_options or {})
+        try:
+            Recorder(**options)  # check the options now rather than at start-up
+        except TypeError as exc:
+            raise InvalidInput(f"recorder_options are not Recorder options: {exc}") from None
+        self._app_lifespan = app_lifespan
+        self._target = target
+        self._database = database
+        self._client_name = llm_client
+        self._embedded = embedded
+        self._recorder_options = options
+        self._document_models = tuple(document_models)
+        self._recorder: Recorder | None = None
+        self._llm_client: LLMClient | None = None
+        self._handle: Handle | None = None
+
+    def __call__(self, app: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The lifespan context for ``app`` (FastAPI calls this at start-up)."""
+        return self._run(app)
+
+    @contextlib.asynccontextmanager
+    async def _run(self, app: Any) -> AsyncIterator[Any]:
+        if self._recorder is not None:
+            raise LLMReqError("this LLMReqLifespan is already running; an app runs one at a time")
+        async with contextlib.AsyncExitStack() as stack:
+            target = self._target
+            if target is None and not os.environ.get(ENV_URI) and self._embedded is not False:
+                from llmreq_mongo.embedded import EmbeddedMongo
+
+                path = None if self._embedded is True else Path(self._embedded)
+                engine = await stack.enter_async_context(EmbeddedMongo(path))
+                target = engine.uri
+            handle = await init(
+                target, database=self._database, document_models=self._document_models
+            )
+            stack.push_async_callback(handle.close)
+            if self._client_name is not None:
+                client, _ = await LLMClient.objects.get_or_create(name=self._client_name)
+                self._llm_client = client
+            recorder = await stack.enter_async_context(Recorder(**self._recorder_options))
+            self._handle, self._recorder = handle, recorder
+            stack.callback(self._forget)
+            setattr(app.state, _STATE_ATTRIBUTE, self)
+            state = None
+            if self._app_lifespan is not None:
+                state = await stack.enter_async_context(self._app_lifespan(app))
+            yield state
+
+    def _forget(self) -> None:
+        self._handle = self._recorder = self._llm_client = None
+
+    def current_recorder(self) -> Recorder | None:
+        """The running recorder, or None outside the app's lifespan."""
+        return self._recorder
+
+    def current_client(self) -> LLMClient | None:
+        """The app's LLM client, or None outside the app's lifespan (or without one)."""
+        return self._llm_client
+
+    @property
+    def handle(self) -> Handle | None:
+        """What ``init`` connected to, or None outside the app's lifespan."""
+        return self._handle
+
+    @property
+    def recorder(self) -> Recorder:
+        """The running recorder.
+
+        Raises:
+            RecorderClosed: the app is not running.
+        """
+        if self._recorder is None:
+            raise RecorderClosed(
+                "the app's LLMReqLifespan is not running, so there is no recorder yet"
+            )
+        return self._recorder
+
+    @property
+    def llm_client(self) -> LLMClient:
+        """The app's LLM client.
+
+        Raises:
+            LLMReqError: the app is not running, or no ``llm_client`` was named.
+        """
+        if self._llm_client is None:
+            why = "is not running" if self._recorder is None else "was given no llm_client name"
+            raise LLMReqError(f"there is no LLM client: the app's LLMReqLifespan {why}")
+        return self._llm_client
+
+
+def _integration(request: Request) -> LLMReqLifespan:
+    found = getattr(request.app.state, _STATE_ATTRIBUTE, None)
+    if not isinstance(found, LLMReqLifespan):
+        raise RecorderClosed(
+            "no LLMReqLifespan is running for this app: create the app with "
+            "FastAPI(lifespan=LLMReqLifespan(...))"
+        )
+    return found
+
+
+def get_recorder(request: Request) -> Recorder:
+    """Dependency: the app's running :class:`~llmreq_mongo.Recorder`.
+
+    Example::
+
+        @app.post("/ask")
+        async def ask(body: dict, recorder: Recorder = Depends(get_recorder)): ...
+    """
+    return _integration(request).recorder
+
+
+def get_llm_client(request: Request) -> LLMClient:
+    """Dependency: the LLM client named by the app's :class:`LLMReqLifespan`."""
+    return _integration(request).llm_client
+
+
+def session_key_dependency(
+    session_key_from: Sequence[str] = DEFAULT_SESSION_KEY_SOURCES,
+) -> Callable[[Request], Awaitable[str | None]]:
+    """Make a dependency that finds the request's session key in the places given.
+
+    The places and the rules are those of
+    :class:`~llmreq_mongo.integrations.asgi.SessionKeyFinder`: the first usable
+    string wins, anything else is ignored.
+
+    Raises:
+        InvalidInput: a place is malformed.
+    """
+    finder = SessionKeyFinder(session_key_from)
+
+    async def session_key(request: Request) -> str | None:
+        body: Any = NO_BODY
+        if finder.needs_body and request.method not in ("GET", "HEAD", "OPTIONS"):
+            raw = await request.body()
+            if len(raw) <= _MAX_BODY_FOR_KEY:
+                with contextlib.suppress(ValueError):
+                    body = parse_json_body(raw)
+        key, _ = finder.find(request.scope, body)
+        return key
+
+    return session_key
+
+
+#: Dependency: the session key of the request, from the header ``x-session-key``, the cookie
+#: ``session_key``, the JSON body's ``session_key`` or the query's ``session_key``, in that
+#: order (None when there is none).
+get_session_key = session_key_dependency()
