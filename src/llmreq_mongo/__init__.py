@@ -19,10 +19,14 @@ from __future__ import annotations
 from ._base import TimestampedDocument
 from ._connection import Handle, init
 from ._documents import LLMClient, LLMClientRequest, LLMClientRequests
+from ._pagination import Page
 from ._queryset import Manager, QuerySet
+from ._recorder import Recorder, RecorderStats
+from ._rollups import RollupResult, aggregate_sessions
 from .errors import (
     AlreadyExists,
     DoesNotExist,
+    InvalidCursor,
     InvalidInput,
     InvalidLookup,
     InvalidPayload,
@@ -37,6 +41,7 @@ __all__ = [
     "AlreadyExists",
     "DoesNotExist",
     "Handle",
+    "InvalidCursor",
     "InvalidInput",
     "InvalidLookup",
     "InvalidPayload",
@@ -47,9 +52,14 @@ __all__ = [
     "Manager",
     "MultipleObjectsReturned",
     "NotUpdated",
+    "Page",
     "PayloadTooLarge",
     "QuerySet",
+    "Recorder",
+    "RecorderStats",
+    "RollupResult",
     "StorageError",
     "TimestampedDocument",
+    "aggregate_sessions",
     "init",
 ]

@@ -190,6 +190,112 @@ class _Normalizer:
         return out
 
 
+class _NotPlainJSON(Exception):
+    """Raised by the fast walk on anything it leaves to :class:`_Normalizer`."""
+
+
+def _utf8_size(value: str) -> int:
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _NotPlainJSON from None
+
+
+def _fast_dict(value: dict[Any, Any], depth: int, sizes: list[int], escaped: list[bool]) -> Any:
+    if depth > _MAX_DEPTH:
+        raise _NotPlainJSON
+    out = JSONObject()
+    size = 5
+    for key, item in value.items():
+        if type(key) is not str or "\x00" in key:
+            raise _NotPlainJSON
+        if "%" in key or "." in key or key.startswith("$"):
+            escaped[0] = True
+            key_size = _utf8_size(escape_key(key))
+        else:
+            key_size = len(key) if key.isascii() else _utf8_size(key)
+        size += key_size + 2
+        kind = type(item)
+        if kind is str:
+            size += (len(item) if item.isascii() else _utf8_size(item)) + 5
+        elif kind is int:
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                raise _NotPlainJSON
+            size += 8
+        elif kind is float:
+            if not math.isfinite(item):
+                raise _NotPlainJSON
+            size += 8
+        elif kind is bool:
+            size += 1
+        elif item is None:
+            pass
+        elif kind is dict:
+            item = _fast_dict(item, depth + 1, sizes, escaped)
+        elif kind is list:
+            item = _fast_list(item, depth + 1, sizes, escaped)
+        else:
+            raise _NotPlainJSON
+        out[key] = item
+    sizes[0] += size
+    return out
+
+
+def _fast_list(value: list[Any], depth: int, sizes: list[int], escaped: list[bool]) -> Any:
+    if depth > _MAX_DEPTH:
+        raise _NotPlainJSON
+    out = JSONArray()
+    size = 5
+    for index, item in enumerate(value):
+        size += (1 if index < 10 else len(str(index))) + 2
+        kind = type(item)
+        if kind is str:
+            size += (len(item) if item.isascii() else _utf8_size(item)) + 5
+        elif kind is int:
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                raise _NotPlainJSON
+            size += 8
+        elif kind is float:
+            if not math.isfinite(item):
+                raise _NotPlainJSON
+            size += 8
+        elif kind is bool:
+            size += 1
+        elif item is None:
+            pass
+        elif kind is dict:
+            item = _fast_dict(item, depth + 1, sizes, escaped)
+        elif kind is list:
+            item = _fast_list(item, depth + 1, sizes, escaped)
+        else:
+            raise _NotPlainJSON
+        out.append(item)
+    sizes[0] += size
+    return out
+
+
+def _fast_normalize(value: Any) -> tuple[Any, bool]:
+    """The common case, without paths: plain dicts, lists, str, int, float, bool, None.
+
+    It gives exactly what :class:`_Normalizer` gives, or raises
+    :class:`_NotPlainJSON` for anything else (other types, and every error,
+    which the full walk then reports with its path).
+    """
+    kind = type(value)
+    if kind is dict or kind is list:
+        sizes, escaped = [0], [False]
+        if kind is dict:
+            out = _fast_dict(value, 1, sizes, escaped)
+        else:
+            out = _fast_list(value, 1, sizes, escaped)
+        if sizes[0] > MAX_PAYLOAD_BYTES:
+            raise _NotPlainJSON
+        return out, escaped[0]
+    if value is None:
+        return None, False
+    raise _NotPlainJSON
+
+
 def normalize_payload(value: Any) -> tuple[Any, bool]:
     """Validate ``value`` as a payload and return it normalised.
 
@@ -201,6 +307,12 @@ def normalize_payload(value: Any) -> tuple[Any, bool]:
         InvalidPayload: ``value`` is not JSON.
         PayloadTooLarge: it would not fit in a MongoDB document.
     """
+    # This runs for every record: a lean walk first; the full one, which
+    # converts other types and says where a problem is, only when needed.
+    try:
+        return _fast_normalize(value)
+    except _NotPlainJSON:
+        pass
     walker = _Normalizer()
     normalised = walker.value(value, "", 0)
     if walker.size > MAX_PAYLOAD_BYTES:

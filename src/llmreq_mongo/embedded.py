@@ -39,6 +39,7 @@ _MISSING = "the embedded engine needs the 'embedded' extra: pip install \"llmreq
 #: Engine options a child process takes, and the command-line flag for each.
 _PROCESS_FLAGS = {
     "require_auth": "--auth",
+    "enable_test_commands": "--enable-test-commands",
     "tls_cert_file": "--tls-cert-file",
     "tls_key_file": "--tls-key-file",
     "tls_ca_file": "--tls-ca-file",
@@ -59,7 +60,8 @@ class EmbeddedMongo:
         process: run the engine as a child process.
         options: further keyword options for the engine (for example
             ``require_auth=True`` or ``tls_cert_file=...``); a child process
-            takes ``require_auth`` and the ``tls_*_file`` options.
+            takes ``require_auth``, ``enable_test_commands`` (fail points;
+            off by default there, as on mongod) and the ``tls_*_file`` options.
     """
 
     def __init__(
@@ -152,7 +154,7 @@ class EmbeddedMongo:
             args.append("--sync-on-commit")
         for option, value in self._options.items():
             flag = _PROCESS_FLAGS[option]
-            if option == "require_auth":
+            if option in ("require_auth", "enable_test_commands"):
                 args += [flag] if value else []
             elif value is not None:
                 args += [flag, str(value)]

@@ -18,7 +18,8 @@ The tree::
     └── RecorderError                           the background recorder
         ├── RecorderFull                        the queue is full and ``on_full="raise"``
         ├── RecorderClosed                      ``record()`` on a recorder that is not running
-        └── RecordsNotWritten                   ``stop()`` left records unwritten
+        ├── RecordsNotWritten                   ``stop()`` or ``flush()`` left records unwritten
+        └── RecordRejected                      the server refused one record for good
 
 Each document class carries its own ``DoesNotExist``, ``MultipleObjectsReturned``,
 ``NotUpdated`` and ``AlreadyExists`` subclasses (``LLMClientRequest.DoesNotExist``), as Django's
@@ -42,6 +43,7 @@ __all__ = [
     "RecorderClosed",
     "RecorderError",
     "RecorderFull",
+    "RecordRejected",
     "RecordsNotWritten",
     "StorageError",
     "UnsupportedClient",
@@ -135,9 +137,33 @@ class RecorderClosed(RecorderError):
 class RecordsNotWritten(RecorderError):
     """The recorder stopped with records it could not write or spill."""
 
-    def __init__(self, count: int, reason: str) -> None:
-        super().__init__(
-            f"{count} record(s) were not written: {reason}. Set spill_path to keep "
-            "unwritten records on disk for replay, or raise the stop timeout"
-        )
+    _ADVICE = (
+        "Set spill_path to keep unwritten records on disk for replay, or raise the stop timeout"
+    )
+
+    def __init__(self, count: int, reason: str, *, advice: str | None = None) -> None:
+        super().__init__(f"{count} record(s) were not written: {reason}. {advice or self._ADVICE}")
         self.count = count
+
+
+class RecordRejected(RecorderError):
+    """The server refused one record for good (a validator, say): it is not retried.
+
+    The recorder logs it and passes it to its ``on_error`` callback with the
+    document, so the record can be kept elsewhere; the rest of its batch is
+    written as usual.
+
+    Attributes:
+        record_id: the ``_id`` of the refused record.
+        code: the server's error code.
+        details: the server's error message.
+    """
+
+    def __init__(self, record_id: object, code: int, details: str) -> None:
+        super().__init__(
+            f"the server refused record {record_id} (code {code}): {details}. It will not "
+            "be retried; the on_error callback received the document"
+        )
+        self.record_id = record_id
+        self.code = code
+        self.details = details

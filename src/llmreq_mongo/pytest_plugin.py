@@ -57,7 +57,9 @@ def llmreq_engine() -> Iterator[TestServer]:
         return
     # A child process: the engine gets a core of its own instead of sharing
     # the test process's interpreter, and its sockets live outside it.
-    engine = EmbeddedMongo(process=True)
+    # Test commands stay on, as in-process: fault-injection tests need
+    # `configureFailPoint`.
+    engine = EmbeddedMongo(process=True, enable_test_commands=True)
     asyncio.run(engine.start())
     try:
         yield TestServer(uri=engine.uri, embedded=True)

@@ -1,0 +1,336 @@
+"""The write path against the raw driver, on the same server, in the same run.
+
+Usage::
+
+    python bench/record.py                   # an embedded engine in a child process
+    python bench/record.py --uri mongodb://...   # or MONGODB_URI: a real MongoDB
+
+It measures, per round (medians over the rounds are printed):
+
+- raw ``insert_one`` (the document built inline, ``_id`` made by the driver)
+  against ``LLMClientRequest.objects.create`` with the same fields: wall time
+  and client-process CPU (``time.process_time``) per record;
+- raw ``insert_many`` of ready-made documents (batches of 500) against the
+  recorder's sustained throughput (a producer awaiting ``arecord()``, which
+  waits for room once five batches are queued, then ``flush()``), with client
+  CPU per record (the recorder's includes validating and building each
+  document, which the raw side was handed ready-made);
+- ``record()`` call latency on the caller's side (``perf_counter_ns``), at
+  the same sustained rate, and again with the garbage collector paused
+  during each call (a diagnostic: what the recorder itself costs);
+- the recorder's memory (``tracemalloc``) with ``max_queue`` records waiting,
+  and after twice as many were offered (``on_full="drop"``).
+
+The raw collection gets the same indexes as ``llm_client_requests``, so both
+sides pay the same index maintenance. The server is in another process, so
+``process_time`` counts the client's work only. Absolute figures describe the
+machine and the server; the ratios are what the bench is for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gc
+import logging
+import os
+import statistics
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from bson import DBRef, ObjectId
+
+from llmreq_mongo import LLMClient, LLMClientRequest, Recorder, init
+from llmreq_mongo._base import now_ms
+from llmreq_mongo._documents import request_document, validate_request
+from llmreq_mongo.embedded import EmbeddedMongo
+from llmreq_mongo.errors import RecorderFull
+
+__all__ = ["main"]
+
+UTC = dt.timezone.utc
+
+PAYLOAD: dict[str, Any] = {
+    "model": "gpt-4o",
+    "messages": [
+        {"role": "system", "content": "You are a support assistant for an online shop."},
+        {"role": "user", "content": "Where is my order 81723? It was due on Monday."},
+    ],
+    "temperature": 0.2,
+    "max_tokens": 256,
+    "metadata": {"user": "u-1029", "tags": ["orders", "delivery"], "priority": 2},
+}
+
+Measure = tuple[float, float]  # (wall seconds, CPU seconds)
+
+
+async def timed(work: Callable[[], Coroutine[Any, Any, None]]) -> Measure:
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    await work()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def record_latencies(client: LLMClient, count: int, *, gc_paused: bool) -> list[int]:
+    """Caller-side ``record()`` latencies in ns, sorted, at a sustained rate.
+
+    With ``gc_paused`` the cyclic garbage collector is off while a call runs:
+    a diagnostic that separates the recorder's own work from the collector's
+    pauses, which any allocation in the application can trigger.
+    """
+    latencies: list[int] = []
+    clock = time.perf_counter_ns
+    async with Recorder(max_batch=500, max_queue=2500, on_full="raise") as rec:
+        while len(latencies) < count:
+            if gc_paused:
+                gc.disable()
+            start = clock()
+            try:
+                rec.record(client, PAYLOAD, session_key="bench-latency")
+            except RecorderFull:
+                await rec.flush()  # a steady producer waits for the writer here
+                continue
+            finally:
+                if gc_paused:
+                    gc.enable()
+            latencies.append(clock() - start)
+            if len(latencies) % 100 == 0:
+                await asyncio.sleep(0)  # the caller does other work too
+        await rec.flush()
+    latencies.sort()
+    return latencies
+
+
+async def round_once(
+    client: LLMClient, raw: Any, args: argparse.Namespace, number: int
+) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    ref = DBRef(client.get_collection_name(), client.id)
+    single, bulk = args.single, args.bulk
+
+    async def raw_insert_one() -> None:
+        for _ in range(single):
+            now = dt.datetime.now(UTC)
+            await raw.insert_one(
+                {
+                    "created_at": now,
+                    "updated_at": now,
+                    "llm_client": ref,
+                    "llm_client_id": client.id,
+                    "request": PAYLOAD,
+                    "session_key": "bench-raw",
+                    "is_aggregation": False,
+                }
+            )
+
+    async def create() -> None:
+        for _ in range(single):
+            await LLMClientRequest.objects.create(
+                llm_client=client, request=PAYLOAD, session_key="bench-create"
+            )
+
+    # Alternate which side goes first, so that drift in the server's speed
+    # (other load on the machine) does not always favour the same side.
+    first_lib = bool(number % 2)
+    pair = [("raw", raw_insert_one), ("lib", create)]
+    for side, work in reversed(pair) if first_lib else pair:
+        wall, cpu = await timed(work)
+        figures[f"one_{side}_wall"], figures[f"one_{side}_cpu"] = wall / single, cpu / single
+
+    now = dt.datetime.now(UTC)
+    documents = [
+        {
+            "_id": ObjectId(),
+            "created_at": now,
+            "updated_at": now,
+            "llm_client": ref,
+            "llm_client_id": client.id,
+            "request": PAYLOAD,
+            "session_key": "bench-raw-many",
+            "is_aggregation": False,
+        }
+        for _ in range(bulk)
+    ]
+
+    async def raw_insert_many() -> None:
+        for start in range(0, bulk, 500):
+            await raw.insert_many(documents[start : start + 500], ordered=False)
+
+    async def recorder() -> None:
+        # A steady producer: it waits for room when 5 batches are queued.
+        async with Recorder(max_batch=500, max_queue=2500) as rec:
+            for _ in range(bulk):
+                await rec.arecord(client, PAYLOAD, session_key="bench-recorder")
+            await rec.flush()
+
+    pair = [("raw", raw_insert_many), ("lib", recorder)]
+    for side, work in reversed(pair) if first_lib else pair:
+        wall, cpu = await timed(work)
+        figures[f"many_{side}_rate"], figures[f"many_{side}_cpu"] = bulk / wall, cpu / bulk
+
+    # What the recorder's extra CPU is made of: checking and building a record.
+    gc.collect()
+    cpu = time.process_time()
+    for _ in range(bulk):
+        checked = validate_request(client, PAYLOAD, "bench-build", False)
+        request_document(checked, record_id=ObjectId(), now=now_ms())
+    figures["build_cpu"] = (time.process_time() - cpu) / bulk
+
+    for label, paused in (("", False), ("_nogc", True)):
+        latencies = await record_latencies(client, bulk, gc_paused=paused)
+        figures[f"p50{label}"] = latencies[len(latencies) // 2] / 1000
+        figures[f"p99{label}"] = latencies[int(len(latencies) * 0.99)] / 1000
+        figures[f"p999{label}"] = latencies[int(len(latencies) * 0.999)] / 1000
+    return figures
+
+
+async def memory(client: LLMClient, max_queue: int) -> tuple[float, float, float]:
+    """Bytes held per queued record, and peaks with max_queue and 2 x max_queue offered."""
+    # Each drop is logged (bounded); the drops here are the point of the measure.
+    logging.getLogger("llmreq_mongo.recorder").setLevel(logging.ERROR)
+    async with Recorder(max_batch=500, max_queue=max_queue, on_full="drop") as rec:
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        # No await in between: the writer cannot drain, the queue only fills.
+        for _ in range(max_queue):
+            rec.record(client, PAYLOAD, session_key="bench-memory")
+        full = tracemalloc.get_traced_memory()[0] - base
+        for _ in range(max_queue):
+            rec.record(client, PAYLOAD, session_key="bench-memory")
+        after = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        assert rec.stats.dropped == max_queue
+        await rec.flush()
+    return full / max_queue, full / 2**20, after / 2**20
+
+
+def row(
+    name: str, rounds: list[dict[str, float]], measure: str, scale: float, unit: str, target: str
+) -> str:
+    """One table row: medians of each side, and the median of the per-round ratios."""
+    raw = statistics.median(r[measure.format("raw")] for r in rounds) * scale
+    lib = statistics.median(r[measure.format("lib")] for r in rounds) * scale
+    ratio = statistics.median(r[measure.format("lib")] / r[measure.format("raw")] for r in rounds)
+    return f"| {name} | {raw:,.1f} {unit} | {lib:,.1f} {unit} | {ratio:.2f}x | {target} |"
+
+
+async def run(args: argparse.Namespace) -> None:
+    uri = args.uri or os.environ.get("MONGODB_URI")
+    engine = None
+    if not uri:
+        engine = await EmbeddedMongo(process=True).start()
+        uri = engine.uri
+    database = f"llmreq_bench_{uuid.uuid4().hex[:8]}"
+    handle = await init(uri, database=database)
+    try:
+        raw = handle.database["bench_raw_requests"]
+        ours = LLMClientRequest.get_pymongo_collection()
+        async for index in await ours.list_indexes():
+            if index["name"] != "_id_":
+                await raw.create_index(list(index["key"].items()), name=index["name"])
+        client = await LLMClient.objects.create(name="bench-bot")
+        await round_once(client, raw, argparse.Namespace(single=200, bulk=1000), 0)  # warm-up
+        rounds = []
+        for number in range(args.rounds):
+            figures = await round_once(client, raw, args, number)
+            rounds.append(figures)
+            print(f"round {number + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()))
+            await raw.delete_many({})
+            await ours.delete_many({})
+        med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        per_record, full_mib, after_mib = await memory(client, args.max_queue)
+    finally:
+        await handle.client.drop_database(database)
+        await handle.close()
+        if engine is not None:
+            await engine.stop()
+
+    us = 1e6
+    where = "embedded engine (child process)" if engine is not None else "MONGODB_URI"
+    print(
+        f"\nserver: {where}; {args.rounds} rounds, medians (ratio: the median of the "
+        f"per-round ratios); {args.single} single inserts, {args.bulk} bulk records per round\n"
+    )
+    print("| measure | raw driver | llmreq-mongo | ratio | target |")
+    print("| --- | --- | --- | --- | --- |")
+    print(
+        row(
+            "insert_one vs objects.create, client CPU per record",
+            rounds,
+            "one_{}_cpu",
+            us,
+            "µs",
+            "≤ 1.10x",
+        )
+    )
+    print(
+        row(
+            "insert_one vs objects.create, wall time per record",
+            rounds,
+            "one_{}_wall",
+            us,
+            "µs",
+            "-",
+        )
+    )
+    print(
+        row(
+            "insert_many (500) vs Recorder, records/s",
+            rounds,
+            "many_{}_rate",
+            1,
+            "",
+            "≥ 0.95x",
+        )
+    )
+    print(
+        row(
+            "insert_many (500) vs Recorder, client CPU per record",
+            rounds,
+            "many_{}_cpu",
+            us,
+            "µs",
+            "≤ 1.5x",
+        )
+    )
+    print(
+        f"| of which: validating and building a record (no I/O), CPU | | "
+        f"{med['build_cpu'] * us:.1f} µs | | |"
+    )
+    print(
+        f"| record() latency p50 / p99 / p99.9 | | {med['p50']:.1f} / {med['p99']:.1f} / "
+        f"{med['p999']:.1f} µs | | p99 < 20 µs |"
+    )
+    print(
+        f"| the same, garbage collector paused (diagnostic) | | {med['p50_nogc']:.1f} / "
+        f"{med['p99_nogc']:.1f} / {med['p999_nogc']:.1f} µs | | |"
+    )
+    print(
+        f"| memory with max_queue={args.max_queue:,} queued / after {2 * args.max_queue:,} "
+        f"offered | | {full_mib:.1f} / {after_mib:.1f} MiB ({per_record:,.0f} B/record) | | "
+        "bounded by max_queue |"
+    )
+
+
+def main() -> None:
+    """Parse the command line and run the bench."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--uri",
+        help="a MongoDB to measure against (default: MONGODB_URI, "
+        "else an embedded engine in a child process)",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--single", type=int, default=2000, help="insert_one/create calls")
+    parser.add_argument("--bulk", type=int, default=20000, help="records for the bulk measures")
+    parser.add_argument("--max-queue", type=int, default=20000, help="for the memory measure")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

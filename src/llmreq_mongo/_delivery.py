@@ -1,0 +1,243 @@
+"""Sending batches of records to MongoDB until they are acknowledged.
+
+One :class:`Delivery` belongs to one recorder. ``deliver()`` sends a batch
+with ``insert_many(ordered=False)`` and sorts out what came back:
+
+- a duplicate-key error on ``_id`` means an earlier attempt stored the
+  record: it counts as written;
+- a write-concern error means the writes may not be durable: everything not
+  refused is sent again (and then comes back as duplicates);
+- any other per-document error refuses that record for good
+  (:class:`~llmreq_mongo.errors.RecordRejected`, logged and passed to
+  ``on_error``), unless its code is one of the transient ones;
+- an error for the whole batch (network, not-primary, timeout, a closed
+  client...) is retried with exponential back-off and jitter until the
+  deadline; past it the caller spills or keeps the records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import BulkWriteError, NetworkTimeout, PyMongoError
+
+from .errors import RecordRejected
+
+__all__ = ["Delivery", "Tally", "call_back"]
+
+_log = logging.getLogger("llmreq_mongo.recorder")
+
+_BACKOFF_BASE = 0.05
+_BACKOFF_CAP = 2.0
+# Once a batch has gone to the spill file, MongoDB is tried again at most this
+# often; the records in between go straight to the file.
+_PROBE_INTERVAL = 1.0
+_PROBE_TIMEOUT = 1.0
+_DUPLICATE_KEY = 11000
+# Per-document write errors that a later attempt can get past (network,
+# not-primary, shutdown and interruption classes).
+_TRANSIENT_CODES = frozenset({6, 7, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+
+
+class Tally:
+    """The counters behind :class:`~llmreq_mongo.RecorderStats`."""
+
+    __slots__ = (
+        "accepted",
+        "dropped",
+        "duplicates",
+        "failed",
+        "last_error",
+        "replayed",
+        "retried",
+        "spilled",
+        "written",
+    )
+
+    def __init__(self) -> None:
+        self.accepted = self.written = self.retried = self.duplicates = 0
+        self.dropped = self.failed = self.spilled = self.replayed = 0
+        self.last_error: BaseException | None = None
+
+
+def call_back(callback: Callable[..., object] | None, name: str, *args: Any) -> None:
+    """Call an application callback; an exception in it is logged, never raised."""
+    if callback is None:
+        return
+    try:
+        callback(*args)
+    except Exception:
+        _log.exception("the recorder's %s callback failed", name)
+
+
+def _is_id_duplicate(error: Mapping[str, Any]) -> bool:
+    if error.get("code") != _DUPLICATE_KEY:
+        return False
+    pattern = error.get("keyPattern")
+    if pattern is not None:
+        return list(pattern) == ["_id"]
+    return " index: _id_ " in str(error.get("errmsg", ""))
+
+
+class Delivery:
+    """Write batches to one collection, retrying until acknowledged or a deadline.
+
+    Attributes:
+        offline: a batch was given up on; until a probe succeeds, batches
+            are tried at most once a second and otherwise handed back at once.
+        stopping: set when the recorder stops; ends back-off waits early.
+        stop_deadline: the loop time after which nothing is retried.
+    """
+
+    def __init__(
+        self,
+        collection: Any,
+        tally: Tally,
+        *,
+        retry_deadline: float,
+        spilling: bool,
+        after_write: Callable[[list[ObjectId]], object] | None,
+        on_error: Callable[[dict[str, Any], RecordRejected], object] | None,
+    ) -> None:
+        self.tally = tally
+        self.offline = False
+        self.next_probe = 0.0
+        self.stopping = asyncio.Event()
+        self.stop_deadline = math.inf
+        self._collection = collection
+        self._retry_deadline = retry_deadline
+        self._spilling = spilling
+        self._after_write = after_write
+        self._on_error = on_error
+
+    async def deliver(
+        self, docs: list[dict[str, Any]], *, may_give_up: bool
+    ) -> tuple[list[ObjectId], list[dict[str, Any]]]:
+        """Send ``docs`` until acknowledged or given up: (written ids, docs left)."""
+        written: list[ObjectId] = []
+        try:
+            remaining = await self._attempts(docs, written, may_give_up=may_give_up)
+        finally:
+            if written:
+                self.tally.written += len(written)
+                call_back(self._after_write, "after_write", written)
+        return written, remaining
+
+    async def _attempts(
+        self, docs: list[dict[str, Any]], written: list[ObjectId], *, may_give_up: bool
+    ) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        give_up_at = started + self._retry_deadline if may_give_up else math.inf
+        remaining = docs
+        attempt = 0
+        late = False
+        while True:
+            now = loop.time()
+            deadline = min(give_up_at, self.stop_deadline)
+            if self.offline and may_give_up:
+                if now < self.next_probe:
+                    return remaining
+                deadline = min(deadline, now + _PROBE_TIMEOUT)
+            timeout = max(min(deadline - now, self._retry_deadline), 0.001)
+            error: PyMongoError
+            try:
+                # Not pymongo.timeout(): under it the driver retries on its own,
+                # at once and without back-off, until the time is up.
+                await asyncio.wait_for(
+                    self._collection.insert_many(remaining, ordered=False), timeout
+                )
+            except asyncio.TimeoutError:
+                error = NetworkTimeout(f"MongoDB did not reply in {timeout:.1f} s")
+            except BulkWriteError as exc:
+                remaining = self._sort_out(exc, remaining, written)
+                if not remaining:
+                    break
+                error = exc
+            except PyMongoError as exc:
+                error = exc
+            else:
+                written.extend(doc["_id"] for doc in remaining)
+                remaining = []
+                break
+            self.tally.last_error = error
+            attempt += 1
+            now = loop.time()
+            if now >= deadline:
+                if self.offline:
+                    self.next_probe = now + _PROBE_INTERVAL
+                    return remaining
+                _log.error(
+                    "MongoDB did not take %d record(s) in %.1f s (%r); %s",
+                    len(remaining),
+                    now - started,
+                    error,
+                    "spilling them" if self._spilling else "giving up at stop",
+                )
+                self.offline = self._spilling
+                self.next_probe = now + _PROBE_INTERVAL
+                return remaining
+            if attempt == 1:
+                _log.warning("writing %d record(s) failed (%r); retrying", len(remaining), error)
+            elif not late and now - started >= self._retry_deadline:
+                late = True
+                _log.error(
+                    "MongoDB has not taken %d record(s) for %.1f s (%r); they wait in memory "
+                    "(set spill_path to keep them on disk instead)",
+                    len(remaining),
+                    now - started,
+                    error,
+                )
+            self.tally.retried += 1
+            await self._back_off(attempt, deadline)
+        if self.offline:
+            _log.warning("MongoDB takes records again")
+            self.offline = False
+        return remaining
+
+    def _sort_out(
+        self, exc: BulkWriteError, docs: list[dict[str, Any]], written: list[ObjectId]
+    ) -> list[dict[str, Any]]:
+        """Account for a partly failed batch; return the records to send again."""
+        details: Mapping[str, Any] = exc.details or {}
+        errors_by_index = {err["index"]: err for err in details.get("writeErrors", [])}
+        unconfirmed = bool(details.get("writeConcernErrors"))
+        retry: list[dict[str, Any]] = []
+        for index, doc in enumerate(docs):
+            err = errors_by_index.get(index)
+            if err is None or _is_id_duplicate(err):
+                if unconfirmed:
+                    retry.append(doc)  # stored, maybe not durably: send again
+                else:
+                    written.append(doc["_id"])
+                    self.tally.duplicates += err is not None
+            elif err.get("code") in _TRANSIENT_CODES:
+                retry.append(doc)
+            else:
+                self._reject(doc, err)
+        return retry
+
+    def _reject(self, doc: dict[str, Any], err: dict[str, Any]) -> None:
+        self.tally.failed += 1
+        error = RecordRejected(doc["_id"], int(err.get("code", 0)), str(err.get("errmsg", "")))
+        self.tally.last_error = error
+        _log.error("%s", error)
+        call_back(self._on_error, "on_error", doc, error)
+
+    async def _back_off(self, attempt: int, deadline: float) -> None:
+        delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1))
+        delay = delay / 2 + random.uniform(0, delay / 2)
+        delay = min(delay, max(deadline - asyncio.get_running_loop().time(), 0))
+        if not self.stopping.is_set():
+            # stop() ends the wait early, so that its own deadline applies at once
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+        else:
+            await asyncio.sleep(delay)
