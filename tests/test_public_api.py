@@ -11,6 +11,7 @@ PUBLIC = {
     "AlreadyExists",
     "DoesNotExist",
     "Handle",
+    "InvalidCursor",
     "InvalidInput",
     "InvalidLookup",
     "InvalidPayload",
@@ -21,10 +22,15 @@ PUBLIC = {
     "Manager",
     "MultipleObjectsReturned",
     "NotUpdated",
+    "Page",
     "PayloadTooLarge",
     "QuerySet",
+    "Recorder",
+    "RecorderStats",
+    "RollupResult",
     "StorageError",
     "TimestampedDocument",
+    "aggregate_sessions",
     "init",
 }
 
@@ -44,5 +50,12 @@ def test_every_error_derives_from_the_root_and_has_a_docstring() -> None:
 
 
 def test_every_public_module_declares_all() -> None:
-    for module in ("llmreq_mongo.errors", "llmreq_mongo.embedded", "llmreq_mongo.pytest_plugin"):
+    for module in (
+        "llmreq_mongo.errors",
+        "llmreq_mongo.embedded",
+        "llmreq_mongo.pytest_plugin",
+        "llmreq_mongo.analytics",
+        "llmreq_mongo.integrations.asgi",
+        "llmreq_mongo.integrations.fastapi",
+    ):
         assert importlib.import_module(module).__all__
