@@ -4,6 +4,9 @@ Every command runs against the store the global options name: ``--uri`` (or
 ``LLMREQ_MONGODB_URI``), else the embedded engine with a persistent store in
 ``./.llmreq-data``, started with durable commits so nothing acknowledged is
 lost on a crash.
+
+Errors are one line on stderr and exit status 1; ``--debug`` adds the
+traceback. A password in the URI is never printed, traceback included.
 """
 
 from __future__ import annotations
@@ -11,23 +14,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import traceback
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pymongo import AsyncMongoClient
+from pymongo.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    InvalidName,
+    OperationFailure,
+    ServerSelectionTimeoutError,
+)
+from pymongo.errors import InvalidURI as DriverInvalidURI
 from rich.console import Console
 
-from .._connection import ENV_URI, Handle, init
-from ..embedded import EmbeddedMongo
-from ..errors import LLMReqError
+from llmreq_mongo._connection import ENV_URI, Handle, init
+from llmreq_mongo.embedded import EmbeddedMongo
+from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
 
-__all__ = ["Settings", "app", "main", "run", "store"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "JsonFlag",
+    "Settings",
+    "app",
+    "redact",
+    "reported",
+    "run",
+    "settings_of",
+    "store",
+]
 
 T = TypeVar("T")
 DEFAULT_DATA_DIR = Path(".llmreq-data")
+_PIPE_WIDTH = 160
 
 app = typer.Typer(
     name="llmreq",
@@ -36,6 +62,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+#: The ``--json`` flag every read command takes (the global ``llmreq --json`` works too).
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
 @dataclass(frozen=True)
@@ -46,11 +75,27 @@ class Settings:
     database: str
     json: bool
     debug: bool
+    timeout: float = 5.0
     data_dir: Path = DEFAULT_DATA_DIR
 
     @property
     def console(self) -> Console:
-        return Console(highlight=False, soft_wrap=True)
+        """Where results go (stdout).
+
+        Piped or redirected output gets 160 columns instead of Rich's 80, so
+        tables of 32-character session keys and full timestamps stay whole.
+        """
+        tty = sys.stdout.isatty()
+        return Console(highlight=False, width=None if tty else _PIPE_WIDTH)
+
+    @property
+    def err(self) -> Console:
+        """Where progress and notes go (stderr), so stdout stays clean for pipes."""
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def wants_json(self, flag: bool) -> bool:
+        """Whether a command prints JSON: its own ``--json`` or the global one."""
+        return flag or self.json
 
 
 @app.callback()
@@ -60,63 +105,203 @@ def _global(
         str | None,
         typer.Option(
             envvar=ENV_URI,
-            help="MongoDB URI. Default: the embedded engine, storing in ./.llmreq-data.",
+            help=f"MongoDB URI (or {ENV_URI}). Default: the embedded engine in ./.llmreq-data.",
             show_default=False,
+            show_envvar=False,
         ),
     ] = None,
     database: Annotated[str, typer.Option(help="Database name.")] = "llmreq",
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=600, help="Seconds to wait for the server.")
+    ] = 5.0,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
-    ctx.obj = Settings(uri=uri or None, database=database, json=json, debug=debug)
+    ctx.obj = Settings(uri=uri or None, database=database, json=json, debug=debug, timeout=timeout)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The global options of the running command."""
+    obj: object = ctx.find_root().obj
+    if not isinstance(obj, Settings):  # a command invoked without the callback
+        return Settings(
+            uri=os.environ.get(ENV_URI) or None, database="llmreq", json=False, debug=False
+        )
+    return obj
+
+
+# -- secrets ------------------------------------------------------------------
+
+_USERINFO = re.compile(r"(mongodb(?:\+srv)?://)([^@/?#\s]*)@", re.IGNORECASE)
+
+
+def redact(text: str, uri: str | None = None) -> str:
+    """``text`` with every password of a MongoDB URI replaced by ``***``.
+
+    Passwords written in any URI inside ``text`` are masked, and so is the
+    password of ``uri`` wherever it appears (raw or percent-decoded).
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        user = match.group(2).split(":", 1)[0]
+        return f"{match.group(1)}{user}:***@" if ":" in match.group(2) else match.group(0)
+
+    secrets: list[str] = []
+    if uri:
+        found = _USERINFO.search(uri)
+        if found and ":" in found.group(2):
+            raw = found.group(2).split(":", 1)[1]
+            secrets.extend(s for s in {raw, urllib.parse.unquote(raw)} if s)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _USERINFO.sub(mask, text)
+
+
+def _where(uri: str) -> str:
+    """The hosts part of a URI, for messages (no credentials, no options)."""
+    rest = uri.split("://", 1)[-1]
+    rest = rest.rsplit("@", 1)[-1]
+    return rest.split("/", 1)[0].split("?", 1)[0]
+
+
+def _message(exc: BaseException, settings: Settings) -> str:
+    cause = exc.__cause__
+    if isinstance(exc, StorageError) and isinstance(
+        cause, (ServerSelectionTimeoutError, ConnectionFailure)
+    ):
+        reason = str(cause).split(" (configured timeouts", 1)[0].split(", Timeout:", 1)[0]
+        where = _where(settings.uri) if settings.uri else "the embedded engine"
+        return (
+            f"cannot reach MongoDB at {where} (gave up after {settings.timeout:g} s): {reason}; "
+            "check --uri and that the server is running"
+        )
+    if (
+        isinstance(exc, StorageError)
+        and isinstance(cause, OperationFailure)
+        and cause.code in (13, 18)
+    ):
+        return f"MongoDB refused the credentials or the permission: {cause.details or cause}"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, LLMReqError):
+        text = f"{exc.strerror or text}" + (f": {exc.filename}" if exc.filename else "")
+    return text
+
+
+@contextlib.contextmanager
+def reported(settings: Settings) -> Iterator[None]:
+    """Turn a library or OS error into one line on stderr and exit status 1."""
+    try:
+        yield
+    except BrokenPipeError:
+        # The reader went away (`llmreq show ... | head`): stop quietly, and keep
+        # Python from complaining when it flushes stdout on the way out.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise typer.Exit(141) from None
+    except (LLMReqError, OSError) as exc:
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        if settings.debug:
+            lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            err.print(redact("".join(lines), settings.uri), markup=False, end="")
+        err.print(f"error: {redact(_message(exc, settings), settings.uri)}", markup=False)
+        raise typer.Exit(1) from None
+
+
+# -- the store ----------------------------------------------------------------
+
+
+def _client(settings: Settings, uri: str) -> AsyncMongoClient[dict[str, Any]]:
+    try:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=int(settings.timeout * 1000),
+            connectTimeoutMS=int(settings.timeout * 1000),
+            appname="llmreq",
+        )
+    except (DriverInvalidURI, ConfigurationError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"the MongoDB URI is not valid: {exc}") from None
+    try:
+        client.get_database(settings.database)
+    except InvalidName as exc:
+        raise InvalidInput(f"--database {settings.database!r} is not a valid name: {exc}") from None
+    return client
+
+
+def _check_not_in_use(data_dir: Path) -> None:
+    """Refuse, in one line, a store another process has open.
+
+    The engine's storage library would say so too, but in several lines of its
+    own on stderr; its lock is a POSIX record lock on ``WiredTiger.lock``, which
+    a non-blocking test lock detects (where ``fcntl`` exists).
+    """
+    lock_file = data_dir / "WiredTiger.lock"
+    try:
+        import fcntl
+    except ImportError:  # Windows: leave it to the engine
+        return
+    try:
+        fd = os.open(lock_file, os.O_RDWR)
+    except OSError:
+        return  # a new or unreadable store: the engine reports what is wrong
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise StorageError(
+            f"the embedded store in {data_dir}/ is in use by another process (another "
+            "llmreq, say `llmreq tail`); stop it, or run a server both can share and "
+            "pass --uri"
+        ) from None
+    finally:
+        os.close(fd)  # also releases the test lock
 
 
 @contextlib.asynccontextmanager
 async def store(settings: Settings) -> AsyncIterator[Handle]:
     """Connect to the configured store, starting the embedded engine when no URI is set."""
-    if settings.uri:
-        handle = await init(settings.uri, database=settings.database)
-        try:
-            yield handle
-        finally:
-            await handle.close()
-        return
-    async with EmbeddedMongo(settings.data_dir, durable=True) as engine:
-        handle = await init(engine.uri, database=settings.database)
-        try:
-            yield handle
-        finally:
-            await handle.close()
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.uri:
+            uri = settings.uri
+        else:
+            _check_not_in_use(settings.data_dir)
+            engine = EmbeddedMongo(settings.data_dir, durable=True)
+            try:
+                await engine.start()
+            except LLMReqError:
+                raise
+            except Exception as exc:  # the engine's own errors (a locked store, ...)
+                raise StorageError(
+                    f"could not start the embedded engine in {settings.data_dir}/: {exc}; "
+                    "another llmreq may be using it (pass --uri to share a server)"
+                ) from exc
+            stack.push_async_callback(engine.stop)
+            uri = engine.uri
+        client = _client(settings, uri)
+        stack.push_async_callback(client.close)
+        handle = await init(client, database=settings.database)
+        yield handle
 
 
 def run(settings: Settings, work: Callable[[Handle], Awaitable[T]]) -> T:
-    """Run ``work`` against the store; errors become one line on stderr and exit 1."""
+    """Run ``work`` against the store; errors become one line on stderr and exit 1.
+
+    Ctrl-C ends the command quietly with status 130.
+    """
 
     async def go() -> T:
         async with store(settings) as handle:
             return await work(handle)
 
-    try:
-        return asyncio.run(go())
-    except (LLMReqError, OSError) as exc:
-        if settings.debug:
-            raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        Console(stderr=True, highlight=False).print(f"error: {message}", markup=False)
-        raise typer.Exit(1) from None
-
-
-def settings_of(ctx: typer.Context) -> Settings:
-    """The global options of the running command."""
-    obj: Any = ctx.obj
-    if not isinstance(obj, Settings):  # a command invoked without the callback
-        obj = Settings(uri=os.environ.get(ENV_URI), database="llmreq", json=False, debug=False)
-    return obj
+    with reported(settings):
+        try:
+            result = asyncio.run(go())
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+    return result
 
 
 def main() -> None:
     """The console script's entry point."""
-    from . import _demo  # noqa: F401  (registers the command)
-
     app(prog_name="llmreq")
-    sys.exit(0)

@@ -1,69 +1,270 @@
-"""``llmreq demo``: fill the store with example requests and show them."""
+"""``llmreq demo``: record realistic chat requests through the recorder, then report on them.
+
+Three clients hold conversations: each session belongs to one client, and
+every request resends the conversation so far plus a new user message, as
+chat-completion clients do. The records go through :class:`~llmreq_mongo.Recorder`
+(batched ``insert_many`` in the background), with a progress bar that moves
+as MongoDB acknowledges each batch.
+"""
 
 from __future__ import annotations
 
 import random
+import secrets
+import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .._connection import Handle
-from .._documents import LLMClient, LLMClientRequest
-from ._app import app, run, settings_of
+from llmreq_mongo import analytics
+from llmreq_mongo._base import now_ms
+from llmreq_mongo._connection import Handle
+from llmreq_mongo._documents import LLMClient
+from llmreq_mongo._recorder import Recorder, RecorderStats
+
+from ._app import JsonFlag, app, run, settings_of
+from ._durations import format_time
+from ._names import client_names, name_of
+from ._render import bar_chart, plural, print_json, print_sessions
 
 __all__ = ["demo"]
 
-_QUESTIONS = [
-    "How do I reset my password?",
-    "Summarise this ticket in two sentences.",
-    "Translate 'good morning' into French.",
-    "What is the refund policy for annual plans?",
-    "Write a haiku about MongoDB.",
+_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class _Persona:
+    name: str
+    description: str
+    models: tuple[str, ...]
+    system: str
+    questions: tuple[str, ...]
+    answers: tuple[str, ...]
+    tools: bool = False
+
+
+_PERSONAS = (
+    _Persona(
+        "support-bot",
+        "answers customer tickets",
+        ("gpt-4o-mini", "gpt-4o"),
+        "You are a friendly support agent for an online store. Be brief.",
+        (
+            "How do I reset my password?",
+            "My order #4821 has not arrived yet. Can you check?",
+            "What is the refund policy for annual plans?",
+            "Can I change the delivery address after ordering?",
+            "The discount code SPRING25 is rejected at checkout.",
+        ),
+        (
+            "You can reset it from the sign-in page: choose 'Forgot password'.",
+            "The parcel left our warehouse on Monday; tracking shows it arrives tomorrow.",
+            "Annual plans are refundable within 30 days of purchase.",
+            "Yes, until the order ships: open the order and choose 'Edit address'.",
+        ),
+    ),
+    _Persona(
+        "code-assistant",
+        "helps developers in the IDE",
+        ("claude-sonnet-4", "gpt-4.1"),
+        "You are a senior Python engineer. Answer with short code examples.",
+        (
+            "Why does asyncio.run complain that an event loop is already running?",
+            "Write a pytest fixture that yields a temporary SQLite database.",
+            "How do I read a 10 GB CSV file without running out of memory?",
+            "Explain the difference between a list and a deque.",
+            "Refactor this function to use a dataclass instead of a dict.",
+        ),
+        (
+            "Because the code already runs inside a loop; await the coroutine instead.",
+            "Use tmp_path and sqlite3.connect, then yield the connection and close it.",
+            "Stream it: iterate over csv.reader on the open file, one row at a time.",
+        ),
+        tools=True,
+    ),
+    _Persona(
+        "summarizer",
+        "summarises documents in batch",
+        ("gpt-4o-mini",),
+        "Summarise the user's text in three bullet points.",
+        (
+            "Summarise: Q3 revenue grew 12% while support costs fell by a fifth...",
+            "Summarise: the incident began at 09:12 when a certificate expired...",
+            "Summarise: the board approved the new office lease in Lyon...",
+        ),
+        (
+            "- Revenue up 12%\n- Support costs down 20%\n- Margin improved",
+            "- Expired certificate at 09:12\n- 40 minutes of errors\n- Renewal automated",
+        ),
+    ),
+)
+
+_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "run_python",
+            "description": "Run a Python snippet and return its output.",
+            "parameters": {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "type": "object",
+                "properties": {"code": {"type": "string"}},
+                "required": ["code"],
+            },
+        },
+    }
 ]
 
 
-def _chat_payload(rng: random.Random) -> dict[str, Any]:
-    return {
-        "model": rng.choice(["gpt-4o", "gpt-4o-mini", "claude-sonnet-4"]),
-        "temperature": round(rng.uniform(0, 1), 2),
-        "messages": [
-            {"role": "system", "content": "You are a helpful support assistant."},
-            {"role": "user", "content": rng.choice(_QUESTIONS)},
-        ],
-    }
+class _Conversation:
+    """One session: a client, a model, and the messages so far."""
+
+    def __init__(self, persona: _Persona, rng: random.Random) -> None:
+        self.persona = persona
+        self.key = secrets.token_hex(16)  # shaped like a Django session key
+        self.model = rng.choice(persona.models)
+        self.messages: list[dict[str, Any]] = [{"role": "system", "content": persona.system}]
+
+    def next_request(self, rng: random.Random) -> dict[str, Any]:
+        if len(self.messages) > 1:
+            self.messages.append({"role": "assistant", "content": rng.choice(self.persona.answers)})
+        self.messages.append({"role": "user", "content": rng.choice(self.persona.questions)})
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": [dict(m) for m in self.messages],
+            "temperature": round(rng.uniform(0.0, 1.0), 2),
+            "max_tokens": rng.choice([256, 512, 1024]),
+            "stream": False,
+        }
+        if self.persona.tools:
+            payload["tools"] = _TOOLS
+        return payload
+
+
+@dataclass(frozen=True)
+class _Run:
+    recorded: int
+    seconds: float
+    stats: RecorderStats
+    summaries: list[analytics.SessionSummary]
+    usage: list[analytics.ClientUsage]
+    names: dict[Any, str]
 
 
 @app.command()
 def demo(
     ctx: typer.Context,
-    requests: Annotated[int, typer.Option(min=1, max=1_000_000, help="Requests to record.")] = 9,
-    sessions: Annotated[int, typer.Option(min=1, max=100_000, help="Sessions to spread them over.")] = 3,
+    requests: Annotated[int, typer.Option(min=1, max=1_000_000, help="Requests to record.")] = 240,
+    sessions: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Sessions to spread them over.")
+    ] = 40,
+    json: JsonFlag = False,
 ) -> None:
-    """Record example chat requests in a few sessions and print each session's history."""
+    """Record realistic chat requests through the recorder, then show sessions and usage."""
     settings = settings_of(ctx)
-    console = settings.console
+    as_json = settings.wants_json(json)
+    err = settings.err
 
-    async def work(handle: Handle) -> None:
+    async def work(handle: Handle) -> _Run:
         rng = random.Random()
-        client, _ = await LLMClient.objects.get_or_create(
-            name="demo-assistant", defaults={"description": "created by llmreq demo"}
-        )
-        keys = [f"demo-session-{i + 1}" for i in range(sessions)]
-        for i in range(requests):
-            await LLMClientRequest.objects.create(
-                llm_client=client,
-                request=_chat_payload(rng),
-                session_key=keys[i % sessions],
+        clients = []
+        for persona in _PERSONAS:
+            client, _ = await LLMClient.objects.get_or_create(
+                name=persona.name, defaults={"description": persona.description}
             )
-        for key in keys:
-            history = await LLMClientRequest.objects.filter(session_key=key).order_by(
-                "created_at", "id"
-            ).to_list()
-            console.print(f"[bold]{key}[/bold] ({len(history)} requests)")
-            for req in history:
-                payload = req.request if isinstance(req.request, dict) else {}
-                question = payload.get("messages", [{}])[-1].get("content", "")
-                when = req.created_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-                console.print(f"  {when}  {payload.get('model', '?'):<16} {question}")
+            clients.append(client)
+        talks = [
+            (clients[i % len(clients)], _Conversation(_PERSONAS[i % len(_PERSONAS)], rng))
+            for i in range(sessions)
+        ]
+        started_at = now_ms()
+        progress = Progress(
+            TextColumn("recording"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        )
+        task = progress.add_task("record", total=requests)
 
-    run(settings, work)
+        def written(ids: list[Any]) -> None:
+            progress.advance(task, len(ids))
+
+        clock = time.perf_counter()
+        with progress:
+            async with Recorder(max_batch=500, after_write=written) as recorder:
+                for i in range(requests):
+                    client, talk = talks[i % sessions] if i < sessions else rng.choice(talks)
+                    await recorder.arecord(client, talk.next_request(rng), session_key=talk.key)
+                await recorder.flush()
+                stats = recorder.stats
+        seconds = time.perf_counter() - clock
+        summaries = await analytics.session_summaries(since=started_at, limit=sessions)
+        usage = await analytics.client_usage()
+        return _Run(requests, seconds, stats, summaries, usage, await client_names())
+
+    result = run(settings, work)
+    if as_json:
+        print_json(
+            {
+                "recorded": result.recorded,
+                "written": result.stats.written,
+                "seconds": round(result.seconds, 3),
+                "sessions": [
+                    {
+                        "session_key": s.session_key,
+                        "llm_client": name_of(result.names, s.llm_client_id),
+                        "requests": s.requests,
+                        "first_at": format_time(s.first_at),
+                        "last_at": format_time(s.last_at),
+                    }
+                    for s in result.summaries
+                ],
+                "usage": [
+                    {"llm_client": u.name, "requests": u.requests, "sessions": u.sessions}
+                    for u in result.usage
+                ],
+            }
+        )
+        return
+    console = settings.console
+    rate = result.recorded / result.seconds if result.seconds > 0 else 0.0
+    console.print(
+        f"recorded {plural(result.recorded, 'request')} in {plural(sessions, 'session')} "
+        "through the recorder "
+        f"in {result.seconds:.2f} s ({rate:,.0f}/s; {result.stats.written:,} written, "
+        f"{result.stats.retried:,} retried)",
+        markup=False,
+    )
+    console.print()
+    rows = [
+        {
+            "session_key": s.session_key,
+            "llm_client": name_of(result.names, s.llm_client_id),
+            "requests": s.requests,
+            "first_at": s.first_at,
+            "last_at": s.last_at,
+        }
+        for s in result.summaries
+    ]
+    shown = rows[:_SHOWN]
+    title = "sessions of this run" + (
+        f" (the {len(shown)} most recent of {len(rows)}; `llmreq sessions` lists more)"
+        if len(rows) > len(shown)
+        else ""
+    )
+    print_sessions(console, shown, title=title)
+    console.print()
+    console.print(
+        bar_chart(
+            "requests per client (all time)",
+            [(u.name or str(u.llm_client_id), u.requests) for u in result.usage],
+            headers=("client", "requests"),
+        )
+    )
+    console.print()
+    if rows:
+        console.print(f"next: llmreq show {rows[0]['session_key']}", markup=False)

@@ -1,0 +1,251 @@
+"""``llmreq export``: stream requests to JSON Lines or CSV, in constant memory.
+
+The JSON Lines format (one request per line, UTF-8, ``\\n`` after every line,
+keys in this order, no spaces)::
+
+    {"id":"<24 hex>","created_at":"2026-05-01T12:00:00.123Z","updated_at":"...Z",
+     "llm_client":{"id":"<24 hex>","name":"support-bot"},"session_key":"abc"|null,
+     "is_aggregation":false,"request":<the payload, as JSON>}
+
+Times are UTC with milliseconds (all BSON keeps), ids are the stored
+ObjectIds, and the payload is exactly what was recorded (escaped keys decoded).
+Lines come in (``created_at``, ``id``) order, so exporting the same data twice
+gives the same bytes; ``llmreq import`` reads the format back with every id and
+timestamp kept.
+
+CSV has the columns ``id, created_at, updated_at, llm_client_id,
+llm_client_name, session_key, is_aggregation, request`` (the payload as
+compact JSON text).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from enum import Enum
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+from bson import ObjectId
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from llmreq_mongo._connection import Handle
+from llmreq_mongo._documents import LLMClientRequest, check_session_key
+from llmreq_mongo._payload import decode_payload
+from llmreq_mongo._queryset import storage_errors
+from llmreq_mongo.errors import InvalidInput
+
+from ._app import Settings, app, reported, run, settings_of
+from ._durations import format_time, parse_time
+from ._names import client_by_name, client_names, name_of
+from ._render import dump_json, plural, print_json
+
+__all__ = ["ExportFormat", "export", "export_line", "request_filter"]
+
+_BATCH = 1000
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "llm_client_id",
+    "llm_client_name",
+    "session_key",
+    "is_aggregation",
+    "request",
+)
+
+
+class ExportFormat(str, Enum):
+    """The file formats ``export`` writes."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def export_line(raw: Mapping[str, Any], client_name: str) -> str:
+    """One stored request as a line of the JSON Lines format (without the newline)."""
+    record = {
+        "id": str(raw["_id"]),
+        "created_at": format_time(raw["created_at"]),
+        "updated_at": format_time(raw.get("updated_at", raw["created_at"])),
+        "llm_client": {"id": str(raw.get("llm_client_id")), "name": client_name},
+        "session_key": raw.get("session_key"),
+        "is_aggregation": bool(raw.get("is_aggregation", False)),
+        "request": decode_payload(raw.get("request")),
+    }
+    return dump_json(record)
+
+
+def _csv_row(raw: Mapping[str, Any], client_name: str) -> list[str]:
+    key = raw.get("session_key")
+    return [
+        str(raw["_id"]),
+        format_time(raw["created_at"]),
+        format_time(raw.get("updated_at", raw["created_at"])),
+        str(raw.get("llm_client_id")),
+        client_name,
+        "" if key is None else str(key),
+        "true" if raw.get("is_aggregation") else "false",
+        dump_json(decode_payload(raw.get("request"))),
+    ]
+
+
+async def request_filter(
+    *,
+    client: str | None,
+    session: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> dict[str, Any]:
+    """The MongoDB filter for the common ``--client/--session/--since/--until`` options.
+
+    Equalities are plain (the shape the embedded engine's planner serves from
+    an index); that is safe because each value is type-checked first: an
+    ``ObjectId`` and a ``str`` are never operators.
+    """
+    query: dict[str, Any] = {}
+    if session is not None:
+        query["session_key"] = check_session_key(session, nullable=False)
+    if client is not None:
+        query["llm_client_id"] = ObjectId((await client_by_name(client)).id)
+    window: dict[str, Any] = {}
+    if since is not None:
+        window["$gte"] = since
+    if until is not None:
+        window["$lt"] = until
+    if window:
+        query["created_at"] = window
+    return query
+
+
+async def _in_order(query: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """Requests in (``created_at``, ``_id``) order, streaming.
+
+    The server sorts by ``created_at`` alone, which its indexes provide without a
+    blocking sort; records sharing a millisecond are put in ``_id`` order here,
+    holding only that handful in memory.
+    """
+    coll = LLMClientRequest.get_pymongo_collection()
+    tied: list[dict[str, Any]] = []
+    with storage_errors("read the requests to export"):
+        cursor = coll.find(query, sort=[("created_at", 1)], batch_size=_BATCH)
+        try:
+            async for raw in cursor:
+                if tied and raw["created_at"] != tied[0]["created_at"]:
+                    tied.sort(key=lambda r: r["_id"])
+                    for item in tied:
+                        yield item
+                    tied.clear()
+                tied.append(raw)
+        finally:
+            await cursor.close()
+    tied.sort(key=lambda r: r["_id"])
+    for item in tied:
+        yield item
+
+
+def _progress(settings: Settings, total: int, what: str) -> Progress:
+    console = settings.err
+    return Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+
+
+async def _write(
+    out: IO[str], fmt: ExportFormat, query: Mapping[str, Any], settings: Settings
+) -> int:
+    names = await client_names()
+    with storage_errors("count the requests to export"):
+        total = await LLMClientRequest.get_pymongo_collection().count_documents(query)
+    writer = csv.writer(out) if fmt is ExportFormat.csv else None
+    if writer is not None:
+        writer.writerow(CSV_COLUMNS)
+    written = 0
+    with _progress(settings, total, "exporting") as progress:
+        task = progress.add_task("export", total=total)
+        async for raw in _in_order(query):
+            name = name_of(names, raw.get("llm_client_id"))
+            if writer is not None:
+                writer.writerow(_csv_row(raw, name))
+            else:
+                out.write(export_line(raw, name))
+                out.write("\n")
+            written += 1
+            if written % _BATCH == 0:
+                progress.update(task, completed=written)
+        progress.update(task, completed=written)
+    return written
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    output: Annotated[
+        str,
+        typer.Option("-o", "--output", help="File to write; '-' for stdout.", show_default=False),
+    ],
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", help="File format.")
+    ] = ExportFormat.jsonl,
+    client: Annotated[str | None, typer.Option(help="Only this client's requests.")] = None,
+    session: Annotated[str | None, typer.Option(help="Only this session's requests.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time (ISO 8601, date, or 7d).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Export requests as JSON Lines (every field, exactly) or CSV, streaming."""
+    settings = settings_of(ctx)
+    with reported(settings):
+        start = parse_time(since, what="--since") if since else None
+        end = parse_time(until, what="--until") if until else None
+        if start and end and start >= end:
+            raise InvalidInput("--since must be before --until")
+        target = None if output == "-" else Path(output)
+        if target is not None and target.is_dir():
+            raise InvalidInput(f"-o {output} is a directory; give a file name")
+        if target is not None and not target.parent.is_dir():
+            raise InvalidInput(f"-o {output}: the directory {target.parent} does not exist")
+
+    def writing_to(out: IO[str]) -> Callable[[Handle], Awaitable[int]]:
+        async def work(handle: Handle) -> int:
+            query = await request_filter(client=client, session=session, since=start, until=end)
+            count = await _write(out, fmt, query, settings)
+            out.flush()
+            return count
+
+        return work
+
+    if target is None:
+        count = run(settings, writing_to(sys.stdout))
+    else:
+        # Write beside the target and rename at the end: a failed export never
+        # leaves a truncated file where a good one was expected.
+        newline = "" if fmt is ExportFormat.csv else "\n"
+        directory = target.parent if str(target.parent) else Path(".")
+        with reported(settings):
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as sink:
+                count = run(settings, writing_to(sink))
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    where = "stdout" if target is None else str(target)
+    if settings.wants_json(json) and target is not None:
+        print_json({"exported": count, "file": where, "format": fmt.value})
+    else:
+        settings.err.print(f"exported {plural(count, 'request')} to {where}", markup=False)

@@ -1,0 +1,310 @@
+"""Read commands: ``clients``, ``sessions``, ``show`` and ``stats``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+from bson import ObjectId
+
+from llmreq_mongo import analytics
+from llmreq_mongo._connection import Handle
+from llmreq_mongo._documents import LLMClient, LLMClientRequest, check_session_key
+from llmreq_mongo.errors import InvalidInput
+
+from ._app import JsonFlag, Settings, app, reported, run, settings_of
+from ._durations import format_time, parse_time
+from ._names import client_by_name, client_names, name_of
+from ._render import (
+    bar_chart,
+    chat_messages,
+    dump_json,
+    plural,
+    print_json,
+    print_sessions,
+    table,
+)
+
+__all__ = ["Bucket", "clients", "sessions", "show", "stats", "window"]
+
+SinceOption = Annotated[
+    str | None, typer.Option(help="From this time: ISO 8601, a date (UTC), or 7d for 7 days ago.")
+]
+UntilOption = Annotated[str | None, typer.Option(help="Before this time (same forms as --since).")]
+ClientOption = Annotated[str | None, typer.Option(help="Only this client (by name).")]
+
+
+def window(since: str | None, until: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Parse ``--since``/``--until``; the first must come before the second."""
+    start = parse_time(since, what="--since") if since else None
+    end = parse_time(until, what="--until") if until else None
+    if start is not None and end is not None and start >= end:
+        raise InvalidInput(
+            f"--since ({format_time(start)}) must be before --until ({format_time(end)})"
+        )
+    return start, end
+
+
+async def _client_or_none(name: str | None) -> LLMClient | None:
+    return None if name is None else await client_by_name(name)
+
+
+# -- clients --------------------------------------------------------------------
+
+
+@app.command()
+def clients(ctx: typer.Context, json: JsonFlag = False) -> None:
+    """List the LLM clients with their requests, sessions, first and last request."""
+    settings = settings_of(ctx)
+
+    async def work(handle: Handle) -> list[dict[str, Any]]:
+        usage = {u.llm_client_id: u for u in await analytics.client_usage()}
+        rows = []
+        async for client in LLMClient.objects.order_by("name"):
+            used = usage.get(ObjectId(client.id))
+            rows.append(
+                {
+                    "id": str(client.id),
+                    "name": client.name,
+                    "description": client.description,
+                    "requests": used.requests if used else 0,
+                    "sessions": used.sessions if used else 0,
+                    "first_at": used.first_at if used else None,
+                    "last_at": used.last_at if used else None,
+                    "created_at": client.created_at,
+                }
+            )
+        return rows
+
+    rows = run(settings, work)
+    if settings.wants_json(json):
+        print_json(rows)
+        return
+    if not rows:
+        settings.console.print("no LLM clients yet (`llmreq demo` records some)", markup=False)
+        return
+    settings.console.print(
+        table(
+            None,
+            ["client", "description", "requests", "sessions", "first (UTC)", "last (UTC)"],
+            [
+                [
+                    r["name"],
+                    r["description"],
+                    r["requests"],
+                    r["sessions"],
+                    r["first_at"],
+                    r["last_at"],
+                ]
+                for r in rows
+            ],
+            right=4,
+            wrap=("description",),
+        )
+    )
+
+
+# -- sessions -------------------------------------------------------------------
+
+
+@app.command()
+def sessions(
+    ctx: typer.Context,
+    client: ClientOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 20,
+    json: JsonFlag = False,
+) -> None:
+    """List sessions, most recently active first (raw requests only, no rollups)."""
+    settings = settings_of(ctx)
+    with reported(settings):
+        start, end = window(since, until)
+
+    async def work(handle: Handle) -> tuple[list[analytics.SessionSummary], dict[Any, str]]:
+        found = await _client_or_none(client)
+        summaries = await analytics.session_summaries(
+            llm_client=found, since=start, until=end, limit=limit
+        )
+        return summaries, await client_names()
+
+    summaries, names = run(settings, work)
+    rows = [
+        {
+            "session_key": s.session_key,
+            "llm_client": name_of(names, s.llm_client_id),
+            "llm_client_id": str(s.llm_client_id),
+            "requests": s.requests,
+            "first_at": s.first_at,
+            "last_at": s.last_at,
+        }
+        for s in summaries
+    ]
+    if settings.wants_json(json):
+        print_json(rows)
+        return
+    print_sessions(settings.console, rows)
+
+
+# -- show -----------------------------------------------------------------------
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    session_key: Annotated[str, typer.Argument(help="The session to show.")],
+    client: ClientOption = None,
+    json: JsonFlag = False,
+) -> None:
+    """Show a session's requests as a timeline (chat messages as role and text)."""
+    settings = settings_of(ctx)
+    as_json = settings.wants_json(json)
+    with reported(settings):
+        key = str(check_session_key(session_key, nullable=False))
+
+    async def work(handle: Handle) -> int:
+        found = await _client_or_none(client)
+        names = await client_names()
+        history = LLMClientRequest.objects.for_session(key, llm_client=found)
+        timeline = _Timeline(settings, names, as_json)
+        async for req in history.iterator(batch_size=500):
+            timeline.add(req)
+        timeline.close()
+        if not timeline.count:
+            raise LLMClientRequest.DoesNotExist(
+                f"no requests in session {key!r}"
+                + (f" of client {client!r}" if client else "")
+                + "; `llmreq sessions` lists the sessions"
+            )
+        return timeline.count
+
+    run(settings, work)
+
+
+class _Timeline:
+    """Prints a session's requests one by one (streaming, constant memory)."""
+
+    def __init__(self, settings: Settings, names: dict[Any, str], as_json: bool) -> None:
+        self.console = settings.console
+        self.names = names
+        self.as_json = as_json
+        self.count = 0
+        self.previous: list[tuple[str, str]] = []
+
+    def add(self, req: LLMClientRequest) -> None:
+        client = name_of(self.names, req.llm_client_id)
+        if self.as_json:
+            record = {
+                "id": str(req.id),
+                "created_at": format_time(req.created_at),
+                "updated_at": format_time(req.updated_at),
+                "llm_client": {"id": str(req.llm_client_id), "name": client},
+                "session_key": req.session_key,
+                "is_aggregation": req.is_aggregation,
+                "request": req.request,
+            }
+            self.console.file.write(("[\n  " if not self.count else ",\n  ") + dump_json(record))
+            self.count += 1
+            return
+        self.count += 1
+        payload = req.request
+        messages = chat_messages(payload)
+        heading = [format_time(req.created_at), client]
+        if isinstance(payload, dict) and isinstance(payload.get("model"), str):
+            heading.append(payload["model"])
+        if req.is_aggregation:
+            heading.append("[rollup]")
+        if messages is None:
+            self.console.print("  ".join(heading), style="bold", markup=False)
+            self.console.print(_indent(dump_json(payload, indent=2)), markup=False)
+            self.previous = []
+            return
+        # Chat clients resend the whole conversation: show only what is new.
+        shown = messages
+        if self.previous and messages[: len(self.previous)] == self.previous:
+            shown = messages[len(self.previous) :]
+            heading.append(f"(+{len(shown)} after {plural(len(self.previous), 'earlier message')})")
+        self.console.print("  ".join(heading), style="bold", markup=False)
+        for role, text in shown:
+            self.console.print(f"  {role:<9} " + _indent(text, 12).lstrip(), markup=False)
+        self.previous = messages
+
+    def close(self) -> None:
+        if self.as_json:
+            self.console.file.write("\n]\n" if self.count else "")
+            self.console.file.flush()
+
+
+def _indent(text: str, width: int = 2) -> str:
+    pad = " " * width
+    return "\n".join(pad + line for line in text.splitlines() or [""])
+
+
+# -- stats ----------------------------------------------------------------------
+
+
+class Bucket(str, Enum):
+    """The bucket sizes ``stats`` counts by."""
+
+    day = "day"
+    hour = "hour"
+
+
+_DEFAULT_SPAN = {Bucket.day: "14d", Bucket.hour: "24h"}
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    by: Annotated[Bucket, typer.Option(help="Bucket size.")] = Bucket.day,
+    client: ClientOption = None,
+    session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
+    tz: Annotated[str, typer.Option(help="IANA time zone the days/hours are cut in.")] = "UTC",
+    since: Annotated[
+        str | None,
+        typer.Option(help="From this time (default: 14d by day, 24h by hour)."),
+    ] = None,
+    until: UntilOption = None,
+    json: JsonFlag = False,
+) -> None:
+    """Requests per day or hour, as a table with a bar chart (empty buckets included)."""
+    settings = settings_of(ctx)
+    with reported(settings):
+        start, end = window(since or _DEFAULT_SPAN[by], until)
+        key = check_session_key(session, nullable=False) if session is not None else None
+        try:
+            zone = zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(
+                f"--tz {tz!r} is not a known time zone; use an IANA name such as "
+                "UTC, Europe/Paris or America/New_York"
+            ) from None
+
+    async def work(handle: Handle) -> list[analytics.CountBucket]:
+        found = await _client_or_none(client)
+        return await analytics.request_counts(
+            by=by.value, llm_client=found, session_key=key, since=start, until=end, tz=tz
+        )
+
+    buckets = run(settings, work)
+    if settings.wants_json(json):
+        print_json([{"start": b.start.isoformat(), "count": b.count} for b in buckets])
+        return
+    label = "%Y-%m-%d %a" if by is Bucket.day else "%Y-%m-%d %H:%M"
+    rows = [(b.start.astimezone(zone).strftime(label), b.count) for b in buckets]
+    total = sum(b.count for b in buckets)
+    scope = ", ".join(
+        part
+        for part in (
+            f"client {client}" if client else "",
+            f"session {key}" if key else "",
+            f"time zone {tz}",
+        )
+        if part
+    )
+    settings.console.print(
+        bar_chart(f"requests per {by.value} ({scope}): {total:,} in all", rows), markup=False
+    )

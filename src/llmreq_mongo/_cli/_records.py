@@ -1,0 +1,365 @@
+"""Checking import files, record by record, before anything is written.
+
+Two formats: the JSON Lines that ``llmreq export`` writes, and the JSON array
+Django's ``dumpdata`` writes for the reference's models. Every record is
+checked completely (JSON, fields, payload, times); the result is a list of
+:class:`Record` ready to be written and the bad records with their line
+numbers. See ``_import.py`` for how they are written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId
+
+from llmreq_mongo._base import to_utc_ms
+from llmreq_mongo._documents import check_session_key
+from llmreq_mongo._payload import normalize_payload
+from llmreq_mongo.errors import InvalidInput
+
+__all__ = [
+    "ClientRef",
+    "ImportFormat",
+    "OnError",
+    "Outcome",
+    "Record",
+    "check_file",
+    "parse_fixture",
+    "parse_jsonl_line",
+]
+
+_JSONL_KEYS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "llm_client",
+    "session_key",
+    "is_aggregation",
+    "request",
+)
+_DJANGO_CLIENT = "llm_client.llmclient"
+_DJANGO_REQUEST = "llm_client.llmclientrequests"
+_CLIENT_FIELDS = ("name", "description", "created_at", "updated_at")
+
+
+class ImportFormat(str, Enum):
+    """The file formats ``import`` reads."""
+
+    auto = "auto"
+    jsonl = "jsonl"
+    django = "django"
+
+
+class OnError(str, Enum):
+    """What a bad record does to the run."""
+
+    stop = "stop"
+    skip = "skip"
+
+
+@dataclass(frozen=True)
+class ClientRef:
+    """The client a record belongs to, as the file names it."""
+
+    name: str
+    id: ObjectId | None = None
+    description: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One checked request record, ready to be written."""
+
+    line: int
+    id: ObjectId
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    client: ClientRef
+    session_key: str | None
+    is_aggregation: bool
+    request: Any
+
+
+@dataclass
+class Outcome:
+    """What an import did."""
+
+    imported: int = 0
+    already_present: int = 0
+    clients_created: int = 0
+    ignored: int = 0
+    bad: list[tuple[int, str]] = field(default_factory=list)
+
+
+# -- checking ---------------------------------------------------------------
+
+
+def _time(value: Any, what: str) -> dt.datetime:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be an ISO 8601 string, got {_kind(value)}")
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{what} {value!r} is not an ISO 8601 time") from None
+    # Django writes naive times when USE_TZ is off; they are read as UTC.
+    return to_utc_ms(parsed)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _object_id(value: Any, what: str) -> ObjectId:
+    if not isinstance(value, str) or len(value) != 24 or not ObjectId.is_valid(value):
+        raise InvalidInput(f"{what} must be a 24-digit hex ObjectId, got {value!r}")
+    return ObjectId(value)
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 255:
+        raise InvalidInput(f"{what} must be a string of 1 to 255 characters, got {value!r}")
+    return value
+
+
+def _payload_and_flags(request: Any, session_key: Any, is_aggregation: Any) -> str | None:
+    normalize_payload(request)
+    if not isinstance(is_aggregation, bool):
+        raise InvalidInput(f"is_aggregation must be true or false, got {_kind(is_aggregation)}")
+    return check_session_key(session_key)
+
+
+def parse_jsonl_line(text: str, line: int) -> Record:
+    """Check one line of an export completely.
+
+    Raises:
+        InvalidInput: anything is wrong with it (the message says what).
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"expected a JSON object, got {_kind(data)}")
+    missing = [k for k in _JSONL_KEYS if k not in data]
+    extra = sorted(set(data) - set(_JSONL_KEYS))
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unknown {', '.join(extra)}"] if extra else []
+        )
+        raise InvalidInput(f"not an llmreq export line: {'; '.join(parts)}")
+    client = data["llm_client"]
+    if not isinstance(client, dict) or set(client) != {"id", "name"}:
+        raise InvalidInput('llm_client must be {"id": ..., "name": ...}')
+    key = _payload_and_flags(data["request"], data["session_key"], data["is_aggregation"])
+    return Record(
+        line=line,
+        id=_object_id(data["id"], "id"),
+        created_at=_time(data["created_at"], "created_at"),
+        updated_at=_time(data["updated_at"], "updated_at"),
+        client=ClientRef(
+            name=_name(client["name"], "llm_client.name"),
+            id=_object_id(client["id"], "llm_client.id"),
+        ),
+        session_key=key,
+        is_aggregation=data["is_aggregation"],
+        request=data["request"],
+    )
+
+
+def _fixture_entries(text: str) -> Iterator[tuple[int, Any]]:
+    """The entries of a JSON array, each with the line it starts on."""
+    decoder = json.JSONDecoder()
+    pos = _skip_ws(text, 0)
+    if text[pos : pos + 1] != "[":
+        raise InvalidInput("line 1: a Django fixture is a JSON array")
+    pos = _skip_ws(text, pos + 1)
+    if text[pos : pos + 1] == "]":
+        return
+    while True:
+        line = text.count("\n", 0, pos) + 1
+        try:
+            entry, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"line {exc.lineno}: not JSON ({exc.msg})") from None
+        yield line, entry
+        pos = _skip_ws(text, pos)
+        if text[pos : pos + 1] == "]":
+            return
+        if text[pos : pos + 1] != ",":
+            raise InvalidInput(f"line {text.count(chr(10), 0, pos) + 1}: expected ',' or ']'")
+        pos = _skip_ws(text, pos + 1)
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _is_pk(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _fixture_client(entry: Mapping[str, Any]) -> ClientRef:
+    fields = entry["fields"]
+    if not _is_pk(entry.get("pk")):
+        raise InvalidInput(f"pk must be an integer, got {entry.get('pk')!r}")
+    description = fields.get("description") or ""
+    if not isinstance(description, str):
+        raise InvalidInput(f"description must be a string, got {_kind(description)}")
+    for stamp in ("created_at", "updated_at"):
+        if stamp in fields:
+            _time(fields[stamp], stamp)
+    extra = {k: v for k, v in fields.items() if k not in _CLIENT_FIELDS}
+    metadata, _ = normalize_payload(extra)
+    return ClientRef(
+        name=_name(fields.get("name"), "name"), description=description, metadata=metadata
+    )
+
+
+def _derived_id(pk: int, client: str, created_at: dt.datetime) -> ObjectId:
+    """A stable id for a fixture record: its time, then a hash of what identifies it."""
+    seconds = max(0, min(int(created_at.timestamp()), 2**32 - 1))
+    digest = hashlib.sha256(f"{_DJANGO_REQUEST}:{pk}:{client}:{created_at.isoformat()}".encode())
+    return ObjectId(seconds.to_bytes(4, "big") + digest.digest()[:8])
+
+
+def _fixture_request(
+    entry: Mapping[str, Any], line: int, clients: Mapping[Any, ClientRef]
+) -> Record:
+    fields = entry["fields"]
+    pk = entry["pk"]
+    if isinstance(pk, bool) or not isinstance(pk, int):
+        raise InvalidInput(f"pk must be an integer, got {pk!r}")
+    client_pk = fields.get("llm_client")
+    if not _is_pk(client_pk) or client_pk not in clients:
+        raise InvalidInput(f"llm_client {client_pk!r} is not a {_DJANGO_CLIENT} entry of this file")
+    client = clients[client_pk]
+    is_aggregation = fields.get("is_aggregation", False)
+    key = _payload_and_flags(fields.get("request"), fields.get("session_key"), is_aggregation)
+    for stamp in ("created_at", "updated_at"):
+        if stamp not in fields:
+            raise InvalidInput(f"{stamp} is missing")
+    created = _time(fields["created_at"], "created_at")
+    return Record(
+        line=line,
+        id=_derived_id(pk, client.name, created),
+        created_at=created,
+        updated_at=_time(fields["updated_at"], "updated_at"),
+        client=client,
+        session_key=key,
+        is_aggregation=is_aggregation,
+        request=fields.get("request"),
+    )
+
+
+def parse_fixture(text: str, outcome: Outcome, on_error: OnError) -> list[Record]:
+    """Check every entry of a Django fixture; bad ones go to ``outcome.bad``.
+
+    Raises:
+        InvalidInput: the file is not a JSON array (this always stops the run).
+    """
+    entries = list(_fixture_entries(text))
+    clients: dict[Any, ClientRef] = {}
+    requests: list[tuple[int, Mapping[str, Any]]] = []
+    for line, entry in entries:
+        model = entry.get("model") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("fields"), dict):
+            _bad(outcome, on_error, line, 'expected {"model": ..., "pk": ..., "fields": {...}}')
+            continue
+        if not isinstance(model, str) or model.lower() not in (_DJANGO_CLIENT, _DJANGO_REQUEST):
+            outcome.ignored += 1
+            continue
+        if model.lower() == _DJANGO_REQUEST:
+            requests.append((line, entry))
+            continue
+        try:
+            clients[entry.get("pk")] = _fixture_client(entry)
+        except InvalidInput as exc:
+            _bad(outcome, on_error, line, str(exc))
+    records: list[Record] = []
+    for line, entry in requests:
+        try:
+            records.append(_fixture_request(entry, line, clients))
+        except InvalidInput as exc:
+            _bad(outcome, on_error, line, str(exc))
+    return records
+
+
+class _Stop(Exception):
+    """A bad record under ``--on-error stop``."""
+
+
+def _bad(outcome: Outcome, on_error: OnError, line: int, message: str) -> None:
+    outcome.bad.append((line, message))
+    if on_error is OnError.stop:
+        raise _Stop
+
+
+def _jsonl_records(path: Path, outcome: Outcome, on_error: OnError) -> Iterator[Record]:
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield parse_jsonl_line(raw.decode("utf-8"), number)
+            except UnicodeDecodeError:
+                _bad(outcome, on_error, number, "not UTF-8 text")
+            except InvalidInput as exc:
+                _bad(outcome, on_error, number, str(exc))
+
+
+def _sniff(path: Path) -> ImportFormat:
+    with path.open("rb") as head:
+        start = head.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if start.startswith(b"["):
+        return ImportFormat.django
+    if start.startswith(b"{") or not start:
+        return ImportFormat.jsonl
+    raise InvalidInput(
+        f"{path} is neither JSON Lines nor a Django fixture (it starts with {start[:20]!r})"
+    )
+
+
+def check_file(
+    path: Path, fmt: ImportFormat, on_error: OnError
+) -> tuple[Outcome, Iterable[Record]]:
+    """Check every record of ``path`` before anything is written (no database I/O).
+
+    Returns:
+        The outcome so far (bad records in ``outcome.bad``) and the records to
+        write: a list for a fixture, a second streaming read for JSON Lines.
+
+    Raises:
+        InvalidInput: a bad record under ``--on-error stop``, or a file that
+            is neither format.
+    """
+    outcome = Outcome()
+    if fmt is ImportFormat.auto:
+        fmt = _sniff(path)
+    try:
+        if fmt is ImportFormat.django:
+            fixture = path.read_text(encoding="utf-8")
+            return outcome, parse_fixture(fixture, outcome, on_error)
+        for _ in _jsonl_records(path, outcome, on_error):
+            pass
+    except _Stop:
+        line, message = outcome.bad[-1]
+        raise InvalidInput(
+            f"line {line}: {message}; nothing was imported "
+            "(fix the line, or pass --on-error skip to import the others)"
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} is not UTF-8 text") from None
+    # The second read meets the same bad lines, already counted: they are skipped.
+    return outcome, _jsonl_records(path, Outcome(), OnError.skip)

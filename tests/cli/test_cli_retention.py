@@ -1,0 +1,107 @@
+"""``retention set/show/off`` (a TTL on the created_at index) and ``prune``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bson import ObjectId
+from clitools import UTC, export_record, write_jsonl
+
+BOT = (ObjectId(), "support-bot")
+CODER = (ObjectId(), "coder")
+
+
+def _created_at_index(cli):
+    info = cli.requests.index_information()
+    found = {name: spec for name, spec in info.items() if spec["key"] == [("created_at", 1)]}
+    assert len(found) == 1, info  # never a second index on the same key
+    return found
+
+
+def test_retention_set_show_change_off(cli):
+    assert cli.json("retention", "show") == {"retention": None, "expire_after_seconds": None}
+    assert "retention: off" in cli("retention", "show").stdout
+
+    result = cli.json("retention", "set", "90d")
+    assert result == {"retention": "90d", "expire_after_seconds": 7776000, "previous": None}
+    index = _created_at_index(cli)
+    assert list(index) == ["llmreq_created_at"]
+    assert index["llmreq_created_at"]["expireAfterSeconds"] == 7776000
+    assert "(unchanged)" in cli("retention", "set", "2160h").stdout  # the same, written otherwise
+
+    # Changed in place: the same index, a new expiry.
+    assert cli.json("retention", "set", "12h")["previous"] == "90d"
+    assert _created_at_index(cli)["llmreq_created_at"]["expireAfterSeconds"] == 43200
+    assert cli.json("retention", "show") == {"retention": "12h", "expire_after_seconds": 43200}
+
+    # Off: the index the time-window queries need stays, without a TTL.
+    assert cli.json("retention", "off")["previous"] == "12h"
+    spec = _created_at_index(cli)["llmreq_created_at"]
+    assert "expireAfterSeconds" not in spec
+    assert set(cli.requests.index_information()) == {
+        "_id_",
+        "llmreq_session_time",
+        "llmreq_client_time",
+        "llmreq_created_at",
+        "llmreq_updated_at",
+    }
+    assert "already off" in cli("retention", "off").stdout
+    assert cli.json("retention", "show")["retention"] is None
+
+
+def test_retention_refuses_bad_durations(cli):
+    for bad, message in [
+        ("90", "is not a duration"),
+        ("ninety days", "is not a duration"),
+        ("0d", "is zero"),
+        ("100y", "is not a duration"),
+        ("30000d", "longer than MongoDB allows"),
+    ]:
+        result = cli("retention", "set", bad, ok=False)
+        assert result.exit_code == 1, bad
+        assert result.stderr.startswith("error: retention") and message in result.stderr, bad
+        assert len(result.stderr.splitlines()) == 1
+    assert cli.db.list_collection_names() == []  # refused before connecting at all
+
+
+def _seed(cli, tmp_path):
+    now = dt.datetime.now(UTC)
+    old = [
+        export_record(created_at=now - dt.timedelta(days=100, minutes=i), client=BOT)
+        for i in range(5)
+    ]
+    old.append(export_record(created_at=now - dt.timedelta(days=95), client=CODER))
+    # Two sharing one millisecond, at a batch edge.
+    twin = now - dt.timedelta(days=91)
+    old += [export_record(created_at=twin, client=CODER) for _ in range(2)]
+    recent = [
+        export_record(created_at=now - dt.timedelta(days=89), client=BOT),
+        export_record(created_at=now - dt.timedelta(hours=1), client=CODER),
+    ]
+    cli("import", str(write_jsonl(tmp_path / "seed.jsonl", old + recent)))
+    return {r["id"] for r in recent}
+
+
+def test_prune_dry_run_then_for_real_in_batches(cli, tmp_path):
+    recent = _seed(cli, tmp_path)
+    dry = cli.json("prune", "--older-than", "90d", "--dry-run")
+    assert dry["dry_run"] is True and dry["matched"] == 8 and dry["deleted"] == 0
+    assert dry["by_client"] == [
+        {"llm_client": "support-bot", "requests": 5},
+        {"llm_client": "coder", "requests": 3},
+    ]
+    assert cli.requests.count_documents({}) == 10
+
+    text = cli("prune", "--older-than", "90d", "--batch-size", "3").stdout
+    assert "support-bot" in text and "coder" in text
+    assert "deleted 8 requests older than " in text and " in 3 batches" in text
+    assert {str(d["_id"]) for d in cli.requests.find()} == recent
+
+    assert "nothing to prune" in cli("prune", "--older-than", "90d").stdout
+    assert cli.json("prune", "--older-than", "2h")["deleted"] == 1
+
+
+def test_prune_refuses_a_bad_duration(cli):
+    result = cli("prune", "--older-than", "soon", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: --older-than 'soon' is not a duration")

@@ -1,0 +1,338 @@
+"""``llmreq export`` and ``llmreq import``: exact round trips, Django fixtures, bad lines."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+from bson import DBRef, ObjectId
+from clitools import UTC, export_record, write_jsonl
+
+T0 = dt.datetime(2026, 3, 2, 9, 30, 0, 123000, tzinfo=UTC)
+BOT = (ObjectId(), "support-bot")
+CODER = (ObjectId(), "coder")
+
+# Payloads that are easy to get subtly wrong: awkward keys, big and float
+# numbers, unicode, nulls, nesting, a non-object payload.
+AWKWARD = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "a.b": {"%c": [1, 2.5, -0.0, 1e300, 2**62, None, True]},
+    "text": 'héllo \u2603 \U0001f600 "quoted" \\ \n',
+    "messages": [{"role": "user", "content": "Hi"}],
+}
+
+
+def _seed(cli, tmp_path: Path) -> Path:
+    records = [
+        export_record(created_at=T0, client=BOT, session_key="s1", request=AWKWARD),
+        # Three records in the same millisecond: the order must still be fixed.
+        *(
+            export_record(
+                created_at=T0 + dt.timedelta(seconds=1), client=CODER, session_key="s2", request=i
+            )
+            for i in range(3)
+        ),
+        export_record(
+            created_at=T0 + dt.timedelta(hours=2), client=BOT, session_key=None, request=None
+        ),
+        export_record(
+            created_at=T0 + dt.timedelta(days=1),
+            client=BOT,
+            session_key="s1",
+            request=["x", {"y": None}],
+            is_aggregation=True,
+        ),
+    ]
+    records[1]["updated_at"] = "2026-03-05T00:00:00.999Z"
+    path = write_jsonl(tmp_path / "seed.jsonl", records)
+    cli("import", str(path))
+    return path
+
+
+def test_export_import_export_gives_identical_files(cli, sync_client, tmp_path):
+    _seed(cli, tmp_path)
+    first = tmp_path / "first.jsonl"
+    cli("export", "-o", str(first))
+    lines = first.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6
+
+    # Into an empty database on the same server, then out again.
+    other = f"{cli.database}_copy"
+    try:
+        copy = type(cli)(cli.uri, other, sync_client[other])
+        assert copy.json("import", str(first))["imported"] == 6
+        second = tmp_path / "second.jsonl"
+        copy("export", "-o", str(second))
+        assert second.read_bytes() == first.read_bytes()
+        # The stored documents are the same too, escaped keys, DBRef and all.
+        original = list(cli.requests.find({}, sort=[("_id", 1)]))
+        copied = list(copy.requests.find({}, sort=[("_id", 1)]))
+        assert copied == original
+        assert "%24schema" in original[0]["request"]
+        assert isinstance(original[0]["llm_client"], DBRef)
+    finally:
+        sync_client.drop_database(other)
+
+
+def test_export_line_format_is_exact(cli, tmp_path):
+    _seed(cli, tmp_path)
+    out = cli("export", "-o", "-").stdout.splitlines()
+    first = json.loads(out[0])
+    assert list(first) == [
+        "id",
+        "created_at",
+        "updated_at",
+        "llm_client",
+        "session_key",
+        "is_aggregation",
+        "request",
+    ]
+    assert first["created_at"] == "2026-03-02T09:30:00.123Z"
+    assert first["llm_client"] == {"id": str(BOT[0]), "name": "support-bot"}
+    assert first["request"] == AWKWARD
+    assert out[0] == json.dumps(first, ensure_ascii=False, separators=(",", ":"))
+    # (created_at, id) order, ties included.
+    tied = [json.loads(line)["id"] for line in out[1:4]]
+    assert tied == sorted(tied)
+    assert json.loads(out[1])["updated_at"] == "2026-03-05T00:00:00.999Z"
+
+
+def test_export_filters(cli, tmp_path):
+    _seed(cli, tmp_path)
+
+    def ids(*args: str) -> int:
+        return len(cli("export", "-o", "-", *args).stdout.splitlines())
+
+    assert ids("--client", "coder") == 3
+    assert ids("--session", "s1") == 2
+    assert ids("--since", "2026-03-02T10:00:00Z") == 2
+    assert ids("--until", "2026-03-02T09:30:01Z") == 1
+    assert ids("--since", "2026-03-02", "--until", "2026-03-03") == 5
+    assert ids("--client", "coder", "--session", "s1") == 0
+
+
+def test_export_csv(cli, tmp_path):
+    _seed(cli, tmp_path)
+    target = tmp_path / "out.csv"
+    summary = cli.json("export", "--format", "csv", "-o", str(target))
+    assert summary == {"exported": 6, "file": str(target), "format": "csv"}
+    rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"), newline="")))
+    assert len(rows) == 6
+    assert rows[0]["llm_client_name"] == "support-bot"
+    assert json.loads(rows[0]["request"]) == AWKWARD
+    assert rows[4]["session_key"] == "" and rows[4]["request"] == "null"
+    assert rows[5]["is_aggregation"] == "true"
+
+
+def test_import_is_idempotent(cli, tmp_path):
+    path = _seed(cli, tmp_path)
+    again = cli.json("import", str(path))
+    assert again["imported"] == 0 and again["already_present"] == 6
+    assert again["clients_created"] == 0
+    assert cli.requests.count_documents({}) == 6
+    assert cli.db["llm_clients"].count_documents({}) == 2
+
+
+def test_import_keeps_client_ids_and_reuses_clients_by_name(cli, tmp_path):
+    # A client of that name already exists under another id: it is reused.
+    existing = ObjectId()
+    cli.db["llm_clients"].insert_one(
+        {"_id": existing, "name": "coder", "description": "", "metadata": {}}
+    )
+    _seed(cli, tmp_path)
+    clients = {c["name"]: c["_id"] for c in cli.db["llm_clients"].find()}
+    assert clients == {"coder": existing, "support-bot": BOT[0]}
+    assert cli.requests.count_documents({"llm_client_id": existing}) == 3
+
+
+def test_a_bad_line_stops_the_import_before_anything_is_written(cli, tmp_path):
+    good = export_record(created_at=T0, client=BOT)
+    path = tmp_path / "bad.jsonl"
+    bad_time = {**export_record(created_at=T0, client=BOT), "created_at": "yesterday"}
+    path.write_text(json.dumps(good) + "\n" + '{"id": "not json\n' + json.dumps(bad_time) + "\n")
+    result = cli("import", str(path), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: line 2: not JSON")
+    assert "nothing was imported" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert cli.requests.count_documents({}) == 0
+
+
+def test_on_error_skip_imports_the_good_lines(cli, tmp_path):
+    records = [export_record(created_at=T0, client=BOT, request={"n": i}) for i in range(3)]
+    lines = [json.dumps(r) for r in records]
+    lines.insert(1, json.dumps({**records[0], "session_key": {"$ne": ""}}))
+    lines.insert(3, json.dumps({**records[0], "extra": 1}))
+    lines.insert(4, json.dumps({**records[0], "request": {"n": 2**70}}))
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(lines) + "\n\n")
+    result = cli("import", "--on-error", "skip", str(path))
+    assert "skipped line 2: session_key must be a string" in result.stderr
+    assert "skipped line 4: not an llmreq export line: unknown extra" in result.stderr
+    assert "skipped line 5: request['n']: the integer" in result.stderr
+    assert "imported 3 requests" in result.stdout
+    assert cli.requests.count_documents({}) == 3
+
+
+def _fixture() -> list[dict[str, object]]:
+    """What Django's dumpdata writes for the reference's two models."""
+    return [
+        {
+            "model": "llm_client.llmclient",
+            "pk": 1,
+            "fields": {
+                "name": "support-bot",
+                "created_at": "2024-05-01T08:00:00.120Z",
+                "updated_at": "2024-05-01T08:00:00.120Z",
+            },
+        },
+        {
+            "model": "llm_client.llmclient",
+            "pk": 2,
+            "fields": {
+                "name": "summarizer",
+                "created_at": "2024-05-01T08:00:00Z",
+                "updated_at": "2024-05-02T08:00:00Z",
+            },
+        },
+        {
+            "model": "llm_client.llmclientrequests",
+            "pk": 10,
+            "fields": {
+                "created_at": "2024-05-03T10:15:30.250Z",
+                "updated_at": "2024-05-03T10:15:30.250Z",
+                "llm_client": 1,
+                "request": {"messages": [{"role": "user", "content": "Hi"}]},
+                "session_key": "q3k1z9",
+                "is_aggregation": False,
+            },
+        },
+        {
+            "model": "llm_client.llmclientrequests",
+            "pk": 11,
+            "fields": {
+                "created_at": "2024-05-03T10:16:00Z",
+                "updated_at": "2024-05-03T10:16:00Z",
+                "llm_client": 2,
+                "request": None,
+                "session_key": None,
+                "is_aggregation": False,
+            },
+        },
+        {
+            "model": "llm_client.llmclientrequests",
+            "pk": 12,
+            "fields": {
+                "created_at": "2024-05-03T12:30:00.999+02:00",
+                "updated_at": "2024-05-03T12:30:00.999+02:00",
+                "llm_client": 1,
+                "request": {"summary": "3 requests"},
+                "session_key": "q3k1z9",
+                "is_aggregation": True,
+            },
+        },
+        {"model": "sessions.session", "pk": "q3k1z9", "fields": {"expire_date": "2024-06-01"}},
+    ]
+
+
+def test_django_fixture_import(cli, tmp_path):
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps(_fixture(), indent=2))
+    # One client exists already, under its name: its requests go to it.
+    existing = ObjectId()
+    cli.db["llm_clients"].insert_one(
+        {"_id": existing, "name": "summarizer", "description": "", "metadata": {}}
+    )
+    summary = cli.json("import", str(path))
+    assert summary == {
+        "imported": 3,
+        "already_present": 0,
+        "clients_created": 1,
+        "ignored_entries": 1,
+        "skipped": [],
+    }
+    docs = {d["request"] and next(iter(d["request"])): d for d in cli.requests.find()}
+    chat_doc = docs["messages"]
+    assert chat_doc["created_at"] == dt.datetime(2024, 5, 3, 10, 15, 30, 250000, tzinfo=UTC)
+    assert chat_doc["session_key"] == "q3k1z9"
+    assert chat_doc["_id"].generation_time == dt.datetime(2024, 5, 3, 10, 15, 30, tzinfo=UTC)
+    bot = cli.db["llm_clients"].find_one({"name": "support-bot"})
+    assert chat_doc["llm_client"] == DBRef("llm_clients", bot["_id"])
+    assert chat_doc["llm_client_id"] == bot["_id"]
+    null_doc = docs[None]
+    assert null_doc["session_key"] is None and null_doc["llm_client_id"] == existing
+    rollup = docs["summary"]
+    assert rollup["is_aggregation"] is True
+    assert rollup["created_at"] == dt.datetime(2024, 5, 3, 10, 30, 0, 999000, tzinfo=UTC)
+
+    # Importing the fixture again stores nothing twice.
+    again = cli.json("import", str(path))
+    assert again["imported"] == 0 and again["already_present"] == 3
+    assert again["clients_created"] == 0
+    assert cli.requests.count_documents({}) == 3
+    # And the session reads back through the other commands.
+    shown = cli.json("show", "q3k1z9")
+    assert [r["request"] for r in shown] == [
+        {"messages": [{"role": "user", "content": "Hi"}]},
+        {"summary": "3 requests"},
+    ]
+
+
+def test_django_fixture_with_a_bad_entry(cli, tmp_path):
+    entries = _fixture()
+    entries[3]["fields"]["llm_client"] = 7  # type: ignore[index]
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps(entries, indent=2))
+    result = cli("import", str(path), ok=False)
+    assert result.exit_code == 1
+    starts = [n for n, text in enumerate(path.read_text().splitlines(), 1) if text == "  {"]
+    line = starts[3]  # where the 4th entry begins
+    assert f"error: line {line}: llm_client 7 is not a llm_client.llmclient" in result.stderr
+    assert cli.requests.count_documents({}) == 0
+    summary = cli.json("import", "--on-error", "skip", str(path))
+    assert summary["imported"] == 2
+    assert summary["skipped"][0]["line"] == line
+
+
+def test_import_refuses_other_files(cli, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    result = cli("import", str(path), ok=False)
+    assert result.exit_code == 1
+    assert "is neither JSON Lines nor a Django fixture" in result.stderr
+    missing = cli("import", str(tmp_path / "nope.jsonl"), ok=False)
+    assert missing.exit_code == 1 and "is not a file" in missing.stderr
+
+
+def test_export_refuses_a_bad_target_and_leaves_no_partial_file(cli, tmp_path):
+    result = cli("export", "-o", str(tmp_path / "no" / "such" / "dir.jsonl"), ok=False)
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    result = cli("export", "-o", str(tmp_path), ok=False)
+    assert result.exit_code == 1 and "is a directory" in result.stderr
+    # A failing export (an unknown client) leaves nothing behind.
+    target = tmp_path / "out.jsonl"
+    assert cli("export", "-o", str(target), "--client", "ghost", ok=False).exit_code == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_writes_non_json_values_from_other_writers_as_strings(cli, tmp_path):
+    """A payload written straight into MongoDB may hold BSON types JSON lacks."""
+    _seed(cli, tmp_path)
+    client_id = cli.db["llm_clients"].find_one({"name": "coder"})["_id"]
+    when = dt.datetime(2026, 3, 2, 12, 0, 0, 5000, tzinfo=UTC)
+    cli.requests.insert_one(
+        {
+            "created_at": when,
+            "updated_at": when,
+            "llm_client": DBRef("llm_clients", client_id),
+            "llm_client_id": client_id,
+            "request": {"at": when, "ref": client_id},
+            "session_key": "raw",
+            "is_aggregation": False,
+        }
+    )
+    line = json.loads(cli("export", "-o", "-", "--session", "raw").stdout)
+    assert line["request"] == {"at": "2026-03-02T12:00:00.005Z", "ref": str(client_id)}
