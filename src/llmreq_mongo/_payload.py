@@ -201,6 +201,11 @@ def _utf8_size(value: str) -> int:
         raise _NotPlainJSON from None
 
 
+# `_fast_dict` and `_fast_list` repeat the same per-value branch on purpose:
+# this is the hot path of every write, and a shared helper would add a Python
+# call per value (measured: about 5% of the 5 µs walk of a chat request).
+
+
 def _fast_dict(value: dict[Any, Any], depth: int, sizes: list[int], escaped: list[bool]) -> Any:
     if depth > _MAX_DEPTH:
         raise _NotPlainJSON
