@@ -10,6 +10,7 @@ is ever dropped.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,6 +77,29 @@ def _is_motor(target: object) -> bool:
     return type(target).__module__.startswith("motor")
 
 
+def _client_for(
+    uri: str, database: str
+) -> tuple[AsyncMongoClient[dict[str, Any]], AsyncDatabase[dict[str, Any]]]:
+    """A client for ``uri``; an option PyMongo cannot read is an error, not a warning.
+
+    PyMongo only warns about an option value it cannot read and goes on
+    without it, so ``tls=ture`` would quietly mean a plaintext connection.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+        except (DriverInvalidURI, ConfigurationError, ValueError) as exc:
+            raise InvalidInput(f"the MongoDB URI is not valid: {exc}") from None
+    refused = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    if refused:
+        raise InvalidInput(
+            f"the MongoDB URI has an option PyMongo cannot read ({'; '.join(refused)}); "
+            "fix or remove it"
+        )
+    return client, client[database]
+
+
 def _connect(
     target: str | AsyncMongoClient[Any] | AsyncDatabase[Any] | None, database: str
 ) -> Handle:
@@ -88,11 +112,7 @@ def _connect(
                 f"no MongoDB to connect to: pass a URI or client to init(), or set {ENV_URI}"
             )
     if isinstance(target, str):
-        try:
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(target, tz_aware=True)
-        except (DriverInvalidURI, ConfigurationError, ValueError) as exc:
-            raise InvalidInput(f"the MongoDB URI is not valid: {exc}") from None
-        return Handle(client, client[database], owns_client=True)
+        return Handle(*_client_for(target, database), owns_client=True)
     if isinstance(target, AsyncMongoClient):
         return Handle(target, target[database], owns_client=False)
     if isinstance(target, AsyncDatabase):

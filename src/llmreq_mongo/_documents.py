@@ -45,8 +45,10 @@ class LLMClient(TimestampedDocument):
     ``on_delete=CASCADE`` does.
     """
 
-    name: str = Field(min_length=1, max_length=255)
-    description: str = ""
+    # Strict: a lookup refuses bytes for these, so writes must too (pydantic's
+    # lax mode would turn b"x" into "x").
+    name: str = Field(min_length=1, max_length=255, strict=True)
+    description: str = Field(default="", strict=True)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     class Settings:

@@ -46,7 +46,9 @@ MAX_PAYLOAD_BYTES = MAX_DOCUMENT_BYTES - 2048
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-_MAX_DEPTH = 180  # below the server's nesting limit of 200, record included
+# mongod stores documents at most 180 levels deep, counting the document
+# itself; the record holding the payload is one of them.
+_MAX_DEPTH = 179
 _UNESCAPE = re.compile(r"%(25|2E|24)")
 _UNESCAPED = {"25": "%", "2E": ".", "24": "$"}
 

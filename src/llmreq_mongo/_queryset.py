@@ -15,7 +15,7 @@ import typing
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from ._lookups import resolve_field, translate_lookups
 from ._pagination import (
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Manager", "ManagerDescriptor", "QuerySet", "storage_errors"]
 
 D = TypeVar("D", bound="TimestampedDocument")
+_AUTHENTICATION_FAILED = 18
 Sort = tuple[tuple[str, int], ...]
 
 
@@ -44,6 +45,13 @@ def storage_errors(action: str) -> Iterator[None]:
     """Re-raise driver errors as :class:`StorageError` naming what failed."""
     try:
         yield
+    except OperationFailure as exc:
+        if exc.code == _AUTHENTICATION_FAILED:
+            raise StorageError(
+                f"could not {action}: MongoDB refused the credentials; check the user "
+                "name, the password and authSource in the URI"
+            ) from exc
+        raise StorageError(f"could not {action}: {exc}") from exc
     except PyMongoError as exc:
         raise StorageError(f"could not {action}: {exc}") from exc
 

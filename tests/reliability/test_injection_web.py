@@ -1,0 +1,172 @@
+"""Injection through the web integrations and the command line.
+
+What arrives over HTTP or on a command line is text or JSON. Where a session
+key, a client name, a cursor or a time bound is expected, an operator-shaped
+value (``{"$ne": ""}``, ``[$gt]=`` query syntax) must either be refused with a
+4xx answer / a non-zero exit, or be treated as the literal text it is, which
+matches nothing. It must never widen what is read or written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pymongo import MongoClient
+from typer.testing import CliRunner
+
+from llmreq_mongo import Handle, LLMClient, LLMClientRequest, Recorder, init
+from llmreq_mongo._cli import app as cli_app
+from llmreq_mongo.integrations.asgi import LLMRequestLogger
+from llmreq_mongo.integrations.fastapi import history_router
+from llmreq_mongo.pytest_plugin import TestServer
+
+OPERATOR = '{"$ne": ""}'
+
+
+async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A bare ASGI app that drains the body and answers 200."""
+    while True:
+        message = await receive()
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+async def test_middleware_ignores_operator_session_keys_from_the_body(llmreq_db: Handle) -> None:
+    client = await LLMClient.objects.create(name="web")
+    async with Recorder(flush_interval=0.01) as recorder:
+        logger = LLMRequestLogger(
+            _echo, recorder=recorder, llm_client=client, paths=["/v1/chat/completions"]
+        )
+        transport = httpx.ASGITransport(app=logger)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            bodies = [
+                {"session_key": {"$ne": ""}, "model": "a"},
+                {"session_key": ["x", "y"], "model": "b"},
+                {"session_key": {"$gt": ""}, "$where": "1", "a.b": {"$in": [1]}},
+            ]
+            for body in bodies:
+                answer = await http.post("/v1/chat/completions", json=body)
+                assert answer.status_code == 200
+            # Query-string syntax that some frameworks turn into dicts stays text here.
+            answer = await http.post("/v1/chat/completions?session_key[$ne]=x", json={"model": "c"})
+            assert answer.status_code == 200
+        await recorder.flush()
+    stored = await LLMClientRequest.objects.order_by("created_at").to_list()
+    assert [r.session_key for r in stored] == [None, None, None, None]
+    assert [r.request for r in stored] == [*bodies, {"model": "c"}]
+    assert logger.stats.session_keys_ignored >= 3
+    assert logger.stats.recorded == 4
+
+
+@pytest.fixture
+async def history_app(llmreq_db: Handle) -> AsyncIterator[httpx.AsyncClient]:
+    client = await LLMClient.objects.create(name="api-bot")
+    for key in ("s1", "s2", "s3"):
+        await LLMClientRequest.objects.create(
+            llm_client=client, request={"model": "m"}, session_key=key
+        )
+    app = FastAPI()
+    app.include_router(history_router(public=True), prefix="/h")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest.mark.parametrize(
+    ("url", "statuses"),
+    [
+        ("/h/sessions/{op}/requests", {200}),
+        ("/h/sessions?client={op}", {400, 404, 422}),
+        ("/h/sessions/s1/requests?client={op}", {400, 404, 422}),
+        ("/h/sessions?since={op}", {400, 422}),
+        ("/h/sessions?until[$gt]=2020-01-01T00:00:00Z&since={op}", {400, 422}),
+        ("/h/sessions/s1/requests?after={op}", {400}),
+        ("/h/sessions?after=eyIkZ3QiOiAiIn0", {400}),
+        ("/h/sessions/s1/requests?size={op}", {400, 422}),
+        ("/h/usage?session_key={op}", {200}),
+        ("/h/usage?tz={op}", {400, 422}),
+        ("/h/usage?by={op}", {400, 422}),
+        ("/h/usage?client={op}", {400, 404, 422}),
+        ("/h/clients?after={op}", {400}),
+    ],
+)
+async def test_history_router_refuses_or_treats_as_literal(
+    history_app: httpx.AsyncClient, url: str, statuses: set[int]
+) -> None:
+    answer = await history_app.get(url.format(op=OPERATOR))
+    assert answer.status_code in statuses, (answer.status_code, answer.text)
+    if answer.status_code == 200:
+        body = answer.json()
+        # A literal key matches nothing: no session's requests, no counts.
+        items = body.get("items", body.get("buckets", []))
+        assert all(not item.get("count") for item in items) if "buckets" in body else not items
+
+
+@pytest.fixture(scope="module")
+def cli_store(llmreq_engine: TestServer) -> Any:
+    """A database with two sessions, for the command line (sync: the CLI runs its own loop)."""
+    name = f"llmreq_cli_inject_{uuid.uuid4().hex[:12]}"
+
+    async def seed() -> None:
+        handle = await init(llmreq_engine.uri, database=name)
+        client = await LLMClient.objects.create(name="cli-bot")
+        for key in ("k1", "k2"):
+            await LLMClientRequest.objects.create(
+                llm_client=client, request={"q": 1}, session_key=key
+            )
+        await handle.close()
+
+    asyncio.run(seed())
+    yield llmreq_engine.uri, name
+    with MongoClient(llmreq_engine.uri) as sync:
+        sync.drop_database(name)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sessions", "--client", OPERATOR],
+        ["show", OPERATOR],
+        ["show", "k1", "--client", OPERATOR],
+        ["sessions", "--since", OPERATOR],
+        ["stats", "--client", OPERATOR],
+        ["stats", "--tz", OPERATOR],
+    ],
+    ids=[
+        "sessions-client",
+        "show-key",
+        "show-client",
+        "sessions-since",
+        "stats-client",
+        "stats-tz",
+    ],
+)
+def test_cli_refuses_operator_arguments(cli_store: Any, args: list[str]) -> None:
+    uri, database = cli_store
+    result = CliRunner().invoke(cli_app, ["--uri", uri, "--database", database, *args])
+    assert result.exit_code == 1, result.output
+    assert "error:" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("session", "expected"), [(OPERATOR, []), ("k1", ["k1"])])
+def test_cli_export_takes_the_session_literally(
+    cli_store: Any, session: str, expected: list[str]
+) -> None:
+    uri, database = cli_store
+    result = CliRunner().invoke(
+        cli_app, ["--uri", uri, "--database", database, "export", "--session", session, "-o", "-"]
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    exported = [json.loads(line) for line in lines if '"session_key"' in line]
+    assert [row["session_key"] for row in exported] == expected, result.output
+    assert result.exit_code == 0
