@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
-from bson import ObjectId
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmreq_mongo._connection import Handle
@@ -104,23 +103,18 @@ async def request_filter(
 ) -> dict[str, Any]:
     """The MongoDB filter for the common ``--client/--session/--since/--until`` options.
 
-    Equalities are plain (the shape the embedded engine's planner serves from
-    an index); that is safe because each value is type-checked first: an
-    ``ObjectId`` and a ``str`` are never operators.
+    Built by the manager's lookups, which type-check every value.
     """
-    query: dict[str, Any] = {}
+    lookups: dict[str, Any] = {}
     if session is not None:
-        query["session_key"] = check_session_key(session, nullable=False)
+        lookups["session_key"] = check_session_key(session, nullable=False)
     if client is not None:
-        query["llm_client_id"] = ObjectId((await client_by_name(client)).id)
-    window: dict[str, Any] = {}
+        lookups["llm_client"] = await client_by_name(client)
     if since is not None:
-        window["$gte"] = since
+        lookups["created_at__gte"] = since
     if until is not None:
-        window["$lt"] = until
-    if window:
-        query["created_at"] = window
-    return query
+        lookups["created_at__lt"] = until
+    return LLMClientRequest.objects.filter(**lookups).query
 
 
 async def _in_order(query: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
