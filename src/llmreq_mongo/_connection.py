@@ -26,7 +26,7 @@ from ._documents import LLMClient, LLMClientRequest
 from ._queryset import storage_errors
 from .errors import InvalidInput, StorageError, UnsupportedClient
 
-__all__ = ["Handle", "ensure_indexes", "init"]
+__all__ = ["Handle", "client_for", "ensure_indexes", "init"]
 
 ENV_URI = "LLMREQ_MONGODB_URI"
 _TIMESTAMP_INDEXES = (
@@ -77,19 +77,22 @@ def _is_motor(target: object) -> bool:
     return type(target).__module__.startswith("motor")
 
 
-def _client_for(
-    uri: str, database: str
-) -> tuple[AsyncMongoClient[dict[str, Any]], AsyncDatabase[dict[str, Any]]]:
-    """A client for ``uri``; an option PyMongo cannot read is an error, not a warning.
+def client_for(uri: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:
+    """A timezone-aware client for ``uri``; an option PyMongo cannot read is an error.
 
     PyMongo only warns about an option value it cannot read and goes on
     without it, so ``tls=ture`` would quietly mean a plaintext connection.
+
+    Raises:
+        InvalidInput: the URI is malformed or has an option PyMongo cannot read.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
-        except (DriverInvalidURI, ConfigurationError, ValueError) as exc:
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                uri, tz_aware=True, **options
+            )
+        except (DriverInvalidURI, ConfigurationError, ValueError, TypeError) as exc:
             raise InvalidInput(f"the MongoDB URI is not valid: {exc}") from None
     refused = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     if refused:
@@ -97,7 +100,7 @@ def _client_for(
             f"the MongoDB URI has an option PyMongo cannot read ({'; '.join(refused)}); "
             "fix or remove it"
         )
-    return client, client[database]
+    return client
 
 
 def _connect(
@@ -112,7 +115,8 @@ def _connect(
                 f"no MongoDB to connect to: pass a URI or client to init(), or set {ENV_URI}"
             )
     if isinstance(target, str):
-        return Handle(*_client_for(target, database), owns_client=True)
+        client = client_for(target)
+        return Handle(client, client[database], owns_client=True)
     if isinstance(target, AsyncMongoClient):
         return Handle(target, target[database], owns_client=False)
     if isinstance(target, AsyncDatabase):

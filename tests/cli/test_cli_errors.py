@@ -85,6 +85,10 @@ def test_debug_shows_the_traceback_without_the_password():
         ("http://localhost:27017", "error: the MongoDB URI is not valid: Invalid URI scheme"),
         ("mongodb://bob:s3cret@localhost:99999/", "error: the MongoDB URI is not valid: Port"),
         ("mongodb://bob:pa:ss@@localhost/", "error: the MongoDB URI is not valid"),
+        (
+            "mongodb://bob:s3cret@localhost/?tls=ture",
+            "error: the MongoDB URI has an option PyMongo cannot read (The value of tls",
+        ),
     ],
 )
 def test_bad_uri(uri, message):

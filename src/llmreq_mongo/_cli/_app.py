@@ -26,16 +26,14 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pymongo import AsyncMongoClient
 from pymongo.errors import (
-    ConfigurationError,
     ConnectionFailure,
     InvalidName,
     OperationFailure,
     ServerSelectionTimeoutError,
 )
-from pymongo.errors import InvalidURI as DriverInvalidURI
 from rich.console import Console
 
-from llmreq_mongo._connection import ENV_URI, Handle, init
+from llmreq_mongo._connection import ENV_URI, Handle, client_for, init
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
 
@@ -213,16 +211,12 @@ def reported(settings: Settings) -> Iterator[None]:
 
 
 def _client(settings: Settings, uri: str) -> AsyncMongoClient[dict[str, Any]]:
-    try:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            uri,
-            tz_aware=True,
-            serverSelectionTimeoutMS=int(settings.timeout * 1000),
-            connectTimeoutMS=int(settings.timeout * 1000),
-            appname="llmreq",
-        )
-    except (DriverInvalidURI, ConfigurationError, ValueError, TypeError) as exc:
-        raise InvalidInput(f"the MongoDB URI is not valid: {exc}") from None
+    client = client_for(
+        uri,
+        serverSelectionTimeoutMS=int(settings.timeout * 1000),
+        connectTimeoutMS=int(settings.timeout * 1000),
+        appname="llmreq",
+    )
     try:
         client.get_database(settings.database)
     except InvalidName as exc:
