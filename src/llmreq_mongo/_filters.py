@@ -22,6 +22,7 @@ from typing import Any
 from bson import ObjectId
 
 from ._base import to_utc_ms
+from ._lookups import aware_utc
 from ._payload import escape_key
 from .errors import InvalidInput
 
@@ -50,18 +51,7 @@ def check_aware(name: str, value: Any) -> dt.datetime | None:
     Raises:
         InvalidInput: not a datetime, or a naive one.
     """
-    if value is None:
-        return None
-    if not isinstance(value, dt.datetime):
-        raise InvalidInput(
-            f"{name} must be a timezone-aware datetime, got a {type(value).__name__}"
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(
-            f"{name} is a naive datetime; pass a timezone-aware one, such as "
-            "datetime(2026, 1, 1, tzinfo=timezone.utc)"
-        )
-    return to_utc_ms(value)
+    return None if value is None else to_utc_ms(aware_utc(name, value))
 
 
 def check_window(since: Any, until: Any) -> tuple[dt.datetime | None, dt.datetime | None]:

@@ -26,9 +26,9 @@ from typing import Any
 from bson import DBRef, ObjectId
 from pymongo import UpdateOne
 
-from ._base import now_ms
+from ._base import now_ms, to_utc_ms
 from ._documents import LLMClient, LLMClientRequest
-from ._filters import check_aware, client_id_of, scoped_match
+from ._filters import check_window, client_id_of, scoped_match
 from ._queryset import storage_errors
 from .errors import InvalidInput
 
@@ -59,8 +59,7 @@ class RollupResult:
 
 
 def _iso(value: dt.datetime) -> str:
-    value = value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return to_utc_ms(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def rollup_id(
@@ -182,12 +181,9 @@ async def aggregate_sessions(
         StorageError: the server failed; records already written stay, and a
             new run completes the window.
     """
-    start = check_aware("since", since)
-    end = check_aware("until", until)
+    start, end = check_window(since, until)
     if start is None or end is None:
         raise InvalidInput("aggregate_sessions needs both since and until (aware datetimes)")
-    if start >= end:
-        raise InvalidInput(f"since ({start.isoformat()}) must be before until ({end.isoformat()})")
     client_id = client_id_of(llm_client)
     coll = LLMClientRequest.get_pymongo_collection()
     with storage_errors("read the requests to roll up"):

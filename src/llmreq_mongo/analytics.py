@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from bson import ObjectId
 
+from ._base import to_utc_ms
 from ._documents import LLMClient, LLMClientRequest
 from ._filters import (
     check_count,
@@ -120,10 +121,6 @@ async def _run(pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]
     return rows
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-
-
 def _group_value(key: Mapping[str, Any]) -> Any:
     # A missing payload field leaves the key out of the group's _id.
     return decode_payload(key.get("g"))
@@ -174,8 +171,8 @@ def _summaries(rows: list[dict[str, Any]]) -> list[SessionSummary]:
             session_key=row["_id"]["s"],
             llm_client_id=row["_id"]["c"],
             requests=int(row["requests"]),
-            first_at=_utc(row["first_at"]),
-            last_at=_utc(row["last_at"]),
+            first_at=to_utc_ms(row["first_at"]),
+            last_at=to_utc_ms(row["last_at"]),
             group=_group_value(row["_id"]),
         )
         for row in rows
@@ -357,7 +354,7 @@ async def request_counts(
         value = _group_value(row["_id"]) if group_by is not None else None
         marker = repr(value)  # group values may be unhashable (lists, objects)
         groups.setdefault(marker, value)
-        counts[(marker, _utc(row["_id"]["t"]))] = int(row["count"])
+        counts[(marker, to_utc_ms(row["_id"]["t"]))] = int(row["count"])
     if not counts and (start is None or end is None):
         return []
     instants = {instant for _, instant in counts}
@@ -426,8 +423,8 @@ async def client_usage(
             name=row["client"][0].get("name") if row["client"] else None,
             requests=int(row["requests"]),
             sessions=int(row["sessions"]),
-            first_at=_utc(row["first_at"]),
-            last_at=_utc(row["last_at"]),
+            first_at=to_utc_ms(row["first_at"]),
+            last_at=to_utc_ms(row["last_at"]),
         )
         for row in rows
     ]

@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, params
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from llmreq_mongo import analytics
-from llmreq_mongo._base import now_ms
+from llmreq_mongo._base import now_ms, to_utc_ms
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._filters import check_window, scoped_match
 from llmreq_mongo._pagination import decode_cursor, encode_cursor, fingerprint
@@ -246,23 +246,19 @@ async def _session_page(
         next_cursor = encode_cursor(
             print_,
             _SESSION_KEYS,
-            [snapshot, _utc(last["last_at"]), last["_id"]["s"], last["_id"]["c"]],
+            [snapshot, to_utc_ms(last["last_at"]), last["_id"]["s"], last["_id"]["c"]],
         )
     items = [
         SessionOut(
             session_key=row["_id"]["s"],
             llm_client_id=str(row["_id"]["c"]),
             requests=int(row["requests"]),
-            first_at=_utc(row["first_at"]),
-            last_at=_utc(row["last_at"]),
+            first_at=to_utc_ms(row["first_at"]),
+            last_at=to_utc_ms(row["last_at"]),
         )
         for row in rows
     ]
     return SessionPage(items=items, next_cursor=next_cursor)
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
 
 
 # -- the router ------------------------------------------------------------------------------
