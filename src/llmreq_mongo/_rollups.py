@@ -34,7 +34,6 @@ from .errors import InvalidInput
 
 __all__ = ["RollupResult", "aggregate_sessions", "rollup_id"]
 
-_UTC = dt.timezone.utc
 _BATCH = 1000
 
 
