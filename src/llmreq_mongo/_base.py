@@ -19,7 +19,8 @@ from pymongo.errors import DuplicateKeyError
 from typing_extensions import Self
 
 from . import errors
-from ._queryset import ManagerDescriptor, storage_errors
+from ._queryset import ManagerDescriptor
+from .errors import storage_errors
 
 __all__ = ["TimestampedDocument", "now_ms", "to_utc_ms"]
 

@@ -23,8 +23,7 @@ from pymongo.errors import InvalidURI as DriverInvalidURI
 
 from ._base import TimestampedDocument
 from ._documents import LLMClient, LLMClientRequest
-from ._queryset import storage_errors
-from .errors import InvalidInput, StorageError, UnsupportedClient
+from .errors import InvalidInput, StorageError, UnsupportedClient, storage_errors
 
 __all__ = ["Handle", "client_for", "ensure_indexes", "init"]
 

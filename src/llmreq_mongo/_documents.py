@@ -22,7 +22,8 @@ from typing_extensions import Self
 from . import errors
 from ._base import TimestampedDocument, now_ms
 from ._payload import JSONArray, JSONObject, decode_payload, encode_payload, normalize_payload
-from ._queryset import QuerySet, storage_errors
+from ._queryset import QuerySet
+from .errors import storage_errors
 
 __all__ = [
     "LLMClient",

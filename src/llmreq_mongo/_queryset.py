@@ -9,13 +9,10 @@ when the ``QuerySet`` is built, never when it runs.
 
 from __future__ import annotations
 
-import contextlib
 import types
 import typing
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-from pymongo.errors import OperationFailure, PyMongoError
 
 from ._lookups import resolve_field, translate_lookups
 from ._pagination import (
@@ -28,32 +25,15 @@ from ._pagination import (
     keyset_pipeline,
     with_tiebreak,
 )
-from .errors import InvalidInput, InvalidLookup, StorageError
+from .errors import InvalidInput, InvalidLookup, storage_errors
 
 if TYPE_CHECKING:
     from ._base import TimestampedDocument
 
-__all__ = ["Manager", "ManagerDescriptor", "QuerySet", "storage_errors"]
+__all__ = ["Manager", "ManagerDescriptor", "QuerySet"]
 
 D = TypeVar("D", bound="TimestampedDocument")
-_AUTHENTICATION_FAILED = 18
 Sort = tuple[tuple[str, int], ...]
-
-
-@contextlib.contextmanager
-def storage_errors(action: str) -> Iterator[None]:
-    """Re-raise driver errors as :class:`StorageError` naming what failed."""
-    try:
-        yield
-    except OperationFailure as exc:
-        if exc.code == _AUTHENTICATION_FAILED:
-            raise StorageError(
-                f"could not {action}: MongoDB refused the credentials; check the user "
-                "name, the password and authSource in the URI"
-            ) from exc
-        raise StorageError(f"could not {action}: {exc}") from exc
-    except PyMongoError as exc:
-        raise StorageError(f"could not {action}: {exc}") from exc
 
 
 class QuerySet(Generic[D]):

@@ -29,8 +29,7 @@ from pymongo import UpdateOne
 from ._base import now_ms, to_utc_ms
 from ._documents import LLMClient, LLMClientRequest
 from ._filters import check_window, client_id_of, scoped_match
-from ._queryset import storage_errors
-from .errors import InvalidInput
+from .errors import InvalidInput, storage_errors
 
 __all__ = ["RollupResult", "aggregate_sessions", "rollup_id"]
 

@@ -37,8 +37,7 @@ from ._filters import (
     scoped_match,
 )
 from ._payload import decode_payload
-from ._queryset import storage_errors
-from .errors import InvalidInput
+from .errors import InvalidInput, storage_errors
 
 __all__ = [
     "ClientUsage",

@@ -24,9 +24,17 @@ The tree::
 Each document class carries its own ``DoesNotExist``, ``MultipleObjectsReturned``,
 ``NotUpdated`` and ``AlreadyExists`` subclasses (``LLMClientRequest.DoesNotExist``), as Django's
 models do; catching the classes here catches them all.
+
+:func:`storage_errors` maps the driver's exceptions into this tree; every module
+that talks to MongoDB goes through it.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from pymongo.errors import OperationFailure, PyMongoError
 
 __all__ = [
     "AlreadyExists",
@@ -47,7 +55,10 @@ __all__ = [
     "RecordsNotWritten",
     "StorageError",
     "UnsupportedClient",
+    "storage_errors",
 ]
+
+_AUTHENTICATION_FAILED = 18
 
 
 class LLMReqError(Exception):
@@ -167,3 +178,19 @@ class RecordRejected(RecorderError):
         self.record_id = record_id
         self.code = code
         self.details = details
+
+
+@contextlib.contextmanager
+def storage_errors(action: str) -> Iterator[None]:
+    """Re-raise driver errors as :class:`StorageError` naming what failed."""
+    try:
+        yield
+    except OperationFailure as exc:
+        if exc.code == _AUTHENTICATION_FAILED:
+            raise StorageError(
+                f"could not {action}: MongoDB refused the credentials; check the user "
+                "name, the password and authSource in the URI"
+            ) from exc
+        raise StorageError(f"could not {action}: {exc}") from exc
+    except PyMongoError as exc:
+        raise StorageError(f"could not {action}: {exc}") from exc

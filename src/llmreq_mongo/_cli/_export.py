@@ -36,8 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest, check_session_key
 from llmreq_mongo._payload import decode_payload
-from llmreq_mongo._queryset import storage_errors
-from llmreq_mongo.errors import InvalidInput
+from llmreq_mongo.errors import InvalidInput, storage_errors
 
 from ._app import Settings, app, reported, run, settings_of
 from ._durations import format_time, parse_time

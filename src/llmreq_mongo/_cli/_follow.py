@@ -17,7 +17,7 @@ from bson import ObjectId
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest, check_session_key
 from llmreq_mongo._payload import decode_payload
-from llmreq_mongo._queryset import storage_errors
+from llmreq_mongo.errors import storage_errors
 
 from ._app import app, reported, run, settings_of
 from ._durations import format_time

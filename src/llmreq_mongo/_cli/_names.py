@@ -5,7 +5,7 @@ from __future__ import annotations
 from bson import ObjectId
 
 from llmreq_mongo._documents import LLMClient
-from llmreq_mongo._queryset import storage_errors
+from llmreq_mongo.errors import storage_errors
 
 __all__ = ["client_by_name", "client_names", "name_of"]
 

@@ -24,8 +24,7 @@ from pymongo import IndexModel
 from llmreq_mongo._base import now_ms
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest
-from llmreq_mongo._queryset import storage_errors
-from llmreq_mongo.errors import InvalidInput
+from llmreq_mongo.errors import InvalidInput, storage_errors
 
 from ._app import JsonFlag, Settings, app, reported, run, settings_of
 from ._durations import format_duration, format_time, parse_duration

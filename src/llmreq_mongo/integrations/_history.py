@@ -22,8 +22,7 @@ from llmreq_mongo._base import now_ms, to_utc_ms
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._filters import check_window, scoped_match
 from llmreq_mongo._pagination import decode_cursor, encode_cursor, fingerprint
-from llmreq_mongo._queryset import storage_errors
-from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
+from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError, storage_errors
 
 __all__ = [
     "ClientOut",
