@@ -18,7 +18,7 @@ from llmreq_mongo import (
     Recorder,
     RecorderStats,
 )
-from llmreq_mongo._base import now_ms
+from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import (
     RecorderClosed,
     RecorderFull,

@@ -17,9 +17,9 @@ from llmreq_mongo import (
     aggregate_sessions,
     analytics,
 )
-from llmreq_mongo._base import now_ms
 from llmreq_mongo._documents import request_document, validate_request
 from llmreq_mongo._rollups import rollup_id
+from llmreq_mongo._time import now_ms
 
 UTC = dt.timezone.utc
 SINCE = dt.datetime(2026, 3, 2, tzinfo=UTC)

@@ -20,26 +20,10 @@ from typing_extensions import Self
 
 from . import errors
 from ._queryset import ManagerDescriptor
+from ._time import now_ms, to_utc_ms
 from .errors import storage_errors
 
-__all__ = ["TimestampedDocument", "now_ms", "to_utc_ms"]
-
-UTC = dt.timezone.utc
-
-
-def to_utc_ms(value: dt.datetime) -> dt.datetime:
-    """Return ``value`` in UTC, truncated to milliseconds.
-
-    Naive values are read as UTC, which is what PyMongo returns from a client
-    created without ``tz_aware=True``.
-    """
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-def now_ms() -> dt.datetime:
-    """The current UTC time, truncated to milliseconds."""
-    return to_utc_ms(dt.datetime.now(UTC))
+__all__ = ["TimestampedDocument"]
 
 
 class TimestampedDocument(Document):

@@ -20,9 +20,10 @@ from pymongo import IndexModel
 from typing_extensions import Self
 
 from . import errors
-from ._base import TimestampedDocument, now_ms
+from ._base import TimestampedDocument
 from ._payload import JSONArray, JSONObject, decode_payload, encode_payload, normalize_payload
 from ._queryset import QuerySet
+from ._time import now_ms
 from .errors import storage_errors
 
 __all__ = [

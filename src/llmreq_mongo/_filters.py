@@ -21,14 +21,12 @@ from typing import Any
 
 from bson import ObjectId
 
-from ._base import to_utc_ms
-from ._lookups import aware_utc
 from ._payload import escape_key
+from ._time import check_aware
 from .errors import InvalidInput
 
 __all__ = [
     "RAW_ONLY",
-    "check_aware",
     "check_count",
     "check_session",
     "check_window",
@@ -43,15 +41,6 @@ RAW_ONLY: dict[str, Any] = {"is_aggregation": {"$ne": True}}
 _MAX_PATH = 200
 _MAX_SEGMENTS = 20
 _SPLIT = re.compile(r"__|\.")
-
-
-def check_aware(name: str, value: Any) -> dt.datetime | None:
-    """Return an aware datetime in UTC (milliseconds, as BSON keeps), or None.
-
-    Raises:
-        InvalidInput: not a datetime, or a naive one.
-    """
-    return None if value is None else to_utc_ms(aware_utc(name, value))
 
 
 def check_window(since: Any, until: Any) -> tuple[dt.datetime | None, dt.datetime | None]:

@@ -26,9 +26,10 @@ from beanie import Link, PydanticObjectId
 from bson import ObjectId
 
 from ._payload import encode_payload, escape_key, normalize_payload
-from .errors import InvalidInput, InvalidLookup, InvalidPayload
+from ._time import aware_utc
+from .errors import InvalidLookup, InvalidPayload
 
-__all__ = ["FieldSpec", "aware_utc", "field_specs", "resolve_field", "translate_lookups"]
+__all__ = ["FieldSpec", "field_specs", "resolve_field", "translate_lookups"]
 
 Kind = Literal["str", "bool", "int", "number", "datetime", "oid", "json", "link", "any"]
 
@@ -171,25 +172,6 @@ def _coerce(spec: FieldSpec, key: str, value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, dt.datetime, ObjectId)):
         return _coerce_datetime(key, value) if isinstance(value, dt.datetime) else value
     raise _reject(key, "a plain value (string, number, boolean or datetime)", value)
-
-
-def aware_utc(name: str, value: Any, *, error: type[InvalidInput] = InvalidInput) -> dt.datetime:
-    """Return ``value`` in UTC if it is a timezone-aware datetime.
-
-    Every time given to the library (a lookup, a window bound) goes through
-    here, so naive datetimes are refused the same way everywhere.
-
-    Raises:
-        error: not a datetime, or a naive one.
-    """
-    if not isinstance(value, dt.datetime):
-        raise error(f"{name} must be a timezone-aware datetime, got a {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise error(
-            f"{name} is a naive datetime; pass a timezone-aware one, such as "
-            "datetime.now(timezone.utc)"
-        )
-    return value.astimezone(dt.timezone.utc)
 
 
 def _coerce_datetime(key: str, value: Any) -> dt.datetime:

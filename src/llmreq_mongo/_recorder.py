@@ -43,9 +43,9 @@ from typing import Any, Literal
 from bson import ObjectId
 
 from . import _spill
-from ._base import now_ms
 from ._delivery import Delivery, Tally, call_back
 from ._documents import LLMClientRequest, request_document, validate_request
+from ._time import now_ms
 from .errors import (
     InvalidInput,
     RecorderClosed,

@@ -26,9 +26,9 @@ from typing import Any
 from bson import DBRef, ObjectId
 from pymongo import UpdateOne
 
-from ._base import now_ms, to_utc_ms
 from ._documents import LLMClient, LLMClientRequest
 from ._filters import check_window, client_id_of, scoped_match
+from ._time import now_ms, to_utc_ms
 from .errors import InvalidInput, storage_errors
 
 __all__ = ["RollupResult", "aggregate_sessions", "rollup_id"]

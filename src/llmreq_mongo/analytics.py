@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 from bson import ObjectId
 
-from ._base import to_utc_ms
 from ._documents import LLMClient, LLMClientRequest
 from ._filters import (
     check_count,
@@ -37,6 +36,7 @@ from ._filters import (
     scoped_match,
 )
 from ._payload import decode_payload
+from ._time import to_utc_ms
 from .errors import InvalidInput, storage_errors
 
 __all__ = [

@@ -19,10 +19,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmreq_mongo import analytics
-from llmreq_mongo._base import now_ms
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recorder import Recorder, RecorderStats
+from llmreq_mongo._time import now_ms
 
 from ._app import JsonFlag, app, run, settings_of
 from ._durations import format_time

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from llmreq_mongo._base import now_ms, to_utc_ms
+from llmreq_mongo._time import now_ms, to_utc_ms
 from llmreq_mongo.errors import InvalidInput
 
 __all__ = ["format_duration", "format_time", "parse_duration", "parse_time"]

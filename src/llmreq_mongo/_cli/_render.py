@@ -13,7 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from llmreq_mongo._base import to_utc_ms
+from llmreq_mongo._time import to_utc_ms
 
 from ._durations import format_time
 

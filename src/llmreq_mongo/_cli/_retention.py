@@ -21,9 +21,9 @@ from typing import Annotated, Any
 import typer
 from pymongo import IndexModel
 
-from llmreq_mongo._base import now_ms
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest
+from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import InvalidInput, storage_errors
 
 from ._app import JsonFlag, Settings, app, reported, run, settings_of

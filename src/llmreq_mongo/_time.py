@@ -1,0 +1,61 @@
+"""Time: the current instant and the checks and conversions every stored time goes through.
+
+BSON keeps milliseconds, so every time the library stores or compares is an
+aware UTC datetime truncated to milliseconds; a document in memory after a
+write then equals the one read back. Naive datetimes given by a caller are
+refused everywhere with the same message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .errors import InvalidInput
+
+__all__ = ["UTC", "aware_utc", "check_aware", "now_ms", "to_utc_ms"]
+
+UTC = dt.timezone.utc
+
+
+def to_utc_ms(value: dt.datetime) -> dt.datetime:
+    """Return ``value`` in UTC, truncated to milliseconds.
+
+    Naive values are read as UTC, which is what PyMongo returns from a client
+    created without ``tz_aware=True``.
+    """
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def now_ms() -> dt.datetime:
+    """The current UTC time, truncated to milliseconds."""
+    return to_utc_ms(dt.datetime.now(UTC))
+
+
+def aware_utc(name: str, value: Any, *, error: type[InvalidInput] = InvalidInput) -> dt.datetime:
+    """Return ``value`` in UTC if it is a timezone-aware datetime.
+
+    Every time given to the library (a lookup, a window bound) goes through
+    here, so naive datetimes are refused the same way everywhere.
+
+    Raises:
+        error: not a datetime, or a naive one.
+    """
+    if not isinstance(value, dt.datetime):
+        raise error(f"{name} must be a timezone-aware datetime, got a {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise error(
+            f"{name} is a naive datetime; pass a timezone-aware one, such as "
+            "datetime.now(timezone.utc)"
+        )
+    return value.astimezone(dt.timezone.utc)
+
+
+def check_aware(name: str, value: Any) -> dt.datetime | None:
+    """Return an aware datetime in UTC (milliseconds, as BSON keeps), or None.
+
+    Raises:
+        InvalidInput: not a datetime, or a naive one.
+    """
+    return None if value is None else to_utc_ms(aware_utc(name, value))
