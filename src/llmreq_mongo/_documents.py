@@ -21,6 +21,7 @@ from typing_extensions import Self
 
 from . import errors
 from ._base import TimestampedDocument
+from ._checks import MAX_SESSION_KEY, check_bool, check_session_key, client_ref
 from ._payload import JSONArray, JSONObject, decode_payload, encode_payload, normalize_payload
 from ._queryset import QuerySet
 from ._time import now_ms
@@ -35,7 +36,6 @@ __all__ = [
     "validate_request",
 ]
 
-MAX_SESSION_KEY = 255
 _REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation"})
 
 
@@ -116,39 +116,6 @@ class ValidatedRequest:
         self.is_aggregation = is_aggregation
 
 
-def check_session_key(value: Any, *, nullable: bool = True) -> str | None:
-    """Refuse anything but a string of at most 255 characters (or None)."""
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str):
-        raise errors.InvalidInput(
-            f"session_key must be a string{' or None' if nullable else ''}, got a "
-            f"{type(value).__name__}; a session key is never a query"
-        )
-    if len(value) > MAX_SESSION_KEY:
-        raise errors.InvalidInput(
-            f"session_key is {len(value)} characters long; at most {MAX_SESSION_KEY} are allowed"
-        )
-    return value
-
-
-def _client_ref(llm_client: Any) -> tuple[ObjectId, str]:
-    if isinstance(llm_client, LLMClient):
-        if llm_client.id is None:
-            raise errors.InvalidInput(
-                f"LLMClient {llm_client.name!r} is not saved; create it first "
-                "(await LLMClient.objects.create(name=...))"
-            )
-        return ObjectId(llm_client.id), llm_client.get_collection_name()
-    if isinstance(llm_client, Link) and issubclass(llm_client.document_class, LLMClient):
-        return ObjectId(llm_client.ref.id), llm_client.ref.collection
-    if llm_client is None:
-        raise errors.InvalidInput("llm_client is required: pass the LLMClient that handled it")
-    raise errors.InvalidInput(
-        f"llm_client must be a saved LLMClient, got a {type(llm_client).__name__}"
-    )
-
-
 def validate_request(
     llm_client: Any, request: Any, session_key: Any, is_aggregation: Any
 ) -> ValidatedRequest:
@@ -157,12 +124,9 @@ def validate_request(
     Raises:
         InvalidInput: a field is refused (``InvalidPayload`` for the payload).
     """
-    client_id, collection = _client_ref(llm_client)
+    client_id, collection = client_ref(llm_client, model=LLMClient, write=True)
     key = check_session_key(session_key)
-    if not isinstance(is_aggregation, bool):
-        raise errors.InvalidInput(
-            f"is_aggregation must be True or False, got a {type(is_aggregation).__name__}"
-        )
+    check_bool("is_aggregation", is_aggregation)
     payload, needs_escape = normalize_payload(request)
     stored = encode_payload(payload) if needs_escape else payload
     return ValidatedRequest(client_id, collection, payload, stored, key, is_aggregation)
@@ -359,7 +323,7 @@ class LLMClientRequest(TimestampedDocument):
         rest = {k: v for k, v in fields.items() if k not in _REQUEST_FIELDS}
         changes = super()._encode_update(rest)
         if "llm_client" in fields:
-            client_id, collection = _client_ref(fields["llm_client"])
+            client_id, collection = client_ref(fields["llm_client"], model=LLMClient, write=True)
             changes["llm_client"] = DBRef(collection, client_id)
             changes["llm_client_id"] = client_id
         if "request" in fields:
@@ -368,9 +332,7 @@ class LLMClientRequest(TimestampedDocument):
         if "session_key" in fields:
             changes["session_key"] = check_session_key(fields["session_key"])
         if "is_aggregation" in fields:
-            if not isinstance(fields["is_aggregation"], bool):
-                raise errors.InvalidInput("is_aggregation must be True or False")
-            changes["is_aggregation"] = fields["is_aggregation"]
+            changes["is_aggregation"] = check_bool("is_aggregation", fields["is_aggregation"])
         return changes
 
     def to_json(self) -> dict[str, Any]:

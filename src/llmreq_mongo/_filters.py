@@ -1,7 +1,4 @@
-"""Input checks and index-shaped filters shared by sessions, analytics and rollups.
-
-Every public entry point of those features checks its arguments here, before
-any query runs, so the same input gets the same typed error everywhere.
+"""Index-shaped filters shared by sessions, analytics and rollups.
 
 The filters are split in two ``$match`` stages: the first holds only what an
 index serves (``session_key`` or ``llm_client_id`` as a plain equality, then a
@@ -22,15 +19,10 @@ from typing import Any
 from bson import ObjectId
 
 from ._payload import escape_key
-from ._time import check_aware
 from .errors import InvalidInput
 
 __all__ = [
     "RAW_ONLY",
-    "check_count",
-    "check_session",
-    "check_window",
-    "client_id_of",
     "payload_path",
     "scoped_match",
 ]
@@ -41,70 +33,6 @@ RAW_ONLY: dict[str, Any] = {"is_aggregation": {"$ne": True}}
 _MAX_PATH = 200
 _MAX_SEGMENTS = 20
 _SPLIT = re.compile(r"__|\.")
-
-
-def check_window(since: Any, until: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """Check an optional ``[since, until)`` window.
-
-    Raises:
-        InvalidInput: a bound is not an aware datetime, or ``since >= until``.
-    """
-    start = check_aware("since", since)
-    end = check_aware("until", until)
-    if start is not None and end is not None and start >= end:
-        raise InvalidInput(
-            f"since ({start.isoformat()}) must be before until ({end.isoformat()}); "
-            "the window is [since, until)"
-        )
-    return start, end
-
-
-def check_count(name: str, value: Any, *, maximum: int) -> int:
-    """Return ``value`` if it is an int in ``1..maximum``.
-
-    Raises:
-        InvalidInput: anything else (booleans included).
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{name} must be an integer, got a {type(value).__name__}")
-    if not 1 <= value <= maximum:
-        raise InvalidInput(f"{name} must be between 1 and {maximum:,}, got {value}")
-    return value
-
-
-def check_session(value: Any) -> str:
-    """Return ``value`` if it is a valid session key (a string, never None here)."""
-    from ._documents import check_session_key
-
-    key = check_session_key(value, nullable=False)
-    assert key is not None  # nullable=False never returns None
-    return key
-
-
-def client_id_of(value: Any, *, name: str = "llm_client") -> ObjectId | None:
-    """The client id named by an ``LLMClient``, an ``ObjectId`` or a hex string.
-
-    Raises:
-        InvalidInput: another type, an unsaved client, or a malformed hex id.
-    """
-    from ._documents import LLMClient
-
-    if value is None:
-        return None
-    if isinstance(value, LLMClient):
-        if value.id is None:
-            raise InvalidInput(f"{name} is an unsaved LLMClient ({value.name!r}); save it first")
-        return ObjectId(value.id)
-    if isinstance(value, ObjectId):
-        return value
-    if isinstance(value, str):
-        if ObjectId.is_valid(value):
-            return ObjectId(value)
-        raise InvalidInput(f"{name} {value!r} is not a 24-character hex id")
-    raise InvalidInput(
-        f"{name} must be an LLMClient, an ObjectId or a 24-character hex id, "
-        f"got a {type(value).__name__}"
-    )
 
 
 def payload_path(path: Any, *, name: str = "group_by") -> str:

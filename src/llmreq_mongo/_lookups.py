@@ -25,9 +25,10 @@ from typing import Any, Literal
 from beanie import Link, PydanticObjectId
 from bson import ObjectId
 
+from ._checks import client_ref
 from ._payload import encode_payload, escape_key, normalize_payload
 from ._time import aware_utc
-from .errors import InvalidLookup, InvalidPayload
+from .errors import InvalidInput, InvalidLookup, InvalidPayload
 
 __all__ = ["FieldSpec", "field_specs", "resolve_field", "translate_lookups"]
 
@@ -55,6 +56,8 @@ class FieldSpec:
     name: str
     db_name: str
     kind: Kind
+    #: For a link, the document class it points to.
+    target: type[Any] | None = None
 
 
 def _kind_of(annotation: Any) -> Kind:
@@ -84,6 +87,21 @@ def _kind_of(annotation: Any) -> Kind:
     return "any"
 
 
+def _link_target(annotation: Any) -> type[Any] | None:
+    """The document class of a ``Link[...]`` annotation (through Optional), else None."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            target = _link_target(arg)
+            if target is not None:
+                return target
+        return None
+    if origin is Link:
+        (target,) = typing.get_args(annotation)
+        return target if isinstance(target, type) else None
+    return None
+
+
 _SPECS: dict[type[Any], Mapping[str, FieldSpec]] = {}
 
 
@@ -106,7 +124,7 @@ def field_specs(model: type[Any]) -> Mapping[str, FieldSpec]:
             if twin not in fields:
                 continue
             db_name = twin
-        specs[name] = FieldSpec(name, db_name, kind)
+        specs[name] = FieldSpec(name, db_name, kind, _link_target(info.annotation))
     specs["pk"] = FieldSpec("pk", "_id", "oid")
     _SPECS[model] = specs
     return specs
@@ -162,7 +180,7 @@ def _coerce(spec: FieldSpec, key: str, value: Any) -> Any:
     if kind == "datetime":
         return _coerce_datetime(key, value)
     if kind in ("oid", "link"):
-        return _coerce_object_id(key, value, link=kind == "link")
+        return _coerce_object_id(spec, key, value)
     if kind == "json":
         try:
             normalised, _ = normalize_payload(value)
@@ -178,20 +196,19 @@ def _coerce_datetime(key: str, value: Any) -> dt.datetime:
     return aware_utc(key, value, error=InvalidLookup)
 
 
-def _coerce_object_id(key: str, value: Any, *, link: bool) -> ObjectId:
+def _coerce_object_id(spec: FieldSpec, key: str, value: Any) -> ObjectId:
+    if spec.target is not None:
+        # A link: the client itself, a link to it, or its id.
+        try:
+            found = client_ref(value, model=spec.target, name=key)
+        except InvalidInput as exc:
+            raise InvalidLookup(str(exc)) from None
+        assert found is not None  # None is compared as null before this is reached
+        return found
     if isinstance(value, ObjectId):
         return value
     if isinstance(value, str) and ObjectId.is_valid(value):
         return ObjectId(value)
-    if link:
-        if isinstance(value, Link):
-            return ObjectId(value.ref.id)
-        doc_id = getattr(value, "id", None)
-        if hasattr(value, "get_pymongo_collection"):
-            if doc_id is None:
-                raise InvalidLookup(f"{key} got an unsaved document; save it first")
-            return ObjectId(doc_id)
-        raise _reject(key, "a document, an ObjectId or a 24-character hex id", value)
     raise _reject(key, "an ObjectId or a 24-character hex id", value)
 
 

@@ -14,6 +14,7 @@ import typing
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._checks import check_bool, check_session_key, client_ref
 from ._lookups import resolve_field, translate_lookups
 from ._pagination import (
     MAX_PAGE_SIZE,
@@ -398,15 +399,15 @@ class Manager(Generic[D]):
             InvalidInput: a session key that is not a string, a bad client,
                 or a model without sessions.
         """
-        from ._filters import RAW_ONLY, check_session, client_id_of
+        from ._documents import LLMClient
+        from ._filters import RAW_ONLY
 
         fields = self.model.model_fields
         if not {"session_key", "llm_client_id", "is_aggregation"} <= fields.keys():
             raise InvalidInput(f"{self.model.__name__} has no sessions; use LLMClientRequest")
-        key = check_session(session_key)
-        client_id = client_id_of(llm_client)
-        if not isinstance(include_aggregations, bool):
-            raise InvalidInput("include_aggregations must be True or False")
+        key = check_session_key(session_key, nullable=False)
+        client_id = client_ref(llm_client, model=LLMClient)
+        check_bool("include_aggregations", include_aggregations)
         # Plain equality (the values are a checked str and an ObjectId): the
         # shape the embedded engine's planner matches to an index (ENGINE.md).
         clause: dict[str, Any] = {"session_key": key}

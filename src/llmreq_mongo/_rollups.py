@@ -26,8 +26,9 @@ from typing import Any
 from bson import DBRef, ObjectId
 from pymongo import UpdateOne
 
+from ._checks import check_window, client_ref
 from ._documents import LLMClient, LLMClientRequest
-from ._filters import check_window, client_id_of, scoped_match
+from ._filters import scoped_match
 from ._time import now_ms, to_utc_ms
 from .errors import InvalidInput, storage_errors
 
@@ -182,7 +183,7 @@ async def aggregate_sessions(
     start, end = check_window(since, until)
     if start is None or end is None:
         raise InvalidInput("aggregate_sessions needs both since and until (aware datetimes)")
-    client_id = client_id_of(llm_client)
+    client_id = client_ref(llm_client, model=LLMClient)
     coll = LLMClientRequest.get_pymongo_collection()
     with storage_errors("read the requests to roll up"):
         cursor = await coll.aggregate(_pipeline(start, end, client_id))

@@ -26,15 +26,9 @@ from typing import Any, Literal
 
 from bson import ObjectId
 
+from ._checks import check_count, check_session_key, check_window, client_ref
 from ._documents import LLMClient, LLMClientRequest
-from ._filters import (
-    check_count,
-    check_session,
-    check_window,
-    client_id_of,
-    payload_path,
-    scoped_match,
-)
+from ._filters import payload_path, scoped_match
 from ._payload import decode_payload
 from ._time import to_utc_ms
 from .errors import InvalidInput, storage_errors
@@ -138,7 +132,7 @@ def _sessions_pipeline(
     order: Literal["recent", "busiest"],
 ) -> list[dict[str, Any]]:
     start, end = check_window(since, until)
-    client_id = client_id_of(llm_client)
+    client_id = client_ref(llm_client, model=LLMClient)
     key: dict[str, Any] = {"s": "$session_key", "c": "$llm_client_id"}
     if group_by is not None:
         key["g"] = "$" + payload_path(group_by)
@@ -292,8 +286,8 @@ def _counts_pipeline(
         raise InvalidInput(f"by must be 'day' or 'hour', got {by!r}")
     start, end = check_window(since, until)
     zone = _zone(tz)
-    client_id = client_id_of(llm_client)
-    key = None if session_key is None else check_session(session_key)
+    client_id = client_ref(llm_client, model=LLMClient)
+    key = None if session_key is None else check_session_key(session_key, nullable=False)
     if start is not None and end is not None:
         unit = dt.timedelta(hours=1 if by == "hour" else 24)
         if (end - start) / unit > _MAX_BUCKETS:

@@ -33,8 +33,9 @@ from typing import IO, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._connection import Handle
-from llmreq_mongo._documents import LLMClientRequest, check_session_key
+from llmreq_mongo._documents import LLMClientRequest
 from llmreq_mongo._payload import decode_payload
 from llmreq_mongo.errors import InvalidInput, storage_errors
 

@@ -14,8 +14,9 @@ from typing import Annotated, Any
 import typer
 from bson import ObjectId
 
+from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._connection import Handle
-from llmreq_mongo._documents import LLMClientRequest, check_session_key
+from llmreq_mongo._documents import LLMClientRequest
 from llmreq_mongo._payload import decode_payload
 from llmreq_mongo.errors import storage_errors
 

@@ -11,8 +11,9 @@ import typer
 from bson import ObjectId
 
 from llmreq_mongo import analytics
+from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._connection import Handle
-from llmreq_mongo._documents import LLMClient, LLMClientRequest, check_session_key
+from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo.errors import InvalidInput
 
 from ._app import JsonFlag, Settings, app, reported, run, settings_of
@@ -163,7 +164,7 @@ def show(
     settings = settings_of(ctx)
     as_json = settings.wants_json(json)
     with reported(settings):
-        key = str(check_session_key(session_key, nullable=False))
+        key = check_session_key(session_key, nullable=False)
 
     async def work(handle: Handle) -> int:
         found = await _client_or_none(client)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from llmreq_mongo._documents import MAX_SESSION_KEY
+from llmreq_mongo._checks import MAX_SESSION_KEY
 from llmreq_mongo.errors import InvalidInput
 
 __all__ = [

@@ -1,0 +1,201 @@
+"""Argument checks shared by every public entry point.
+
+Each check returns the value it accepts (converted where that is its job) or
+raises :class:`~llmreq_mongo.errors.InvalidInput` with a message naming the
+argument, what it got, and what to pass instead. Writing each rule once is
+what makes the same mistake get the same error everywhere: ``True`` is not an
+integer here, whatever Python says, and a client given to a write must be
+saved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, overload
+
+from beanie import Link
+from bson import ObjectId
+
+from ._time import check_aware
+from .errors import InvalidInput
+
+__all__ = [
+    "MAX_SESSION_KEY",
+    "a_type",
+    "check_bool",
+    "check_callback",
+    "check_count",
+    "check_int",
+    "check_seconds",
+    "check_session_key",
+    "check_window",
+    "client_ref",
+]
+
+#: The longest session key the library stores (the reference's ``max_length``).
+MAX_SESSION_KEY = 255
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def a_type(value: object) -> str:
+    """The type of ``value`` with its article, for messages: ``"an int"``, ``"None"``."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{_article(name)} {name}"
+
+
+def _article(word: str) -> str:
+    # By the sound of the first letter: "an int", "a str", and "an LLMClient",
+    # whose leading capitals are spelt out letter by letter.
+    if word[:2].isupper():
+        return "an" if word[0] in "AEFHILMNORSX" else "a"
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is ``True`` or ``False`` (not 0, 1 or None)."""
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be True or False, got {a_type(value)}")
+    return value
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an ``int`` (never a ``bool``) in ``minimum..maximum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} must be an integer, got {a_type(value)}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum:,} and {maximum:,}" if maximum is not None else f"{minimum:,}"
+        least = bound if maximum is not None else f"at least {bound}"
+        raise InvalidInput(f"{name} must be {least}, got {value}")
+    return value
+
+
+def check_count(name: str, value: Any, *, maximum: int) -> int:
+    """Return ``value`` if it is an int in ``1..maximum`` (booleans refused)."""
+    return check_int(name, value, minimum=1, maximum=maximum)
+
+
+def check_seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float if it is a finite, positive number of seconds."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        least = "zero or more" if allow_zero else "more than zero"
+        raise InvalidInput(f"{name} must be a finite number of seconds, {least}; got {value!r}")
+    return float(value)
+
+
+def check_callback(name: str, value: F | None) -> F | None:
+    """Return ``value`` if it is callable or None."""
+    if value is not None and not callable(value):
+        raise InvalidInput(f"{name} must be a function or None, got {a_type(value)}")
+    return value
+
+
+@overload
+def check_session_key(value: Any, *, nullable: Literal[False]) -> str: ...
+@overload
+def check_session_key(value: Any, *, nullable: bool = True) -> str | None: ...
+def check_session_key(value: Any, *, nullable: bool = True) -> str | None:
+    """Refuse anything but a string of at most 255 characters (or None when ``nullable``)."""
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(
+            f"session_key must be a string{' or None' if nullable else ''}, got "
+            f"{a_type(value)}; a session key is never a query"
+        )
+    if len(value) > MAX_SESSION_KEY:
+        raise InvalidInput(
+            f"session_key is {len(value)} characters long; at most {MAX_SESSION_KEY} are allowed"
+        )
+    return value
+
+
+def check_window(since: Any, until: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Check an optional ``[since, until)`` window of aware datetimes.
+
+    Raises:
+        InvalidInput: a bound is not an aware datetime, or ``since >= until``.
+    """
+    start = check_aware("since", since)
+    end = check_aware("until", until)
+    if start is not None and end is not None and start >= end:
+        raise InvalidInput(
+            f"since ({start.isoformat()}) must be before until ({end.isoformat()}); "
+            "the window is [since, until)"
+        )
+    return start, end
+
+
+@overload
+def client_ref(
+    value: Any, *, model: type[Any], write: Literal[True], name: str = ...
+) -> tuple[ObjectId, str]: ...
+@overload
+def client_ref(
+    value: Any, *, model: type[Any], write: Literal[False] = ..., name: str = ...
+) -> ObjectId | None: ...
+def client_ref(
+    value: Any, *, model: type[Any], write: bool = False, name: str = "llm_client"
+) -> ObjectId | tuple[ObjectId, str] | None:
+    """The client named by ``value``: a saved ``model`` instance, a link to one, or an id.
+
+    The one place where "a client" is turned into an id, for writes and for
+    queries alike. The differences are deliberate and are the parameters:
+
+    Args:
+        value: the client as the caller gave it.
+        model: the client document class (``LLMClient``); instances and links
+            to other classes are refused.
+        write: a write stores a link, so it needs a saved client or a link to
+            one, and returns ``(id, collection)``; a query also takes an
+            ``ObjectId``, a 24-character hex id or None, and returns the id
+            (or None).
+        name: the argument's name, for messages.
+
+    Raises:
+        InvalidInput: another type, an unsaved client, or a malformed hex id.
+    """
+    if isinstance(value, model):
+        if value.id is None:
+            raise InvalidInput(
+                f"{name} is an unsaved {model.__name__} ({getattr(value, 'name', None)!r}); "
+                f"save it first (await {model.__name__}.objects.create(...))"
+            )
+        found: tuple[ObjectId, str | None] = (ObjectId(value.id), value.get_collection_name())
+    elif isinstance(value, Link) and issubclass(value.document_class, model):
+        found = (ObjectId(value.ref.id), value.ref.collection)
+    elif write:
+        if value is None:
+            raise InvalidInput(
+                f"{name} is required: pass the {model.__name__} that handled the request"
+            )
+        raise InvalidInput(
+            f"{name} must be a saved {model.__name__} or a link to one, got {a_type(value)}"
+        )
+    elif value is None:
+        return None
+    elif isinstance(value, ObjectId):
+        found = (value, None)
+    elif isinstance(value, str) and ObjectId.is_valid(value):
+        found = (ObjectId(value), None)
+    else:
+        got = f"{value!r}, not a 24-character hex id" if isinstance(value, str) else a_type(value)
+        raise InvalidInput(
+            f"{name} must be {_article(model.__name__)} {model.__name__} document, a link to "
+            f"it, an ObjectId or a 24-character hex id; got {got}"
+        )
+    client_id, collection = found
+    if write:
+        assert collection is not None  # an instance or a link names its collection
+        return client_id, collection
+    return client_id
