@@ -26,6 +26,7 @@ from ._pagination import (
     keyset_pipeline,
     with_tiebreak,
 )
+from ._types import ClientRef
 from .errors import InvalidInput, InvalidLookup, storage_errors
 
 if TYPE_CHECKING:
@@ -374,7 +375,7 @@ class Manager(Generic[D]):
         self,
         session_key: str,
         *,
-        llm_client: Any = None,
+        llm_client: ClientRef | None = None,
         include_aggregations: bool = True,
     ) -> QuerySet[D]:
         """A session's requests, oldest first (``created_at``, then ``_id``).

@@ -30,6 +30,7 @@ from ._checks import check_window, client_ref
 from ._documents import LLMClient, LLMClientRequest
 from ._filters import scoped_match
 from ._time import now_ms, to_utc_ms
+from ._types import ClientRef
 from .errors import InvalidInput, storage_errors
 
 __all__ = ["RollupResult", "aggregate_sessions", "rollup_id"]
@@ -153,7 +154,7 @@ async def aggregate_sessions(
     *,
     since: dt.datetime,
     until: dt.datetime,
-    llm_client: Any = None,
+    llm_client: ClientRef | None = None,
 ) -> RollupResult:
     """Write one ``is_aggregation=True`` record per (client, session) for ``[since, until)``.
 

@@ -31,6 +31,7 @@ from ._documents import LLMClient, LLMClientRequest
 from ._filters import payload_path, scoped_match
 from ._payload import decode_payload
 from ._time import to_utc_ms
+from ._types import ClientRef
 from .errors import InvalidInput, storage_errors
 
 __all__ = [
@@ -124,7 +125,7 @@ def _group_value(key: Mapping[str, Any]) -> Any:
 
 def _sessions_pipeline(
     *,
-    llm_client: Any,
+    llm_client: ClientRef | None,
     since: Any,
     until: Any,
     limit: int,
@@ -174,7 +175,7 @@ def _summaries(rows: list[dict[str, Any]]) -> list[SessionSummary]:
 
 async def session_summaries(
     *,
-    llm_client: Any = None,
+    llm_client: ClientRef | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     limit: int = 100,
@@ -208,7 +209,7 @@ async def session_summaries(
 async def top_sessions(
     *,
     n: int = 10,
-    llm_client: Any = None,
+    llm_client: ClientRef | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> list[SessionSummary]:
@@ -275,7 +276,7 @@ def _bucket_starts(
 def _counts_pipeline(
     *,
     by: Any,
-    llm_client: Any,
+    llm_client: ClientRef | None,
     session_key: Any,
     since: Any,
     until: Any,
@@ -310,7 +311,7 @@ def _counts_pipeline(
 async def request_counts(
     *,
     by: Literal["day", "hour"] = "day",
-    llm_client: Any = None,
+    llm_client: ClientRef | None = None,
     session_key: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
