@@ -45,8 +45,8 @@ from typing import Any
 from bson import DBRef, ObjectId
 
 from llmreq_mongo import LLMClient, LLMClientRequest, Recorder, init
-from llmreq_mongo._base import now_ms
 from llmreq_mongo._documents import request_document, validate_request
+from llmreq_mongo._time import now_ms
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import RecorderFull
 
@@ -176,7 +176,7 @@ async def round_once(
     gc.collect()
     cpu = time.process_time()
     for _ in range(bulk):
-        checked = validate_request(client, PAYLOAD, "bench-build", False)
+        checked = validate_request(client, PAYLOAD, "bench-build", False, client_model=LLMClient)
         request_document(checked, record_id=ObjectId(), now=now_ms())
     figures["build_cpu"] = (time.process_time() - cpu) / bulk
 

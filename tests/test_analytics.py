@@ -33,7 +33,9 @@ async def put(
         ghost = LLMClient(name="ghost")
         ghost.id = client  # type: ignore[assignment]
         client = ghost
-    checked = validate_request(client, payload or {"q": 1}, session, is_aggregation)
+    checked = validate_request(
+        client, payload or {"q": 1}, session, is_aggregation, client_model=LLMClient
+    )
     doc = request_document(checked, record_id=ObjectId(), now=when)
     await LLMClientRequest.get_pymongo_collection().insert_one(doc)
     return doc["_id"]

@@ -26,10 +26,10 @@ import pytest
 from bson import ObjectId
 
 from llmreq_mongo import Handle, LLMClient, LLMClientRequest, aggregate_sessions
-from llmreq_mongo import analytics as an
 from llmreq_mongo._documents import request_document, validate_request
-from llmreq_mongo._rollups import _pipeline as rollup_pipeline
-from llmreq_mongo._rollups import _summary, _writes
+from llmreq_mongo._reports import analytics as reports
+from llmreq_mongo._reports.rollups import _pipeline as rollup_pipeline
+from llmreq_mongo._reports.rollups import _summary, _writes
 from llmreq_mongo.pytest_plugin import TestServer
 
 UTC = dt.timezone.utc
@@ -55,7 +55,9 @@ async def data(llmreq_db: Handle) -> Data:
         for c, client in enumerate(clients):
             for s in range(SESSIONS):
                 payload = {"model": f"m{s % 3}", "messages": [{"role": "user"}] * (k % 3)}
-                checked = validate_request(client, payload, f"c{c}-s{s}", False)
+                checked = validate_request(
+                    client, payload, f"c{c}-s{s}", False, client_model=LLMClient
+                )
                 docs.append(request_document(checked, record_id=ObjectId(), now=T0 + n * step))
                 n += 1
     coll = LLMClientRequest.get_pymongo_collection()
@@ -229,15 +231,15 @@ DAY2 = {"since": T0 + dt.timedelta(days=1), "until": T0 + dt.timedelta(days=2)}
 async def test_session_summaries_and_top_sessions(llmreq_engine: TestServer, data: Data) -> None:
     client = data.clients[0]
     for order in ("recent", "busiest"):
-        windowed = an._sessions_pipeline(
+        windowed = reports._sessions_pipeline(
             llm_client=None, limit=100, group_by=None, order=order, **DAY2
         )
         await _check(llmreq_engine, data, windowed, index="llmreq_created_at")
-        scoped = an._sessions_pipeline(
+        scoped = reports._sessions_pipeline(
             llm_client=client, limit=100, group_by="model", order=order, **DAY2
         )
         await _check(llmreq_engine, data, scoped, index="llmreq_client_time")
-        whole_client = an._sessions_pipeline(
+        whole_client = reports._sessions_pipeline(
             llm_client=client, limit=10, group_by=None, order=order, since=None, until=None
         )
         await _check(llmreq_engine, data, whole_client, index="llmreq_client_time")
@@ -255,12 +257,14 @@ async def test_request_counts(llmreq_engine: TestServer, data: Data) -> None:
         ({"llm_client": None, "session_key": "c3-s1", **DAY2}, "llmreq_session_time"),
     ]
     for kwargs, index in cases:
-        pipeline, *_ = an._counts_pipeline(**common, **kwargs)
+        pipeline, *_ = reports._counts_pipeline(**common, **kwargs)
         await _check(llmreq_engine, data, pipeline, index=index)
 
 
 async def test_client_usage(llmreq_engine: TestServer, data: Data) -> None:
-    plan = await _check(llmreq_engine, data, an._usage_pipeline(**DAY2), index="llmreq_created_at")
+    plan = await _check(
+        llmreq_engine, data, reports._usage_pipeline(**DAY2), index="llmreq_created_at"
+    )
     if not llmreq_engine.embedded:
         # The $lookup of client names goes through llm_clients' _id index.
         # Classic engine: a $lookup stage with its own counters; SBE: an

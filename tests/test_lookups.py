@@ -9,7 +9,7 @@ import pytest
 from bson import ObjectId
 
 from llmreq_mongo import InvalidInput, InvalidLookup, LLMClient, LLMClientRequest
-from llmreq_mongo._lookups import translate_lookups
+from llmreq_mongo._queries import translate_lookups
 
 UTC = dt.timezone.utc
 

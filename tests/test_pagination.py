@@ -23,7 +23,7 @@ from llmreq_mongo import (
     init,
 )
 from llmreq_mongo._documents import request_document, validate_request
-from llmreq_mongo._pagination import decode_cursor, encode_cursor, fingerprint, with_tiebreak
+from llmreq_mongo._queries import decode_cursor, encode_cursor, fingerprint, with_tiebreak
 from llmreq_mongo.pytest_plugin import TestServer
 
 UTC = dt.timezone.utc
@@ -41,7 +41,9 @@ async def seed(
     """Insert requests created at T0 + each offset; returns their ids in insert order."""
     docs = []
     for i, offset in enumerate(offsets_ms):
-        checked = validate_request(client, payload or {"n": i}, session, is_aggregation)
+        checked = validate_request(
+            client, payload or {"n": i}, session, is_aggregation, client_model=LLMClient
+        )
         docs.append(
             request_document(
                 checked, record_id=ObjectId(), now=T0 + dt.timedelta(milliseconds=offset)
@@ -121,9 +123,10 @@ async def test_for_session_refuses_an_unsaved_client(llmreq_db: object) -> None:
         LLMClientRequest.objects.for_session("s", llm_client=LLMClient(name="unsaved"))
 
 
-def test_for_session_needs_a_model_with_sessions() -> None:
-    with pytest.raises(InvalidInput, match="no sessions"):
-        LLMClient.objects.for_session("s")
+def test_only_request_documents_have_sessions() -> None:
+    # for_session lives on the request manager, not on every manager.
+    assert not hasattr(LLMClient.objects, "for_session")
+    assert hasattr(LLMClientRequest.objects, "for_session")
 
 
 # -- pages ---------------------------------------------------------------------

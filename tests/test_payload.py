@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from llmreq_mongo import InvalidPayload, LLMClient, LLMClientRequest, PayloadTooLarge
-from llmreq_mongo._payload import (
+from llmreq_mongo._queries import (
     MAX_DOCUMENT_BYTES,
     decode_payload,
     encode_payload,
@@ -170,7 +170,7 @@ def test_size_estimate_matches_bson() -> None:
 
 
 def _size_of(payload: Any) -> int:
-    from llmreq_mongo._payload import _Normalizer
+    from llmreq_mongo._queries.payload import _Normalizer
 
     walker = _Normalizer()
     walker.value(payload, "", 0)

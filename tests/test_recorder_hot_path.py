@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmreq_mongo import LLMClient, LLMClientRequest
-from llmreq_mongo._payload import (
+from llmreq_mongo._queries.payload import (
     MAX_PAYLOAD_BYTES,
     JSONArray,
     JSONObject,

@@ -19,7 +19,7 @@ import pytest
 from bson import ObjectId
 
 from llmreq_mongo import Handle, LLMClient, LLMClientRequest, Recorder, init
-from llmreq_mongo._spill import SpillReader, append_records, corrupt_path
+from llmreq_mongo._recording.spill import SpillReader, append_records, corrupt_path
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import RecordsNotWritten
 

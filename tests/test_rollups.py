@@ -18,7 +18,7 @@ from llmreq_mongo import (
     analytics,
 )
 from llmreq_mongo._documents import request_document, validate_request
-from llmreq_mongo._rollups import rollup_id
+from llmreq_mongo._reports.rollups import rollup_id
 from llmreq_mongo._time import now_ms
 
 UTC = dt.timezone.utc
@@ -33,7 +33,9 @@ def at(minutes: float) -> dt.datetime:
 async def put(
     client: LLMClient, session: str | None, when: dt.datetime, payload: Any = None
 ) -> ObjectId:
-    checked = validate_request(client, payload if payload is not None else {"q": 1}, session, False)
+    checked = validate_request(
+        client, payload if payload is not None else {"q": 1}, session, False, client_model=LLMClient
+    )
     doc = request_document(checked, record_id=ObjectId(), now=when)
     await LLMClientRequest.get_pymongo_collection().insert_one(doc)
     return doc["_id"]

@@ -16,14 +16,17 @@ Example::
 
 from __future__ import annotations
 
-from ._base import TimestampedDocument
-from ._connection import Handle, init
-from ._documents import LLMClient, LLMClientRequest, LLMClientRequests
-from ._pagination import Page
-from ._queryset import Manager, QuerySet
-from ._recorder import Recorder, RecorderStats
-from ._rollups import RollupResult, aggregate_sessions
-from .errors import (
+from llmreq_mongo._connection import Handle, init
+from llmreq_mongo._documents import (
+    LLMClient,
+    LLMClientRequest,
+    LLMClientRequests,
+    TimestampedDocument,
+)
+from llmreq_mongo._queries import Manager, Page, QuerySet
+from llmreq_mongo._recording.recorder import Recorder, RecorderStats
+from llmreq_mongo._reports.rollups import RollupResult, aggregate_sessions
+from llmreq_mongo.errors import (
     AlreadyExists,
     DoesNotExist,
     InvalidCursor,

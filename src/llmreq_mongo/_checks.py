@@ -18,8 +18,8 @@ from typing import Any, Literal, TypeVar, overload
 from beanie import Link
 from bson import ObjectId
 
-from ._time import check_aware
-from .errors import InvalidInput
+from llmreq_mongo._time import check_aware
+from llmreq_mongo.errors import InvalidInput
 
 __all__ = [
     "MAX_SESSION_KEY",
@@ -65,12 +65,18 @@ def check_bool(name: str, value: Any) -> bool:
 
 def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
     """Return ``value`` if it is an ``int`` (never a ``bool``) in ``minimum..maximum``."""
+    positive = minimum == 1 and maximum is None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{name} must be an integer, got {a_type(value)}")
+        kind = "a positive integer" if positive else "an integer"
+        raise InvalidInput(f"{name} must be {kind}, got {a_type(value)}")
     if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum:,} and {maximum:,}" if maximum is not None else f"{minimum:,}"
-        least = bound if maximum is not None else f"at least {bound}"
-        raise InvalidInput(f"{name} must be {least}, got {value}")
+        if positive:
+            wanted = "a positive integer"
+        elif maximum is None:
+            wanted = f"at least {minimum:,}"
+        else:
+            wanted = f"between {minimum:,} and {maximum:,}"
+        raise InvalidInput(f"{name} must be {wanted}, got {value}")
     return value
 
 

@@ -21,9 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError, OperationFailure
 from pymongo.errors import InvalidURI as DriverInvalidURI
 
-from ._base import TimestampedDocument
-from ._documents import LLMClient, LLMClientRequest
-from .errors import InvalidInput, StorageError, UnsupportedClient, storage_errors
+from llmreq_mongo._documents import LLMClient, LLMClientRequest, TimestampedDocument
+from llmreq_mongo.errors import InvalidInput, StorageError, UnsupportedClient, storage_errors
 
 __all__ = ["Handle", "client_for", "ensure_indexes", "init"]
 

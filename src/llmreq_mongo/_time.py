@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .errors import InvalidInput
+from llmreq_mongo.errors import InvalidInput
 
 __all__ = ["UTC", "aware_utc", "check_aware", "now_ms", "to_utc_ms"]
 

@@ -11,7 +11,7 @@ from beanie import Link
 from bson import ObjectId
 
 if TYPE_CHECKING:
-    from ._documents import LLMClient
+    from llmreq_mongo._documents import LLMClient
 
 __all__ = ["ClientRef", "SavedClient"]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import EmbeddedEngineMissing, InvalidInput, StorageError
+from llmreq_mongo.errors import EmbeddedEngineMissing, InvalidInput, StorageError
 
 __all__ = ["EmbeddedMongo"]
 

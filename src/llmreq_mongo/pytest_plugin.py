@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ._connection import Handle, init
-from .embedded import EmbeddedMongo
+from llmreq_mongo._connection import Handle, init
+from llmreq_mongo.embedded import EmbeddedMongo
 
 __all__ = ["TestServer", "llmreq_db", "llmreq_engine"]
 

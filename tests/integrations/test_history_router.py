@@ -32,7 +32,9 @@ async def seed(client: LLMClient, session_key: str | None, times: list[dt.dateti
     """Store requests created at the given instants (the stored form the recorder writes)."""
     docs = [
         request_document(
-            validate_request(client, {"n": i, "session": session_key}, session_key, False),
+            validate_request(
+                client, {"n": i, "session": session_key}, session_key, False, client_model=LLMClient
+            ),
             record_id=ObjectId(),
             now=t,
         )

@@ -6,15 +6,14 @@ from typing import Annotated
 
 import typer
 
+from llmreq_mongo._cli._app import JsonFlag, app, reported, run, settings_of
+from llmreq_mongo._cli._durations import format_time
+from llmreq_mongo._cli._inspect import window
+from llmreq_mongo._cli._names import client_by_name
+from llmreq_mongo._cli._render import plural, print_json
 from llmreq_mongo._connection import Handle
-from llmreq_mongo._rollups import RollupResult, aggregate_sessions
+from llmreq_mongo._reports.rollups import RollupResult, aggregate_sessions
 from llmreq_mongo.errors import InvalidInput
-
-from ._app import JsonFlag, app, reported, run, settings_of
-from ._durations import format_time
-from ._inspect import window
-from ._names import client_by_name
-from ._render import plural, print_json
 
 __all__ = ["aggregate"]
 

@@ -19,15 +19,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmreq_mongo import analytics
+from llmreq_mongo._cli._app import JsonFlag, app, run, settings_of
+from llmreq_mongo._cli._durations import format_time
+from llmreq_mongo._cli._names import client_names, name_of
+from llmreq_mongo._cli._render import bar_chart, plural, print_json, print_sessions
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClient
-from llmreq_mongo._recorder import Recorder, RecorderStats
+from llmreq_mongo._recording.recorder import Recorder, RecorderStats
 from llmreq_mongo._time import now_ms
-
-from ._app import JsonFlag, app, run, settings_of
-from ._durations import format_time
-from ._names import client_names, name_of
-from ._render import bar_chart, plural, print_json, print_sessions
 
 __all__ = ["demo"]
 

@@ -34,15 +34,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmreq_mongo._checks import check_session_key
+from llmreq_mongo._cli._app import Settings, app, reported, run, settings_of
+from llmreq_mongo._cli._durations import format_time, parse_time
+from llmreq_mongo._cli._names import client_by_name, client_names, name_of
+from llmreq_mongo._cli._render import dump_json, plural, print_json
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest
-from llmreq_mongo._payload import decode_payload
+from llmreq_mongo._queries import decode_payload
 from llmreq_mongo.errors import InvalidInput, storage_errors
-
-from ._app import Settings, app, reported, run, settings_of
-from ._durations import format_time, parse_time
-from ._names import client_by_name, client_names, name_of
-from ._render import dump_json, plural, print_json
 
 __all__ = ["ExportFormat", "export", "export_line", "request_filter"]
 

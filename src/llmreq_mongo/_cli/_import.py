@@ -31,6 +31,9 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from llmreq_mongo._cli._app import Settings, app, reported, run, settings_of
+from llmreq_mongo._cli._records import ClientRef, ImportFormat, OnError, Outcome, Record, check_file
+from llmreq_mongo._cli._render import plural, print_json
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import (
     LLMClient,
@@ -39,10 +42,6 @@ from llmreq_mongo._documents import (
     validate_request,
 )
 from llmreq_mongo.errors import AlreadyExists, InvalidInput, StorageError
-
-from ._app import Settings, app, reported, run, settings_of
-from ._records import ClientRef, ImportFormat, OnError, Outcome, Record, check_file
-from ._render import plural, print_json
 
 __all__ = ["import_command", "write_records"]
 
@@ -90,7 +89,11 @@ class _Writer:
     async def add(self, record: Record) -> None:
         client = await self.client(record.client)
         checked = validate_request(
-            client, record.request, record.session_key, record.is_aggregation
+            client,
+            record.request,
+            record.session_key,
+            record.is_aggregation,
+            client_model=LLMClient,
         )
         doc = request_document(checked, record_id=record.id, now=record.created_at)
         doc["updated_at"] = record.updated_at

@@ -12,14 +12,10 @@ from bson import ObjectId
 
 from llmreq_mongo import analytics
 from llmreq_mongo._checks import check_session_key
-from llmreq_mongo._connection import Handle
-from llmreq_mongo._documents import LLMClient, LLMClientRequest
-from llmreq_mongo.errors import InvalidInput
-
-from ._app import JsonFlag, Settings, app, reported, run, settings_of
-from ._durations import format_time, parse_time
-from ._names import client_by_name, client_names, name_of
-from ._render import (
+from llmreq_mongo._cli._app import JsonFlag, Settings, app, reported, run, settings_of
+from llmreq_mongo._cli._durations import format_time, parse_time
+from llmreq_mongo._cli._names import client_by_name, client_names, name_of
+from llmreq_mongo._cli._render import (
     bar_chart,
     chat_messages,
     dump_json,
@@ -28,6 +24,9 @@ from ._render import (
     print_sessions,
     table,
 )
+from llmreq_mongo._connection import Handle
+from llmreq_mongo._documents import LLMClient, LLMClientRequest
+from llmreq_mongo.errors import InvalidInput
 
 __all__ = ["Bucket", "clients", "sessions", "show", "stats", "window"]
 

@@ -21,7 +21,7 @@ from typing import Any
 from bson import ObjectId
 
 from llmreq_mongo._checks import check_session_key
-from llmreq_mongo._payload import normalize_payload
+from llmreq_mongo._queries import normalize_payload
 from llmreq_mongo._time import to_utc_ms
 from llmreq_mongo.errors import InvalidInput
 

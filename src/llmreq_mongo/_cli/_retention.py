@@ -21,15 +21,14 @@ from typing import Annotated, Any
 import typer
 from pymongo import IndexModel
 
+from llmreq_mongo._cli._app import JsonFlag, Settings, app, reported, run, settings_of
+from llmreq_mongo._cli._durations import format_duration, format_time, parse_duration
+from llmreq_mongo._cli._names import client_names, name_of
+from llmreq_mongo._cli._render import plural, print_json, table
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import InvalidInput, storage_errors
-
-from ._app import JsonFlag, Settings, app, reported, run, settings_of
-from ._durations import format_duration, format_time, parse_duration
-from ._names import client_names, name_of
-from ._render import plural, print_json, table
 
 __all__ = ["prune", "retention_app"]
 

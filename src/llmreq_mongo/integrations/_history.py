@@ -20,8 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from llmreq_mongo import analytics
 from llmreq_mongo._checks import check_window
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
-from llmreq_mongo._filters import scoped_match
-from llmreq_mongo._pagination import decode_cursor, encode_cursor, fingerprint
+from llmreq_mongo._queries import decode_cursor, encode_cursor, fingerprint, scoped_match
 from llmreq_mongo._time import now_ms, to_utc_ms
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError, storage_errors
 

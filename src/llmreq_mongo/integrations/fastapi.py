@@ -43,7 +43,7 @@ except ImportError as exc:
 
 from llmreq_mongo._connection import ENV_URI, Handle, init
 from llmreq_mongo._documents import LLMClient
-from llmreq_mongo._recorder import Recorder
+from llmreq_mongo._recording.recorder import Recorder
 from llmreq_mongo.errors import InvalidInput, LLMReqError, RecorderClosed
 from llmreq_mongo.integrations._history import history_router
 from llmreq_mongo.integrations._session_keys import (

@@ -1,10 +1,8 @@
 """The two documents: ``LLMClient`` and its request history, ``LLMClientRequest``.
 
 ``LLMClientRequest`` mirrors the reference's ``LLMClientRequests`` model. Its
-hot write path (``objects.create`` and the recorder) builds the stored
-document directly with :func:`request_document` and inserts it with the
-driver, skipping Beanie's per-document encoding; the document is exactly the
-one Beanie itself would store for the same values.
+hot write path (``objects.create`` and the recorder) lives in
+:mod:`.records`.
 """
 
 from __future__ import annotations
@@ -19,21 +17,27 @@ from pydantic import Field, field_validator, model_validator
 from pymongo import IndexModel
 from typing_extensions import Self
 
-from . import errors
-from ._base import TimestampedDocument
-from ._checks import MAX_SESSION_KEY, check_bool, check_session_key, client_ref
-from ._payload import JSONArray, JSONObject, decode_payload, encode_payload, normalize_payload
-from ._queryset import QuerySet
-from ._time import now_ms
-from .errors import storage_errors
+from llmreq_mongo import errors
+from llmreq_mongo._checks import MAX_SESSION_KEY, check_bool, check_session_key, client_ref
+from llmreq_mongo._queries import (
+    JSONArray,
+    JSONObject,
+    QuerySet,
+    decode_payload,
+    encode_payload,
+    normalize_payload,
+)
+from llmreq_mongo._time import now_ms
+from llmreq_mongo.errors import storage_errors
+
+from .base import TimestampedDocument
+from .managers import RequestManagerDescriptor
+from .records import ValidatedRequest, request_document, validate_request
 
 __all__ = [
     "LLMClient",
     "LLMClientRequest",
     "LLMClientRequests",
-    "ValidatedRequest",
-    "request_document",
-    "validate_request",
 ]
 
 _REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation"})
@@ -94,77 +98,6 @@ class LLMClient(TimestampedDocument):
         }
 
 
-class ValidatedRequest:
-    """The checked values of one request record, ready to be stored."""
-
-    __slots__ = ("client_id", "collection", "is_aggregation", "payload", "session_key", "stored")
-
-    def __init__(
-        self,
-        client_id: ObjectId,
-        collection: str,
-        payload: Any,
-        stored: Any,
-        session_key: str | None,
-        is_aggregation: bool,
-    ) -> None:
-        self.client_id = client_id
-        self.collection = collection
-        self.payload = payload
-        self.stored = stored
-        self.session_key = session_key
-        self.is_aggregation = is_aggregation
-
-
-def validate_request(
-    llm_client: Any, request: Any, session_key: Any, is_aggregation: Any
-) -> ValidatedRequest:
-    """Check the fields of one request record exactly as ``objects.create`` does.
-
-    Raises:
-        InvalidInput: a field is refused (``InvalidPayload`` for the payload).
-    """
-    client_id, collection = client_ref(llm_client, model=LLMClient, write=True)
-    key = check_session_key(session_key)
-    check_bool("is_aggregation", is_aggregation)
-    payload, needs_escape = normalize_payload(request)
-    stored = encode_payload(payload) if needs_escape else payload
-    return ValidatedRequest(client_id, collection, payload, stored, key, is_aggregation)
-
-
-#: DBRefs already built, by (collection, client id): every record of a client
-#: shares one (a DBRef is never changed in place), which spares the hot path
-#: building one per record. Bounded: cleared when full.
-_CLIENT_REFS: dict[tuple[str, ObjectId], DBRef] = {}
-_CLIENT_REFS_MAX = 1024
-
-
-def _client_dbref(collection: str, client_id: ObjectId) -> DBRef:
-    key = (collection, client_id)
-    ref = _CLIENT_REFS.get(key)
-    if ref is None:
-        if len(_CLIENT_REFS) >= _CLIENT_REFS_MAX:
-            _CLIENT_REFS.clear()
-        ref = _CLIENT_REFS[key] = DBRef(collection, client_id)
-    return ref
-
-
-def request_document(
-    checked: ValidatedRequest, *, record_id: ObjectId, now: dt.datetime
-) -> dict[str, Any]:
-    """The document stored for a request: the same keys, in the same order, as Beanie's."""
-    return {
-        "_id": record_id,
-        "created_at": now,
-        "updated_at": now,
-        "llm_client": _client_dbref(checked.collection, checked.client_id),
-        "llm_client_id": checked.client_id,
-        "request": checked.stored,
-        "session_key": checked.session_key,
-        "is_aggregation": checked.is_aggregation,
-    }
-
-
 def _link_id(value: Any) -> ObjectId | None:
     if isinstance(value, Link):
         return ObjectId(value.ref.id)
@@ -193,6 +126,7 @@ class LLMClientRequest(TimestampedDocument):
     session_key: str | None = Field(default=None, max_length=MAX_SESSION_KEY)
     is_aggregation: bool = False
 
+    objects: ClassVar[RequestManagerDescriptor] = RequestManagerDescriptor()
     _immutable_fields: ClassVar[frozenset[str]] = frozenset(
         {"id", "created_at", "revision_id", "llm_client_id"}
     )
@@ -255,6 +189,7 @@ class LLMClientRequest(TimestampedDocument):
             fields.get("request"),
             fields.get("session_key"),
             fields.get("is_aggregation", False),
+            client_model=LLMClient,
         )
         if extra:
             # A subclass with fields of its own: let Beanie validate and encode them.

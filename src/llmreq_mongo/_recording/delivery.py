@@ -28,7 +28,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import BulkWriteError, NetworkTimeout, PyMongoError
 
-from .errors import RecordRejected
+from llmreq_mongo.errors import RecordRejected
 
 __all__ = ["Delivery", "Tally", "call_back"]
 

@@ -18,10 +18,10 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from pymongo.errors import DuplicateKeyError
 from typing_extensions import Self
 
-from . import errors
-from ._queryset import ManagerDescriptor
-from ._time import now_ms, to_utc_ms
-from .errors import storage_errors
+from llmreq_mongo import errors
+from llmreq_mongo._queries import ManagerDescriptor
+from llmreq_mongo._time import now_ms, to_utc_ms
+from llmreq_mongo.errors import storage_errors
 
 __all__ = ["TimestampedDocument"]
 

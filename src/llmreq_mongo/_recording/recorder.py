@@ -42,11 +42,14 @@ from typing import Any, Literal
 
 from bson import ObjectId
 
-from . import _spill
-from ._delivery import Delivery, Tally, call_back
-from ._documents import LLMClientRequest, request_document, validate_request
-from ._time import now_ms
-from .errors import (
+from llmreq_mongo._documents import (
+    LLMClient,
+    LLMClientRequest,
+    request_document,
+    validate_request,
+)
+from llmreq_mongo._time import now_ms
+from llmreq_mongo.errors import (
     InvalidInput,
     RecorderClosed,
     RecorderError,
@@ -54,6 +57,9 @@ from .errors import (
     RecordRejected,
     RecordsNotWritten,
 )
+
+from . import spill
+from .delivery import Delivery, Tally, call_back
 
 __all__ = ["OnFull", "Recorder", "RecorderStats"]
 
@@ -413,7 +419,9 @@ class Recorder:
             raise RecorderClosed(f"the recorder's writer failed ({self._crash!r}); stop it")
         if self._before_record is not None:
             request = self._before_record(request)
-        checked = validate_request(llm_client, request, session_key, is_aggregation)
+        checked = validate_request(
+            llm_client, request, session_key, is_aggregation, client_model=LLMClient
+        )
         return request_document(checked, record_id=ObjectId(), now=self._now())
 
     def _now(self) -> dt.datetime:
@@ -533,7 +541,7 @@ class Recorder:
         if self._spill is None:
             return False
         try:
-            count = await asyncio.to_thread(_spill.append_records, self._spill, docs)
+            count = await asyncio.to_thread(spill.append_records, self._spill, docs)
         except OSError as exc:
             self._tally.last_error = exc
             _log.error("could not write %d record(s) to %s: %s", len(docs), self._spill, exc)
@@ -548,10 +556,10 @@ class Recorder:
         path = self._spill
         if path is None or not self._spill_waiting:
             return
-        if not await asyncio.to_thread(_spill.has_records, path):
+        if not await asyncio.to_thread(spill.has_records, path):
             self._spill_waiting = False
             return
-        reader = await asyncio.to_thread(_spill.SpillReader, path)
+        reader = await asyncio.to_thread(spill.SpillReader, path)
         try:
             while True:
                 docs = await asyncio.to_thread(reader.read, self._max_batch)
@@ -564,7 +572,7 @@ class Recorder:
         finally:
             reader.close()
             self._tally.failed += reader.corrupt
-        await asyncio.to_thread(_spill.remove, path)
+        await asyncio.to_thread(spill.remove, path)
         self._spill_waiting = False
         _log.info("the spill file %s was replayed and removed", path)
 

@@ -25,10 +25,11 @@ from typing import Any, Literal
 from beanie import Link, PydanticObjectId
 from bson import ObjectId
 
-from ._checks import client_ref
-from ._payload import encode_payload, escape_key, normalize_payload
-from ._time import aware_utc
-from .errors import InvalidInput, InvalidLookup, InvalidPayload
+from llmreq_mongo._checks import client_ref
+from llmreq_mongo._time import aware_utc
+from llmreq_mongo.errors import InvalidInput, InvalidLookup, InvalidPayload
+
+from .payload import encode_payload, escape_key, normalize_payload
 
 __all__ = ["FieldSpec", "field_specs", "resolve_field", "translate_lookups"]
 

@@ -18,8 +18,9 @@ from typing import Any
 
 from bson import ObjectId
 
-from ._payload import escape_key
-from .errors import InvalidInput
+from llmreq_mongo.errors import InvalidInput
+
+from .payload import escape_key
 
 __all__ = [
     "RAW_ONLY",

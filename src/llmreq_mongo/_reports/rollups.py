@@ -26,12 +26,12 @@ from typing import Any
 from bson import DBRef, ObjectId
 from pymongo import UpdateOne
 
-from ._checks import check_window, client_ref
-from ._documents import LLMClient, LLMClientRequest
-from ._filters import scoped_match
-from ._time import now_ms, to_utc_ms
-from ._types import ClientRef
-from .errors import InvalidInput, storage_errors
+from llmreq_mongo._checks import check_window, client_ref
+from llmreq_mongo._documents import LLMClient, LLMClientRequest
+from llmreq_mongo._queries import scoped_match
+from llmreq_mongo._time import now_ms, to_utc_ms
+from llmreq_mongo._types import ClientRef
+from llmreq_mongo.errors import InvalidInput, storage_errors
 
 __all__ = ["RollupResult", "aggregate_sessions", "rollup_id"]
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from .errors import InvalidPayload, PayloadTooLarge
+from llmreq_mongo.errors import InvalidPayload, PayloadTooLarge
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",

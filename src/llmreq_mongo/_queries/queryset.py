@@ -14,9 +14,11 @@ import typing
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._checks import check_bool, check_session_key, client_ref
-from ._lookups import resolve_field, translate_lookups
-from ._pagination import (
+from llmreq_mongo._checks import check_count, check_int
+from llmreq_mongo.errors import InvalidInput, InvalidLookup, storage_errors
+
+from .lookups import resolve_field, translate_lookups
+from .pagination import (
     MAX_PAGE_SIZE,
     Page,
     cursor_values,
@@ -26,13 +28,11 @@ from ._pagination import (
     keyset_pipeline,
     with_tiebreak,
 )
-from ._types import ClientRef
-from .errors import InvalidInput, InvalidLookup, storage_errors
 
 if TYPE_CHECKING:
-    from ._base import TimestampedDocument
+    from llmreq_mongo._documents.base import TimestampedDocument
 
-__all__ = ["Manager", "ManagerDescriptor", "QuerySet"]
+__all__ = ["QuerySet"]
 
 D = TypeVar("D", bound="TimestampedDocument")
 Sort = tuple[tuple[str, int], ...]
@@ -115,9 +115,7 @@ class QuerySet(Generic[D]):
 
     def limit(self, n: int) -> QuerySet[D]:
         """Return at most ``n`` documents."""
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise InvalidInput(f"limit takes a positive integer, got {n!r}")
-        return self._clone(limit=n)
+        return self._clone(limit=check_int("limit", n, minimum=1))
 
     @property
     def query(self) -> dict[str, Any]:
@@ -172,10 +170,7 @@ class QuerySet(Generic[D]):
         Raises:
             InvalidInput: ``batch_size`` is not an integer in 1..100,000.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise InvalidInput(f"batch_size must be an integer, got {batch_size!r}")
-        if not 1 <= batch_size <= 100_000:
-            raise InvalidInput(f"batch_size must be between 1 and 100,000, got {batch_size}")
+        check_count("batch_size", batch_size, maximum=100_000)
         return self._stream(batch_size)
 
     async def _stream(self, batch_size: int) -> AsyncIterator[D]:
@@ -196,10 +191,7 @@ class QuerySet(Generic[D]):
         self, size: Any, after: Any
     ) -> tuple[list[tuple[str, int]], bytes, list[dict[str, Any]]]:
         """Check the arguments of ``page`` and build its pipeline (no I/O)."""
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise InvalidInput(f"size must be an integer, got a {type(size).__name__}")
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise InvalidInput(f"size must be between 1 and {MAX_PAGE_SIZE}, got {size}")
+        check_count("size", size, maximum=MAX_PAGE_SIZE)
         if self._limit:
             raise InvalidInput("page() pages through the whole query; drop limit() and set size")
         sort = with_tiebreak(self._sort)
@@ -342,135 +334,3 @@ def _admits_none(annotation: Any) -> bool:
     if origin is typing.Union or origin is types.UnionType:
         return any(_admits_none(arg) for arg in typing.get_args(annotation))
     return False
-
-
-class Manager(Generic[D]):
-    """The ``objects`` entry point of a document class, as in Django.
-
-    Every ``QuerySet`` method is available here as the start of a chain.
-    """
-
-    __slots__ = ("model",)
-
-    def __init__(self, model: type[D]) -> None:
-        self.model = model
-
-    def all(self) -> QuerySet[D]:
-        """Every document."""
-        return QuerySet(self.model)
-
-    def filter(self, **lookups: Any) -> QuerySet[D]:
-        """The documents matching every lookup."""
-        return QuerySet(self.model).filter(**lookups)
-
-    def exclude(self, **lookups: Any) -> QuerySet[D]:
-        """The documents not matching the lookups together."""
-        return QuerySet(self.model).exclude(**lookups)
-
-    def order_by(self, *fields: str) -> QuerySet[D]:
-        """Every document, in the given order."""
-        return QuerySet(self.model).order_by(*fields)
-
-    def for_session(
-        self,
-        session_key: str,
-        *,
-        llm_client: ClientRef | None = None,
-        include_aggregations: bool = True,
-    ) -> QuerySet[D]:
-        """A session's requests, oldest first (``created_at``, then ``_id``).
-
-        ``order_by("-created_at")`` reverses it (``_id`` stays the tiebreak, in
-        the same direction). Page it with ``page()``, stream it with
-        ``iterator()``.
-
-        Example::
-
-            history = LLMClientRequest.objects.for_session("abc123", llm_client=client)
-            page = await history.page(size=50)
-
-        Args:
-            session_key: the session.
-            llm_client: only this client's requests (an ``LLMClient``, an
-                ``ObjectId`` or a hex id).
-            include_aggregations: False drops the rollup records
-                ``aggregate_sessions`` writes.
-
-        Raises:
-            InvalidInput: a session key that is not a string, a bad client,
-                or a model without sessions.
-        """
-        from ._documents import LLMClient
-        from ._filters import RAW_ONLY
-
-        fields = self.model.model_fields
-        if not {"session_key", "llm_client_id", "is_aggregation"} <= fields.keys():
-            raise InvalidInput(f"{self.model.__name__} has no sessions; use LLMClientRequest")
-        key = check_session_key(session_key, nullable=False)
-        client_id = client_ref(llm_client, model=LLMClient)
-        check_bool("include_aggregations", include_aggregations)
-        # Plain equality (the values are a checked str and an ObjectId): the
-        # shape the embedded engine's planner matches to an index (ENGINE.md).
-        clause: dict[str, Any] = {"session_key": key}
-        if client_id is not None:
-            clause["llm_client_id"] = client_id
-        if not include_aggregations:
-            clause.update(RAW_ONLY)
-        return QuerySet(
-            self.model,
-            clauses=(clause,),
-            sort=(("created_at", 1), ("_id", 1)),
-            tiebreak=True,
-        )
-
-    async def get(self, **lookups: Any) -> D:
-        """The one document matching the lookups.
-
-        Raises:
-            DoesNotExist: none matches (``Model.DoesNotExist``).
-            MultipleObjectsReturned: more than one matches.
-        """
-        return await QuerySet(self.model).get(**lookups)
-
-    async def count(self) -> int:
-        """The number of documents."""
-        return await QuerySet(self.model).count()
-
-    async def create(self, **fields: Any) -> D:
-        """Validate, insert and return a new document.
-
-        Raises:
-            InvalidInput: a field is unknown or its value is refused; nothing
-                is written.
-        """
-        return await self.model._create(fields)
-
-    async def get_or_create(
-        self, defaults: Mapping[str, Any] | None = None, **lookups: Any
-    ) -> tuple[D, bool]:
-        """The document matching ``lookups``, created from them and ``defaults`` if missing.
-
-        Returns:
-            The document, and whether it was created.
-        """
-        try:
-            return await self.get(**lookups), False
-        except self.model.DoesNotExist:
-            pass
-        try:
-            return await self.create(**lookups, **(defaults or {})), True
-        except self.model.AlreadyExists:
-            # Someone created it between our read and our insert.
-            return await self.get(**lookups), False
-
-
-class ManagerDescriptor:
-    """Makes ``Model.objects`` a :class:`Manager` bound to the class it is read from."""
-
-    def __get__(self, instance: object, owner: type[D]) -> Manager[D]:
-        if instance is not None:
-            raise AttributeError(
-                f"the manager is reached through the class ({owner.__name__}.objects), "
-                "not through an instance"
-            )
-        return Manager(owner)

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from bson import ObjectId, json_util
 
-from .errors import InvalidCursor, InvalidInput
+from llmreq_mongo.errors import InvalidCursor, InvalidInput
 
 __all__ = [
     "MAX_PAGE_SIZE",

@@ -1,0 +1,21 @@
+"""The documents layer: the stored models and their managers.
+
+It sits on the queries layer (:mod:`llmreq_mongo._queries`) and the leaves,
+and is what the reports, the recorder and everything above build on.
+"""
+
+from .base import TimestampedDocument
+from .managers import RequestManager
+from .models import LLMClient, LLMClientRequest, LLMClientRequests
+from .records import ValidatedRequest, request_document, validate_request
+
+__all__ = [
+    "LLMClient",
+    "LLMClientRequest",
+    "LLMClientRequests",
+    "RequestManager",
+    "TimestampedDocument",
+    "ValidatedRequest",
+    "request_document",
+    "validate_request",
+]

@@ -1,0 +1,60 @@
+"""The queries layer: payload encoding, lookups, filters, keyset pages, QuerySet, Manager.
+
+It turns what a caller asks for into MongoDB filters and pipelines, checked
+before anything is sent. It depends only on the leaves (errors, time,
+checks, types); the documents layer builds on it.
+"""
+
+from .filters import RAW_ONLY, payload_path, scoped_match
+from .lookups import FieldSpec, field_specs, resolve_field, translate_lookups
+from .manager import Manager, ManagerDescriptor
+from .pagination import (
+    MAX_PAGE_SIZE,
+    Page,
+    cursor_values,
+    decode_cursor,
+    encode_cursor,
+    fingerprint,
+    keyset_pipeline,
+    with_tiebreak,
+)
+from .payload import (
+    MAX_DOCUMENT_BYTES,
+    MAX_PAYLOAD_BYTES,
+    JSONArray,
+    JSONObject,
+    decode_payload,
+    encode_payload,
+    escape_key,
+    normalize_payload,
+)
+from .queryset import QuerySet
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "MAX_PAGE_SIZE",
+    "MAX_PAYLOAD_BYTES",
+    "RAW_ONLY",
+    "FieldSpec",
+    "JSONArray",
+    "JSONObject",
+    "Manager",
+    "ManagerDescriptor",
+    "Page",
+    "QuerySet",
+    "cursor_values",
+    "decode_cursor",
+    "decode_payload",
+    "encode_cursor",
+    "encode_payload",
+    "escape_key",
+    "field_specs",
+    "fingerprint",
+    "keyset_pipeline",
+    "normalize_payload",
+    "payload_path",
+    "resolve_field",
+    "scoped_match",
+    "translate_lookups",
+    "with_tiebreak",
+]
