@@ -10,7 +10,7 @@ import pytest
 import llmreq_mongo
 from llmreq_mongo import InvalidInput, LLMClient
 from llmreq_mongo.embedded import EmbeddedMongo
-from llmreq_mongo.errors import EmbeddedEngineMissing
+from llmreq_mongo.errors import ExtraMissing
 
 
 async def test_persistent_store_survives_a_restart(tmp_path: Path) -> None:
@@ -45,8 +45,10 @@ def test_bad_options_are_refused_at_construction() -> None:
 
 async def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "secantus", None)  # what Python does for a missing module
-    with pytest.raises(EmbeddedEngineMissing, match=r"llmreq-mongo\[embedded\]"):
+    with pytest.raises(ExtraMissing, match=r"llmreq-mongo\[embedded\]") as caught:
         await EmbeddedMongo().start()
+    assert caught.value.extra == "embedded"
+    assert isinstance(caught.value, ImportError)
 
 
 async def test_child_process_engine_restarts_on_its_port(tmp_path: Path) -> None:

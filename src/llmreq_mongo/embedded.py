@@ -31,11 +31,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from llmreq_mongo.errors import EmbeddedEngineMissing, InvalidInput, StorageError
+from llmreq_mongo.errors import ExtraMissing, InvalidInput, StorageError
 
 __all__ = ["EmbeddedMongo"]
 
-_MISSING = "the embedded engine needs the 'embedded' extra: pip install \"llmreq-mongo[embedded]\""
 #: Engine options a child process takes, and the command-line flag for each.
 _PROCESS_FLAGS = {
     "require_auth": "--auth",
@@ -116,7 +115,7 @@ class EmbeddedMongo:
         try:
             importlib.import_module("secantus")
         except ImportError as exc:
-            raise EmbeddedEngineMissing(_MISSING) from exc
+            raise ExtraMissing("embedded", feature="the embedded engine") from exc
         if self._uri is not None:
             return self
         if self._path is None:

@@ -13,8 +13,10 @@ The tree::
     ├── DoesNotExist (LookupError)              ``get()`` found nothing
     ├── MultipleObjectsReturned                 ``get()`` found more than one
     ├── NotUpdated                              an update that matched no document
+    ├── NotInitialized                          a document used before ``init()``
     ├── StorageError                            the server refused or could not be reached
-    ├── EmbeddedEngineMissing (ImportError)     the ``embedded`` extra is not installed
+    ├── ExtraMissing (ImportError)              an optional extra is not installed
+    ├── LifespanError                           the FastAPI lifespan is not running, or runs twice
     └── RecorderError                           the background recorder
         ├── RecorderFull                        the queue is full and ``on_full="raise"``
         ├── RecorderClosed                      ``record()`` on a recorder that is not running
@@ -32,20 +34,23 @@ that talks to MongoDB goes through it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
 
 __all__ = [
     "AlreadyExists",
     "DoesNotExist",
-    "EmbeddedEngineMissing",
+    "ExtraMissing",
     "InvalidCursor",
     "InvalidInput",
     "InvalidLookup",
     "InvalidPayload",
     "LLMReqError",
+    "LifespanError",
     "MultipleObjectsReturned",
+    "NotInitialized",
     "NotUpdated",
     "PayloadTooLarge",
     "RecorderClosed",
@@ -107,19 +112,83 @@ class UnsupportedClient(InvalidInput):
 
 
 class AlreadyExists(LLMReqError):
-    """An insert would duplicate a unique key, such as an LLM client's name."""
+    """An insert would duplicate a unique key, such as an LLM client's name.
+
+    Attributes:
+        key: the conflicting key and value (``{"name": "support-bot"}``), when
+            the server said which.
+    """
+
+    def __init__(self, message: str, *, key: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.key = dict(key) if key is not None else None
 
 
 class DoesNotExist(LLMReqError, LookupError):
-    """``get()`` matched no document."""
+    """``get()`` matched no document.
+
+    Attributes:
+        model: the document class that was searched.
+        lookups: the lookups ``get()`` was given.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: type[Any] | None = None,
+        lookups: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.lookups = dict(lookups or {})
 
 
 class MultipleObjectsReturned(LLMReqError):
-    """``get()`` matched more than one document."""
+    """``get()`` matched more than one document.
+
+    Attributes:
+        model: the document class that was searched.
+        lookups: the lookups ``get()`` was given.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: type[Any] | None = None,
+        lookups: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.lookups = dict(lookups or {})
 
 
 class NotUpdated(LLMReqError):
-    """An update was expected to change a document that no longer matches."""
+    """An update was expected to change a document that no longer matches.
+
+    Attributes:
+        document: the document that could not be updated.
+    """
+
+    def __init__(self, message: str, *, document: object = None) -> None:
+        super().__init__(message)
+        self.document = document
+
+
+class NotInitialized(LLMReqError):
+    """A document was used before :func:`llmreq_mongo.init` registered it.
+
+    Attributes:
+        model: the document class that was used.
+    """
+
+    def __init__(self, model: type[Any]) -> None:
+        super().__init__(
+            f"{model.__name__} is not initialised: call `await llmreq_mongo.init(uri)` "
+            "(or init(client) / init(database)) before using the documents"
+        )
+        self.model = model
 
 
 class StorageError(LLMReqError):
@@ -129,8 +198,23 @@ class StorageError(LLMReqError):
     """
 
 
-class EmbeddedEngineMissing(LLMReqError, ImportError):
-    """The embedded engine was asked for without the ``embedded`` extra."""
+class ExtraMissing(LLMReqError, ImportError):
+    """A feature needs an optional extra that is not installed.
+
+    Attributes:
+        extra: the extra to install (``"embedded"``, ``"fastapi"``, ...).
+    """
+
+    def __init__(self, extra: str, *, feature: str) -> None:
+        super().__init__(
+            f'{feature} needs the "{extra}" extra, which is not installed: '
+            f'pip install "llmreq-mongo[{extra}]"'
+        )
+        self.extra = extra
+
+
+class LifespanError(LLMReqError):
+    """The FastAPI lifespan was started twice, or is used while not running."""
 
 
 class RecorderError(LLMReqError):

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from beanie import Document, Insert, Replace, Save, SaveChanges, Update, before_event
+from beanie.exceptions import CollectionWasNotInitialized
+from beanie.odm.settings.document import DocumentSettings
 from beanie.odm.utils.encoder import Encoder
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from pymongo.errors import DuplicateKeyError
@@ -106,12 +108,15 @@ class TimestampedDocument(Document):
         from beanie.exceptions import DocumentNotFound
 
         if self.id is None:
-            raise self.NotUpdated(f"{type(self).__name__} was never saved; insert it first")
+            raise self.NotUpdated(
+                f"{type(self).__name__} was never saved; insert it first", document=self
+            )
         try:
             replaced: Self = await super().replace(*args, **kwargs)
         except DocumentNotFound as exc:
             raise self.NotUpdated(
-                f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated"
+                f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated",
+                document=self,
             ) from exc
         return replaced
 
@@ -122,7 +127,9 @@ class TimestampedDocument(Document):
             NotUpdated: the document was deleted meanwhile.
         """
         if self.id is None:
-            raise self.NotUpdated(f"{type(self).__name__} was never saved; insert it first")
+            raise self.NotUpdated(
+                f"{type(self).__name__} was never saved; insert it first", document=self
+            )
         try:
             updated: Self = await super().update(*args, **kwargs)
         except AttributeError:
@@ -134,9 +141,23 @@ class TimestampedDocument(Document):
             if not gone:
                 raise
             raise self.NotUpdated(
-                f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated"
+                f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated",
+                document=self,
             ) from None
         return updated
+
+    @classmethod
+    def get_settings(cls) -> DocumentSettings:
+        """Beanie's settings of this class, once :func:`llmreq_mongo.init` has registered it.
+
+        Raises:
+            NotInitialized: ``init()`` has not been called (Beanie's own error
+                carries no message).
+        """
+        try:
+            return super().get_settings()
+        except CollectionWasNotInitialized:
+            raise errors.NotInitialized(cls) from None
 
     # -- hooks used by the manager and QuerySet ------------------------------
 
@@ -173,8 +194,10 @@ class TimestampedDocument(Document):
                 await self.insert()
         except errors.StorageError as exc:
             if isinstance(exc.__cause__, DuplicateKeyError):
+                details = exc.__cause__.details or {}
                 raise self.AlreadyExists(
-                    f"cannot insert {type(self).__name__}: {exc.__cause__.details or exc}"
+                    f"cannot insert {type(self).__name__}: {details or exc}",
+                    key=details.get("keyValue"),
                 ) from exc.__cause__
             raise
 

@@ -280,12 +280,16 @@ class QuerySet(Generic[D]):
             raw = await qs._find(limit=2).to_list(2)
         if not raw:
             raise self.model.DoesNotExist(
-                f"{self.model.__name__} matching {qs.query} does not exist"
+                f"{self.model.__name__} matching {qs.query} does not exist",
+                model=self.model,
+                lookups=lookups,
             )
         if len(raw) > 1:
             raise self.model.MultipleObjectsReturned(
                 f"get() found more than one {self.model.__name__} matching {qs.query}; "
-                "narrow the lookups or use filter()"
+                "narrow the lookups or use filter()",
+                model=self.model,
+                lookups=lookups,
             )
         return self.model.from_mongo(raw[0])
 

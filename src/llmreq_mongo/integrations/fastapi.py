@@ -34,18 +34,18 @@ from beanie import Document
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from llmreq_mongo.errors import ExtraMissing
+
 try:
     from fastapi import Request
 except ImportError as exc:
-    raise ImportError(
-        'llmreq_mongo.integrations.fastapi needs FastAPI: pip install "llmreq-mongo[fastapi]"'
-    ) from exc
+    raise ExtraMissing("fastapi", feature="llmreq_mongo.integrations.fastapi") from exc
 
 from llmreq_mongo._connection import ENV_URI, Handle, init
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recording.recorder import Recorder
-from llmreq_mongo.errors import InvalidInput, LLMReqError, RecorderClosed
-from llmreq_mongo.integrations._history import history_router
+from llmreq_mongo.errors import InvalidInput, LifespanError, RecorderClosed
+from llmreq_mongo.integrations._history import history_router as history_router
 from llmreq_mongo.integrations._session_keys import (
     DEFAULT_SESSION_KEY_SOURCES,
     NO_BODY,
@@ -153,7 +153,7 @@ class LLMReqLifespan:
     @contextlib.asynccontextmanager
     async def _run(self, app: Any) -> AsyncIterator[Any]:
         if self._recorder is not None:
-            raise LLMReqError("this LLMReqLifespan is already running; an app runs one at a time")
+            raise LifespanError("this LLMReqLifespan is already running; an app runs one at a time")
         async with contextlib.AsyncExitStack() as stack:
             target = self._target
             if target is None and not os.environ.get(ENV_URI) and self._embedded is not False:
@@ -212,11 +212,11 @@ class LLMReqLifespan:
         """The app's LLM client.
 
         Raises:
-            LLMReqError: the app is not running, or no ``llm_client`` was named.
+            LifespanError: the app is not running, or no ``llm_client`` was named.
         """
         if self._llm_client is None:
             why = "is not running" if self._recorder is None else "was given no llm_client name"
-            raise LLMReqError(f"there is no LLM client: the app's LLMReqLifespan {why}")
+            raise LifespanError(f"there is no LLM client: the app's LLMReqLifespan {why}")
         return self._llm_client
 
 
