@@ -5,7 +5,7 @@ library's indexes in place) across ``--sessions`` sessions and ``--clients``
 clients over 30 days, plus one long session for the deep-page case. Each
 query then runs ``--repeat`` times through the library and the same command
 through the raw driver on the same server, and the p50/p99 of both are
-printed with their ratio (ENGINE.md, gap 12: compare, do not quote absolute
+printed with their ratio (docs/embedded-engine.md, §12: compare, do not quote absolute
 times as a property of the code). With ``--repeat 20`` the p99 is the
 slowest run but one.
 

@@ -10,7 +10,7 @@ a page, much more than the page itself.
 The embedded engine's explain reports the winning plan's stages, the index
 name and the examined counts, but no index bounds; its planner uses an index
 only for a filter that is one field, or a plain equality on an index's first
-field plus a condition on its second, and sorts in memory (ENGINE.md, gap 5).
+field plus a condition on its second, and sorts in memory (docs/embedded-engine.md, §5).
 There the tests check what that supports: the index and the examined counts
 for the queries shaped for it; the others are checked on MongoDB only.
 """

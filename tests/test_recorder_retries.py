@@ -94,7 +94,7 @@ async def stored_ids(session_key: str) -> list[Any]:
 
 async def test_retries_injected_network_errors(bot: LLMClient, handle: Handle) -> None:
     # Code 6 (HostUnreachable) is retried at once; not-primary codes wait for a
-    # heartbeat on the embedded engine (ENGINE.md, gap 9).
+    # heartbeat on the embedded engine (docs/embedded-engine.md, §9).
     async with Recorder(max_batch=50) as recorder:
         async with fail_point(handle, 3, errorCode=6):
             ids = [recorder.record(bot, {"n": n}, session_key="net") for n in range(120)]

@@ -1,6 +1,6 @@
 """Authentication: SCRAM-SHA-256, a least-privilege user, and passwords kept secret.
 
-The engine has no localhost exception (ENGINE.md gap 8): the users are
+The engine has no localhost exception (docs/embedded-engine.md, §8): the users are
 created on a start without auth, then the same storage is started again with
 ``require_auth=True``. The application's user holds ``readWrite`` on its own
 database and nothing else, which must be enough for ``init`` (it creates the

@@ -5,7 +5,7 @@ after the scenario the markers found in the collection are counted. The
 target: every acknowledged write stored exactly once, every unacknowledged one
 reported with a ``StorageError`` (an ``LLMReqError``), and nothing stored twice.
 
-Network-class failures use code 6 (HostUnreachable): ENGINE.md gap 9 explains
+Network-class failures use code 6 (HostUnreachable): docs/embedded-engine.md, §9 explains
 why a "not primary" code would stall for a heartbeat first. The engine's
 ``writeConcernError`` fail points carry no ``RetryableWriteError`` label unless
 told (gap 7), so the scenario that mimics mongod's labelled write-concern

@@ -2,7 +2,7 @@
 
 ``LLMREQ_LOAD_SECONDS`` sets the duration (30 s by default). No operation may
 fail, every acknowledged record must be there at the end (counted by each
-task's own session key, not with a large ``$in``: ENGINE.md gap 10), and the
+task's own session key, not with a large ``$in``: docs/embedded-engine.md, §10), and the
 memory the test process holds must stay flat: tracemalloc samples it twice a
 second, and the second half of the run is compared with the first.
 

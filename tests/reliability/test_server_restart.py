@@ -3,7 +3,7 @@
 The engine runs as a separate process (``secantusd-py``) so that it can be
 stopped gracefully (SIGINT or SIGTERM) and started again on the same port with
 the same storage; the library's client is never re-created, it recovers by
-itself. A graceful stop keeps every acknowledged write (ENGINE.md gap 6 is
+itself. A graceful stop keeps every acknowledged write (docs/embedded-engine.md, §6 is
 about ``kill -9``, which this suite does not do).
 """
 

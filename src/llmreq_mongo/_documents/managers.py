@@ -65,7 +65,7 @@ class RequestManager(Manager[R]):
         check_bool("include_aggregations", include_aggregations)
         # Plain equality (the values are a checked str and an ObjectId): the
         # shape the embedded engine's planner matches to an index
-        # (docs/embedded-engine.md).
+        # (docs/embedded-engine.md, §14).
         clause: dict[str, Any] = {"session_key": key}
         if client_id is not None:
             clause["llm_client_id"] = client_id

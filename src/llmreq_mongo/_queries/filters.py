@@ -6,7 +6,7 @@ index serves (``session_key`` or ``llm_client_id`` as a plain equality, then a
 records, a client when a session already leads). MongoDB merges consecutive
 ``$match`` stages, so the two are one query there; the embedded engine's
 planner uses an index only for a filter of that first shape, so the split
-lets it use one too (see ENGINE.md). Plain equality is safe because every
+lets it use one too (docs/embedded-engine.md, §14). Plain equality is safe because every
 value is type-checked first: a ``str`` or an ``ObjectId`` is never an operator.
 """
 

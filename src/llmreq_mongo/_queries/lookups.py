@@ -120,7 +120,7 @@ def field_specs(model: type[Any]) -> Mapping[str, FieldSpec]:
         db_name = "_id" if name == "id" else (info.alias or name)
         if kind == "link":
             # A link is queried through its plain id twin (`llm_client_id`):
-            # paths through a DBRef are not portable (see ENGINE.md).
+            # paths through a DBRef are not portable (docs/embedded-engine.md, §2).
             twin = f"{name}_id"
             if twin not in fields:
                 continue

@@ -245,7 +245,7 @@ def _lead_bound(direction: int, value: Any, nullable: bool) -> dict[str, Any] | 
         return None  # nulls sort after every value in descending order
     # ``$lt`` the successor rather than ``$lte``: the embedded engine drops the
     # values equal to a ``$lte`` bound when the range key is not the last key
-    # of the compound index it scans (ENGINE.md); on MongoDB the two are equal.
+    # of the compound index it scans (docs/embedded-engine.md, §13); on MongoDB the two are equal.
     above = _successor(value)
     return None if above is None else {"$lt": above}
 
