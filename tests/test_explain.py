@@ -122,9 +122,11 @@ async def _check(
     in_range = await data.coll.count_documents(pipeline[0]["$match"])
     assert 0 < in_range < data.total / 3, "the test data must make a loose plan visible"
     if engine.embedded and not engine_indexed:
-        # The engine's planner cannot use an index for this filter shape
-        # (module docstring); MongoDB must, and is checked below when set.
-        return plan
+        # MongoDB must use an index here, and is checked below when it is the server.
+        pytest.skip(
+            "the embedded engine's planner uses no index for this filter shape "
+            "(docs/embedded-engine.md, §14): the plan is checked on MongoDB only"
+        )
     assert "COLLSCAN" not in plan.stages, plan.raw
     assert index in plan.indexes, plan.raw
     assert plan.keys <= in_range + 2, plan.raw
