@@ -41,6 +41,34 @@ def now_ms() -> dt.datetime:
     return to_utc_ms(dt.datetime.now(UTC))
 
 
+class _ScopedFindOne:
+    """``find_one`` that, called on a document, adds the document's shard key to an ``_id`` filter.
+
+    Beanie's ``save``, ``replace``, ``update`` and ``delete`` find their
+    document with ``self.find_one({"_id": ...})``. On a sharded collection
+    that write must carry the full shard key (an upsert is refused without
+    it), so a call through an instance adds :meth:`_shard_key_filter`.
+    Called on the class, it is Beanie's own ``find_one``.
+    """
+
+    def __get__(
+        self, instance: TimestampedDocument | None, owner: type[TimestampedDocument]
+    ) -> Any:
+        find_one = super(TimestampedDocument, owner).find_one
+        if instance is None:
+            return find_one
+
+        def scoped(*args: Any, **kwargs: Any) -> Any:
+            if len(args) == 1 and isinstance(args[0], Mapping) and set(args[0]) <= _BY_ID:
+                args = ({**args[0], **instance._shard_key_filter()},)
+            return find_one(*args, **kwargs)
+
+        return scoped
+
+
+_BY_ID = frozenset({"_id", "revision_id"})
+
+
 class TimestampedDocument(Document):
     """A Beanie document with ``created_at`` and ``updated_at`` that manage themselves.
 
@@ -72,6 +100,16 @@ class TimestampedDocument(Document):
 
     #: Fields the manager's ``update()`` refuses to set.
     _immutable_fields: ClassVar[frozenset[str]] = frozenset({"id", "created_at", "revision_id"})
+    #: Shard key fields besides ``_id`` (docs/scaling.md); none for an unsharded model.
+    _shard_key_fields: ClassVar[frozenset[str]] = frozenset()
+    find_one: ClassVar[Any] = _ScopedFindOne()
+
+    def _shard_key_filter(self) -> dict[str, Any]:
+        """Equality on this document's stored shard key fields besides ``_id``."""
+        return {}
+
+    def _remember_stored(self) -> None:
+        """Note the shard key values just written (a hook for sharded models)."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -128,6 +166,7 @@ class TimestampedDocument(Document):
             raise self.NotUpdated(
                 f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated"
             ) from exc
+        self._remember_stored()
         return replaced
 
     async def update(self, *args: Any, **kwargs: Any) -> Self:
@@ -151,6 +190,7 @@ class TimestampedDocument(Document):
             raise self.NotUpdated(
                 f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated"
             ) from None
+        self._remember_stored()
         return updated
 
     # -- hooks used by the manager and QuerySet ------------------------------

@@ -30,6 +30,7 @@ from ._base import now_ms, to_utc_ms
 from ._documents import LLMClient, LLMClientRequest
 from ._filters import check_window, client_id_of, scoped_match
 from ._queryset import storage_errors
+from ._sharding import shard_key_filter
 from .errors import InvalidInput
 
 __all__ = ["RollupResult", "aggregate_sessions", "rollup_id"]
@@ -127,12 +128,13 @@ def _writes(
     summary = _summary(row, since, until)
     record_id = rollup_id(client_id, session_key, since, until)
     refresh: Write = (
-        {"_id": record_id, "request": {"$ne": summary}},
+        {**shard_key_filter(client_id, session_key, record_id), "request": {"$ne": summary}},
         {"$set": {"request": summary, "updated_at": now}},
         False,
     )
     create: Write = (
-        {"_id": record_id},
+        # The full shard key: an upsert on a sharded collection needs it.
+        shard_key_filter(client_id, session_key, record_id),
         {
             "$setOnInsert": {
                 "created_at": now,

@@ -14,6 +14,7 @@ The tree::
     ├── MultipleObjectsReturned                 ``get()`` found more than one
     ├── NotUpdated                              an update that matched no document
     ├── StorageError                            the server refused or could not be reached
+    ├── ShardKeyConflict                        the collection is sharded on another key
     ├── EmbeddedEngineMissing (ImportError)     the ``embedded`` extra is not installed
     └── RecorderError                           the background recorder
         ├── RecorderFull                        the queue is full and ``on_full="raise"``
@@ -45,6 +46,7 @@ __all__ = [
     "RecorderFull",
     "RecordRejected",
     "RecordsNotWritten",
+    "ShardKeyConflict",
     "StorageError",
     "UnsupportedClient",
 ]
@@ -116,6 +118,31 @@ class StorageError(LLMReqError):
 
     The driver's exception is chained as ``__cause__``.
     """
+
+
+class ShardKeyConflict(LLMReqError):
+    """``llm_client_requests`` is already sharded, on a key other than the one asked for.
+
+    MongoDB cannot shard a collection twice; changing its key is a
+    ``reshardCollection`` the operator runs deliberately, never something
+    the library does on its own.
+
+    Attributes:
+        namespace: ``database.collection``.
+        existing: the key the collection is sharded on.
+        wanted: the key that was asked for.
+    """
+
+    def __init__(
+        self, namespace: str, existing: dict[str, object], wanted: dict[str, object]
+    ) -> None:
+        super().__init__(
+            f"{namespace} is already sharded on {existing}, not {wanted}; leave it, or change "
+            "its key with reshardCollection (see docs/scaling.md)"
+        )
+        self.namespace = namespace
+        self.existing = existing
+        self.wanted = wanted
 
 
 class EmbeddedEngineMissing(LLMReqError, ImportError):
