@@ -146,7 +146,8 @@ def report(figures: dict[str, dict[str, Any]]) -> None:
         indexes = sorted(f["indexes"].items())
         per_index = ", ".join(f"{k} {v:.0f}" for k, v in indexes)
         print(
-            f"| {shape} | {f['bson']:,} | {f['data']:,.0f} | {f['index_total']:,.0f} | {per_index} |"
+            f"| {shape} | {f['bson']:,} | {f['data']:,.0f} | {f['index_total']:,.0f} | "
+            f"{per_index} |"
         )
     print(
         f"\n## Per day, and shards for {RETENTION_DAYS} days kept\n\n"
@@ -194,9 +195,8 @@ async def main() -> None:
         figures = {}
         for shape in SHAPES:
             figures[shape] = await measure(client, shape, args.records)
-        print(
-            f"server: {'embedded engine' if engine else 'MONGODB_URI'}, {args.records:,} records per shape\n"
-        )
+        where = "embedded engine" if engine else "MONGODB_URI"
+        print(f"server: {where}, {args.records:,} records per shape\n")
         report(figures)
     finally:
         await client.close()
