@@ -245,8 +245,9 @@ class LLMClientRequest(TimestampedDocument):
     _stored_key: tuple[Any, Any] | None = PrivateAttr(default=None)
 
     def _shard_key_filter(self) -> dict[str, Any]:
-        # The stored values: a save that changes the session key must find
-        # the record by the key it has now, and mongos routes by that.
+        # The stored values, not the ones in memory: a save that changes the
+        # session key must find the record under the key it is stored with,
+        # and that is the key mongos routes by.
         client_id, session_key = self._stored_key or (self.llm_client_id, self.session_key)
         return {"llm_client_id": client_id, "session_key": session_key}
 

@@ -323,6 +323,9 @@ class QuerySet(Generic[D]):
         """Set fields on every matching document; returns how many matched.
 
         ``updated_at`` is refreshed; ``created_at`` and ``id`` cannot be set.
+        An update of a shard key field (``session_key``, ``llm_client``) is
+        sent record by record, each by its full shard key, as a sharded
+        cluster requires (docs/scaling.md).
         """
         self._refuse_limited("update")
         changes = self.model._encode_update(fields)
