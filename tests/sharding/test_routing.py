@@ -44,9 +44,11 @@ APP_NAME = "llmreq-sharding-sim"
 
 #: One listener for the whole process: the command line builds its own
 #: client, and a listener registered globally is the only way to see what
-#: it sends. It keeps nothing outside a labelled operation.
+#: it sends. It is registered when the scenario first runs (PyMongo cannot
+#: unregister one), so clients made earlier in the session never carry it,
+#: and it keeps nothing outside a labelled operation.
 CAPTURE = CommandCapture()
-monitoring.register(CAPTURE)
+_registered: list[bool] = []
 
 
 def chat(text: str) -> dict[str, object]:
@@ -57,6 +59,9 @@ def chat(text: str) -> dict[str, object]:
 async def sim(
     llmreq_engine: TestServer,
 ) -> AsyncIterator[tuple[AsyncMongoClient[dict[str, object]], str]]:
+    if not _registered:
+        monitoring.register(CAPTURE)
+        _registered.append(True)
     name = f"llmreq_shard_{uuid.uuid4().hex[:10]}"
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
         llmreq_engine.uri, appname=APP_NAME, tz_aware=True
