@@ -16,13 +16,12 @@ from llmreq_mongo import (
 )
 
 
-class NeverRegistered(TimestampedDocument):
-    """A document class that no init() call ever registers."""
-
-    score: int = 0
-
-
 async def test_documents_used_before_init_say_to_call_init() -> None:
+    class NeverRegistered(TimestampedDocument):
+        """A document class that no init() call registers: it is made here."""
+
+        score: int = 0
+
     with pytest.raises(NotInitialized, match=r"llmreq_mongo\.init") as caught:
         await NeverRegistered.objects.count()
     assert caught.value.model is NeverRegistered
@@ -69,3 +68,14 @@ async def test_already_exists_carries_the_conflicting_key(client: LLMClient) -> 
         await LLMClient.objects.create(name=client.name)
     assert isinstance(caught.value, AlreadyExists)
     assert caught.value.key == {"name": client.name}
+
+
+async def test_an_unregistered_subclass_never_borrows_its_parents_collection(
+    llmreq_db: object,
+) -> None:
+    class Unregistered(LLMClient):
+        """Derived from a registered document, but never registered itself."""
+
+    with pytest.raises(NotInitialized):
+        await Unregistered.objects.create(name="stray")
+    assert not await LLMClient.objects.filter(name="stray").exists()

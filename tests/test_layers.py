@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "_types": 0,
     # queries, then the documents on them
     "_queries": 1,
+    "_sharding": 1,  # the shard key's shape and the shardCollection command
     "_documents": 2,
     # what is built on the documents
     "_reports": 3,

@@ -52,6 +52,7 @@ PUBLIC = {
     "RecordsNotWritten",
     "RecorderStats",
     "RollupResult",
+    "ShardKeyConflict",
     "StorageError",
     "TimestampedDocument",
     "UnsupportedClient",

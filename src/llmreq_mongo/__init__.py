@@ -45,6 +45,7 @@ from llmreq_mongo.errors import (
     RecorderFull,
     RecordRejected,
     RecordsNotWritten,
+    ShardKeyConflict,
     StorageError,
     UnsupportedClient,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "RecordRejected",
     "RecordsNotWritten",
     "RollupResult",
+    "ShardKeyConflict",
     "StorageError",
     "TimestampedDocument",
     "UnsupportedClient",

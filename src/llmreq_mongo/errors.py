@@ -17,6 +17,7 @@ The tree::
     ├── StorageError                            the server refused or could not be reached
     ├── ExtraMissing (ImportError)              an optional extra is not installed
     ├── LifespanError                           the FastAPI lifespan is not running, or runs twice
+    ├── ShardKeyConflict                        the collection is sharded on another key
     └── RecorderError                           the background recorder
         ├── RecorderFull                        the queue is full and ``on_full="raise"``
         ├── RecorderClosed                      ``record()`` on a recorder that is not running
@@ -58,6 +59,7 @@ __all__ = [
     "RecorderFull",
     "RecordRejected",
     "RecordsNotWritten",
+    "ShardKeyConflict",
     "StorageError",
     "UnsupportedClient",
     "storage_errors",
@@ -215,6 +217,31 @@ class ExtraMissing(LLMReqError, ImportError):
 
 class LifespanError(LLMReqError):
     """The FastAPI lifespan was started twice, or is used while not running."""
+
+
+class ShardKeyConflict(LLMReqError):
+    """``llm_client_requests`` is already sharded, on a key other than the one asked for.
+
+    MongoDB cannot shard a collection twice; changing its key is a
+    ``reshardCollection`` the operator runs deliberately, never something
+    the library does on its own.
+
+    Attributes:
+        namespace: ``database.collection``.
+        existing: the key the collection is sharded on.
+        wanted: the key that was asked for.
+    """
+
+    def __init__(
+        self, namespace: str, existing: dict[str, object], wanted: dict[str, object]
+    ) -> None:
+        super().__init__(
+            f"{namespace} is already sharded on {existing}, not {wanted}; leave it, or change "
+            "its key with reshardCollection (see docs/scaling.md)"
+        )
+        self.namespace = namespace
+        self.existing = existing
+        self.wanted = wanted
 
 
 class RecorderError(LLMReqError):

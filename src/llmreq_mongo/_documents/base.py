@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from beanie import Document, Insert, Replace, Save, SaveChanges, Update, before_event
-from beanie.exceptions import CollectionWasNotInitialized
 from beanie.odm.settings.document import DocumentSettings
 from beanie.odm.utils.encoder import Encoder
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
@@ -26,6 +25,34 @@ from llmreq_mongo._time import now_ms, to_utc_ms
 from llmreq_mongo.errors import storage_errors
 
 __all__ = ["TimestampedDocument"]
+
+
+class _ScopedFindOne:
+    """``find_one`` that, called on a document, adds the document's shard key to an ``_id`` filter.
+
+    Beanie's ``save``, ``replace``, ``update`` and ``delete`` find their
+    document with ``self.find_one({"_id": ...})``. On a sharded collection
+    that write must carry the full shard key (an upsert is refused without
+    it), so a call through an instance adds :meth:`_shard_key_filter`.
+    Called on the class, it is Beanie's own ``find_one``.
+    """
+
+    def __get__(
+        self, instance: TimestampedDocument | None, owner: type[TimestampedDocument]
+    ) -> Any:
+        find_one = super(TimestampedDocument, owner).find_one
+        if instance is None:
+            return find_one
+
+        def scoped(*args: Any, **kwargs: Any) -> Any:
+            if len(args) == 1 and isinstance(args[0], Mapping) and set(args[0]) <= _BY_ID:
+                args = ({**args[0], **instance._shard_key_filter()},)
+            return find_one(*args, **kwargs)
+
+        return scoped
+
+
+_BY_ID = frozenset({"_id", "revision_id"})
 
 
 class TimestampedDocument(Document):
@@ -59,6 +86,16 @@ class TimestampedDocument(Document):
 
     #: Fields the manager's ``update()`` refuses to set.
     _immutable_fields: ClassVar[frozenset[str]] = frozenset({"id", "created_at", "revision_id"})
+    #: Shard key fields besides ``_id`` (docs/scaling.md); none for an unsharded model.
+    _shard_key_fields: ClassVar[frozenset[str]] = frozenset()
+    find_one: ClassVar[Any] = _ScopedFindOne()
+
+    def _shard_key_filter(self) -> dict[str, Any]:
+        """Equality on this document's stored shard key fields besides ``_id``."""
+        return {}
+
+    def _remember_stored(self) -> None:
+        """Note the shard key values just written (a hook for sharded models)."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -118,6 +155,7 @@ class TimestampedDocument(Document):
                 f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated",
                 document=self,
             ) from exc
+        self._remember_stored()
         return replaced
 
     async def update(self, *args: Any, **kwargs: Any) -> Self:
@@ -144,6 +182,7 @@ class TimestampedDocument(Document):
                 f"{type(self).__name__}(id={self.id}) no longer exists; nothing was updated",
                 document=self,
             ) from None
+        self._remember_stored()
         return updated
 
     @classmethod
@@ -154,10 +193,12 @@ class TimestampedDocument(Document):
             NotInitialized: ``init()`` has not been called (Beanie's own error
                 carries no message).
         """
-        try:
-            return super().get_settings()
-        except CollectionWasNotInitialized:
-            raise errors.NotInitialized(cls) from None
+        # Beanie keeps the settings in a class attribute, so a subclass that
+        # init() never registered would inherit its parent's, and with them
+        # the parent's collection: only settings of the class itself count.
+        if cls.__dict__.get("_document_settings") is None:
+            raise errors.NotInitialized(cls)
+        return super().get_settings()
 
     # -- hooks used by the manager and QuerySet ------------------------------
 

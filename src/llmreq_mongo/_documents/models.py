@@ -11,9 +11,19 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from beanie import Delete, Insert, Link, PydanticObjectId, Replace, Save, SaveChanges, before_event
+from beanie import (
+    Delete,
+    Insert,
+    Link,
+    PydanticObjectId,
+    Replace,
+    Save,
+    SaveChanges,
+    after_event,
+    before_event,
+)
 from bson import DBRef, ObjectId
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pymongo import IndexModel
 from typing_extensions import Self
 
@@ -130,6 +140,19 @@ class LLMClientRequest(TimestampedDocument):
     _immutable_fields: ClassVar[frozenset[str]] = frozenset(
         {"id", "created_at", "revision_id", "llm_client_id"}
     )
+    _shard_key_fields: ClassVar[frozenset[str]] = frozenset({"llm_client_id", "session_key"})
+    #: The shard key values as stored (llm_client_id, session_key), once known.
+    _stored_key: tuple[Any, Any] | None = PrivateAttr(default=None)
+
+    def _shard_key_filter(self) -> dict[str, Any]:
+        # The stored values, not the ones in memory: a save that changes the
+        # session key must find the record under the key it is stored with,
+        # and that is the key mongos routes by.
+        client_id, session_key = self._stored_key or (self.llm_client_id, self.session_key)
+        return {"llm_client_id": client_id, "session_key": session_key}
+
+    def _remember_stored(self) -> None:
+        self._stored_key = (self.llm_client_id, self.session_key)
 
     class Settings:
         name = "llm_client_requests"
@@ -165,6 +188,10 @@ class LLMClientRequest(TimestampedDocument):
     def _sync_before_write(self) -> None:
         self._sync_client_id()
 
+    @after_event(Insert)
+    def _remember_inserted(self) -> None:
+        self._remember_stored()
+
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
         """Build a document from its stored form (Beanie's read path uses this).
@@ -175,6 +202,7 @@ class LLMClientRequest(TimestampedDocument):
         if isinstance(obj, Mapping) and "request" in obj:
             obj = {**obj, "request": decode_payload(obj["request"])}
         doc: Self = super().model_validate(obj, *args, **kwargs)
+        doc._remember_stored()
         return doc
 
     @classmethod
@@ -216,9 +244,12 @@ class LLMClientRequest(TimestampedDocument):
             "session_key": checked.session_key,
             "is_aggregation": checked.is_aggregation,
         }
-        if cls is LLMClientRequest:
-            return cls._construct_saved(values)
-        doc: Self = cls.model_construct(**values)
+        doc: Self = (
+            cls._construct_saved(values)
+            if cls is LLMClientRequest
+            else cls.model_construct(**values)
+        )
+        doc._remember_stored()
         return doc
 
     @classmethod

@@ -301,19 +301,43 @@ class QuerySet(Generic[D]):
         """Set fields on every matching document; returns how many matched.
 
         ``updated_at`` is refreshed; ``created_at`` and ``id`` cannot be set.
+        An update of a shard key field (``session_key``, ``llm_client``) is
+        sent record by record, each by its full shard key, as a sharded
+        cluster requires (docs/scaling.md).
         """
         self._refuse_limited("update")
         changes = self.model._encode_update(fields)
         with storage_errors(f"update {self.model.__name__} documents"):
-            result = await self.model.get_pymongo_collection().update_many(
-                self.query, {"$set": changes}
-            )
+            coll = self.model.get_pymongo_collection()
+            if changes.keys() & self.model._shard_key_fields:
+                return await _update_each(coll, self.query, changes, self.model._shard_key_fields)
+            result = await coll.update_many(self.query, {"$set": changes})
         return int(result.matched_count)
 
     async def delete(self) -> int:
         """Delete every matching document (and what cascades from it); returns how many."""
         self._refuse_limited("delete")
         return await self.model._delete_matching(self.query)
+
+
+async def _update_each(
+    coll: Any, query: dict[str, Any], changes: dict[str, Any], key_fields: frozenset[str]
+) -> int:
+    """``$set`` ``changes`` one record at a time, each found by its full shard key.
+
+    MongoDB changes a shard key value only in an update aimed at one record
+    by equality on its full shard key, sent as a retryable write (PyMongo's
+    ``update_one`` is one); ``update_many`` cannot. The records are listed
+    first, so an update that moves one in the scan never meets it twice.
+    """
+    projection = dict.fromkeys(key_fields, 1)
+    found = await coll.find(query, projection=projection).to_list(None)
+    matched = 0
+    for doc in found:
+        key = {"_id": doc["_id"], **{name: doc.get(name) for name in sorted(key_fields)}}
+        result = await coll.update_one({"$and": [key, query]} if query else key, {"$set": changes})
+        matched += int(result.matched_count)
+    return matched
 
 
 def _nullable_paths(model: type[Any], sort: Sort | list[tuple[str, int]]) -> frozenset[str]:

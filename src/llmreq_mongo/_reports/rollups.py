@@ -29,6 +29,7 @@ from pymongo import UpdateOne
 from llmreq_mongo._checks import check_window, client_ref
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._queries import scoped_match
+from llmreq_mongo._sharding import shard_key_filter
 from llmreq_mongo._time import now_ms, to_utc_ms
 from llmreq_mongo._types import ClientRef
 from llmreq_mongo.errors import InvalidInput, storage_errors
@@ -128,12 +129,13 @@ def _writes(
     summary = _summary(row, since, until)
     record_id = rollup_id(client_id, session_key, since, until)
     refresh: Write = (
-        {"_id": record_id, "request": {"$ne": summary}},
+        {**shard_key_filter(client_id, session_key, record_id), "request": {"$ne": summary}},
         {"$set": {"request": summary, "updated_at": now}},
         False,
     )
     create: Write = (
-        {"_id": record_id},
+        # The full shard key: an upsert on a sharded collection needs it.
+        shard_key_filter(client_id, session_key, record_id),
         {
             "$setOnInsert": {
                 "created_at": now,
