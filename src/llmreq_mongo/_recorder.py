@@ -148,10 +148,6 @@ class Recorder:
             retry_deadline=retry_deadline,
             stop_timeout=stop_timeout,
         )
-        if options.spill == "always" and options.spill_path is None:
-            raise RecorderError(
-                'spill="always" writes every record to the spill file: give a spill_path too'
-            )
         self._state = _NEW
         self._crash: BaseException | None = None
         self._clock_ms = -1

@@ -166,7 +166,7 @@ def check_options(
     stop_timeout: object,
 ) -> RecorderOptions:
     """Check every option of a recorder; the first bad one raises ``InvalidInput``."""
-    return RecorderOptions(
+    options = RecorderOptions(
         max_batch=positive_int("max_batch", max_batch),
         flush_interval=seconds("flush_interval", flush_interval, allow_zero=True),
         max_queue=positive_int("max_queue", max_queue),
@@ -180,3 +180,8 @@ def check_options(
         retry_deadline=seconds("retry_deadline", retry_deadline),
         stop_timeout=seconds("stop_timeout", stop_timeout),
     )
+    if options.spill == "always" and options.spill_path is None:
+        raise InvalidInput(
+            'spill="always" writes every record to the spill file: give a spill_path'
+        )
+    return options

@@ -148,9 +148,17 @@ def repair_tail(path: Path) -> int:
 
 
 def append_records(
-    path: Path, documents: Iterable[Mapping[str, Any]], namespace: str | None = None
+    path: Path,
+    documents: Iterable[Mapping[str, Any]],
+    namespace: str | None = None,
+    *,
+    repair: bool = True,
 ) -> int:
     """Append ``documents`` to the spill file and make them durable.
+
+    A torn last line is set aside first (:func:`repair_tail`; pass
+    ``repair=False`` when the caller has done it). Failing to keep it is
+    logged, and the append goes on: the line was ended with a newline.
 
     Returns:
         How many records were written.
@@ -163,6 +171,11 @@ def append_records(
     if not data:
         return 0
     count = data.count(b"\n")
+    if repair:
+        try:
+            repair_tail(path)
+        except OSError as exc:
+            _log.error("could not set the torn last line of %s aside: %s", path, exc)
     created = not path.exists()
     with path.open("ab") as file:
         size = file.seek(0, os.SEEK_END)

@@ -10,6 +10,7 @@ counted in ``stats.housekeeping_errors``; it never stops the recorder.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -99,7 +100,11 @@ class SpillStore:
             except OSError as exc:
                 self.housekeeping("set its torn last line aside", exc)
             try:
-                await asyncio.to_thread(_spill.append_records, self.path, docs, self.namespace)
+                await asyncio.to_thread(
+                    functools.partial(
+                        _spill.append_records, self.path, docs, self.namespace, repair=False
+                    )
+                )
             except Exception as exc:  # a full disk or a record JSON cannot hold
                 self._tally.last_error = exc
                 _log.error("could not write %d record(s) to %s: %s", len(docs), self.path, exc)
