@@ -70,9 +70,18 @@ class Writer:
             await self._write_guarded(batch)
             if self.running and not self._is_offline():
                 await self._replay()
-        if self.store is not None and self.store.waiting and self.delivery is not None:
-            self.delivery.next_probe = 0.0  # stop() gives MongoDB one more chance first
+        await self._replay_before_stop()
+
+    async def _replay_before_stop(self) -> None:
+        # stop() gives MongoDB until its deadline to take the spill file back.
+        delivery, loop = self.delivery, asyncio.get_running_loop()
+        while self.store is not None and self.store.waiting and delivery is not None:
+            if loop.time() >= delivery.stop_deadline:
+                return
+            delivery.next_probe = 0.0
             await self._replay()
+            if self.store.waiting:
+                await asyncio.sleep(min(0.2, max(delivery.stop_deadline - loop.time(), 0)))
 
     async def _next_batch(self) -> list[dict[str, Any]] | None:
         """The next batch; [] when stopping with an empty queue; None to try a replay."""

@@ -207,6 +207,8 @@ def has_records(path: Path) -> bool:
 def namespaces(path: Path) -> set[str]:
     """The namespaces named by the lines of the spill file (empty for an old file)."""
     found: set[str] = set()
+    if not path.is_file():  # absent, or a device such as /dev/full that reads forever
+        return found
     try:
         file = path.open("rb")
     except FileNotFoundError:
