@@ -86,7 +86,7 @@ class Journal:
                 owed = list(self._owed.values())
                 try:
                     await asyncio.to_thread(
-                        _spill.rewrite, self.store.path, owed, 2**62, self.store.namespace
+                        _spill.rewrite, self.store.path, owed, None, self.store.namespace
                     )
                     self._lines = len(owed)
                 except OSError as exc:

@@ -123,8 +123,9 @@ class Writer:
     async def _write_queued(self, batch: list[dict[str, Any]]) -> None:
         self.inflight = batch
         journal = self.journal
-        if journal is not None and journal.waiting:
-            await journal.write()  # on disk before it is sent
+        if journal is not None:
+            # On disk before it is sent (this also waits for a write under way).
+            await journal.write()
         written, left = await self.send(batch, may_give_up=self.store is not None)
         if left and not await self.spill(left):
             if self.running:
@@ -138,9 +139,9 @@ class Writer:
                 given_up = {doc["_id"] for doc in left}
                 batch = [doc for doc in batch if doc["_id"] not in given_up]
         self.inflight = []
-        self.resolve(batch, set(written))
         if journal is not None:
-            await journal.resolved(batch)
+            await journal.resolved(batch)  # first: flush() finds the file emptied
+        self.resolve(batch, set(written))
 
     # -- pieces shared with stop() ----------------------------------------------------
 

@@ -236,8 +236,12 @@ def truncate(path: Path) -> None:
         return
 
 
-def rewrite(path: Path, documents: list[dict[str, Any]], rest_from: int, namespace: str) -> None:
+def rewrite(
+    path: Path, documents: list[dict[str, Any]], rest_from: int | None, namespace: str
+) -> None:
     """Replace the file by ``documents`` followed by its own bytes from ``rest_from`` on.
+
+    ``rest_from=None`` keeps none of its bytes.
 
     Written to a temporary file and renamed over the old one, so a crash
     leaves either file whole.
@@ -245,10 +249,11 @@ def rewrite(path: Path, documents: list[dict[str, Any]], rest_from: int, namespa
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("wb") as out:
         out.write(b"".join(encode_line(doc, namespace) for doc in documents))
-        with path.open("rb") as old:
-            old.seek(rest_from)
-            while chunk := old.read(_CHUNK):
-                out.write(chunk)
+        if rest_from is not None:
+            with path.open("rb") as old:
+                old.seek(rest_from)
+                while chunk := old.read(_CHUNK):
+                    out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
     os.replace(temporary, path)
