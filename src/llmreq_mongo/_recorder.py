@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -44,17 +43,16 @@ from typing import Any
 from bson import ObjectId
 
 from ._base import now_ms
-from ._delivery import Delivery, Tally, call_back
+from ._delivery import Delivery, Tally
 from ._documents import LLMClientRequest, request_document, validate_request
 from ._recorder_journal import Journal
-from ._recorder_options import OnFull, RecorderStats, SpillMode, check_options
+from ._recorder_options import OnFull, RecorderStats, SpillMode, check_options, snapshot
 from ._recorder_writer import Writer
 from ._spill_store import SpillStore
 from .errors import (
     LLMReqError,
     RecorderClosed,
     RecorderError,
-    RecorderFull,
     RecordRejected,
     RecordsNotWritten,
 )
@@ -201,7 +199,9 @@ class Recorder:
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run(), name="llmreq-recorder")
         if writer.journal is not None:
-            self._journal_task = loop.create_task(self._journal(), name="llmreq-recorder-journal")
+            self._journal_task = loop.create_task(
+                writer.journal.run(self._journal_wake), name="llmreq-recorder-journal"
+            )
         return self
 
     async def stop(self) -> None:
@@ -240,30 +240,12 @@ class Recorder:
             await self._finish()
 
     async def _finish(self) -> None:
-        writer = self._writer
         if self._journal_task is not None:
             self._journal_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._journal_task
-        left = [*writer.abandoned, *writer.inflight, *writer.queue]
-        writer.abandoned, writer.inflight = [], []
-        writer.queue.clear()
         self._state = _STOPPED
-        error: RecordsNotWritten | None = None
-        if left and not await writer.spill(left):
-            reason = "MongoDB did not acknowledge them before the stop timeout"
-            if self._crash is not None:
-                reason = f"the recorder's writer failed ({self._crash!r})"
-            self._tally.unwritten += len(left)
-            error = RecordsNotWritten(len(left), reason)
-        writer.resolve(left, set())
-        for _, future in writer.flush_waiters:
-            if not future.done():
-                future.set_result(None)
-        if writer.store is not None:
-            await writer.store.close()
-        if error is not None:
-            raise error
+        await self._writer.finish(self._crash)
 
     async def __aenter__(self) -> Recorder:
         return await self.start()
@@ -308,7 +290,7 @@ class Recorder:
         """
         document = self._build(llm_client, request, session_key, is_aggregation)
         if self._writer.pending >= self._options.max_queue:
-            return self._full(document)
+            return self._writer.full(document)
         self._enqueue(document)
         record_id: ObjectId = document["_id"]
         return record_id
@@ -330,7 +312,7 @@ class Recorder:
         writer = self._writer
         while writer.pending >= self._options.max_queue:
             if self._options.on_full != "block":
-                return self._full(document)
+                return self._writer.full(document)
             writer.room.clear()
             await writer.room.wait()
             if self._state != _RUNNING:
@@ -374,21 +356,7 @@ class Recorder:
     @property
     def stats(self) -> RecorderStats:
         """What the recorder has done so far (a snapshot)."""
-        tally = self._tally
-        return RecorderStats(
-            accepted=tally.accepted,
-            queued=self._writer.pending,
-            written=tally.written,
-            retried=tally.retried,
-            duplicates=tally.duplicates,
-            dropped=tally.dropped,
-            failed=tally.failed,
-            spilled=tally.spilled,
-            replayed=tally.replayed,
-            last_error=tally.last_error,
-            housekeeping_errors=tally.housekeeping_errors,
-            unwritten=tally.unwritten,
-        )
+        return snapshot(self._tally, queued=self._writer.pending)
 
     def _build(
         self, llm_client: Any, request: Any, session_key: Any, is_aggregation: Any
@@ -426,29 +394,6 @@ class Recorder:
         if len(queue) == 1 or len(queue) >= writer.batch_size:
             writer.wake.set()
 
-    def _full(self, document: dict[str, Any]) -> ObjectId:
-        record_id: ObjectId = document["_id"]
-        options = self._options
-        if options.on_full == "drop":
-            self._tally.dropped += 1
-            if math.log10(self._tally.dropped).is_integer():  # 1, 10, 100...: bounded logging
-                _log.warning(
-                    "the recorder's queue is full (%d records); %d record(s) dropped so far",
-                    options.max_queue,
-                    self._tally.dropped,
-                )
-            call_back(options.on_drop, "on_drop", document)
-            return record_id
-        hint = (
-            "await recorder.arecord(...) waits for room"
-            if options.on_full == "block"
-            else "raise max_queue, or use on_full='block' and arecord() to wait for room"
-        )
-        raise RecorderFull(
-            f"the recorder's queue holds {options.max_queue} records (max_queue) and the record "
-            f"was not accepted; {hint}"
-        )
-
     # -- the background tasks ---------------------------------------------------------
 
     async def _run(self) -> None:
@@ -458,17 +403,6 @@ class Recorder:
             # A bug, not a MongoDB failure: stop() spills or reports what is left.
             _log.exception("the recorder's writer failed; stop() will spill or report the rest")
             self._crash = self._tally.last_error = exc
-
-    async def _journal(self) -> None:
-        journal = self._writer.journal
-        assert journal is not None  # started only with one
-        while True:
-            await self._journal_wake.wait()
-            self._journal_wake.clear()
-            try:
-                await journal.write()
-            except Exception:  # the writer sends the records all the same
-                _log.exception("the recorder's journal could not write")
 
     def __repr__(self) -> str:
         return (

@@ -11,6 +11,7 @@ quiet moment it is compacted to the records still owed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from bson import ObjectId
@@ -19,6 +20,8 @@ from . import _spill
 from ._spill_store import SpillStore
 
 __all__ = ["Journal"]
+
+_log = logging.getLogger("llmreq_mongo.recorder")
 
 # Compact the file once it holds this many times more records than are owed.
 _COMPACT_RATIO = 4
@@ -48,6 +51,16 @@ class Journal:
     def waiting(self) -> bool:
         """Whether records wait to be written."""
         return bool(self._pending)
+
+    async def run(self, wake: asyncio.Event) -> None:
+        """The background step: write whatever was accepted each time ``wake`` is set."""
+        while True:
+            await wake.wait()
+            wake.clear()
+            try:
+                await self.write()
+            except Exception:  # the writer sends the records all the same
+                _log.exception("the recorder's journal could not write")
 
     async def write(self) -> None:
         """Append every record accepted so far, in one fsynced append."""

@@ -16,9 +16,17 @@ from typing import Any, Literal, TypeGuard, TypeVar, cast
 
 from bson import ObjectId
 
+from ._delivery import Tally
 from .errors import InvalidInput, RecordRejected
 
-__all__ = ["OnFull", "RecorderOptions", "RecorderStats", "SpillMode", "check_options"]
+__all__ = [
+    "OnFull",
+    "RecorderOptions",
+    "RecorderStats",
+    "SpillMode",
+    "check_options",
+    "snapshot",
+]
 
 #: What ``record()`` does when ``max_queue`` records are waiting.
 OnFull = Literal["block", "raise", "drop"]
@@ -68,6 +76,24 @@ class RecorderStats:
     last_error: BaseException | None
     housekeeping_errors: int = 0
     unwritten: int = 0
+
+
+def snapshot(tally: Tally, *, queued: int) -> RecorderStats:
+    """The stats of a recorder from its counters."""
+    return RecorderStats(
+        accepted=tally.accepted,
+        queued=queued,
+        written=tally.written,
+        retried=tally.retried,
+        duplicates=tally.duplicates,
+        dropped=tally.dropped,
+        failed=tally.failed,
+        spilled=tally.spilled,
+        replayed=tally.replayed,
+        last_error=tally.last_error,
+        housekeeping_errors=tally.housekeeping_errors,
+        unwritten=tally.unwritten,
+    )
 
 
 @dataclass(frozen=True)

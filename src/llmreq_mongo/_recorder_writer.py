@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from typing import Any
 
@@ -21,7 +22,7 @@ from ._delivery import Delivery, Tally, call_back
 from ._recorder_journal import Journal
 from ._recorder_options import RecorderOptions
 from ._spill_store import SpillStore
-from .errors import RecordRejected
+from .errors import RecorderFull, RecordRejected, RecordsNotWritten
 
 __all__ = ["Writer"]
 
@@ -54,6 +55,30 @@ class Writer:
         self.journal: Journal | None = None
         self.wake = asyncio.Event()
         self.room = asyncio.Event()
+
+    def full(self, document: dict[str, Any]) -> ObjectId:
+        """A record offered to a full queue: drop it (and return its id) or refuse it."""
+        record_id: ObjectId = document["_id"]
+        options = self.options
+        if options.on_full == "drop":
+            self.tally.dropped += 1
+            if math.log10(self.tally.dropped).is_integer():  # 1, 10, 100...: bounded logging
+                _log.warning(
+                    "the recorder's queue is full (%d records); %d record(s) dropped so far",
+                    options.max_queue,
+                    self.tally.dropped,
+                )
+            call_back(options.on_drop, "on_drop", document)
+            return record_id
+        hint = (
+            "await recorder.arecord(...) waits for room"
+            if options.on_full == "block"
+            else "raise max_queue, or use on_full='block' and arecord() to wait for room"
+        )
+        raise RecorderFull(
+            f"the recorder's queue holds {options.max_queue} records (max_queue) and the record "
+            f"was not accepted; {hint}"
+        )
 
     # -- the loop -----------------------------------------------------------------
 
@@ -144,6 +169,31 @@ class Writer:
         self.resolve(batch, set(written))
 
     # -- pieces shared with stop() ----------------------------------------------------
+
+    async def finish(self, crash: BaseException | None) -> None:
+        """At stop: spill what is left, or count and report it; let the spill file go.
+
+        Raises:
+            RecordsNotWritten: records could be neither written nor spilled.
+        """
+        left = [*self.abandoned, *self.inflight, *self.queue]
+        self.abandoned, self.inflight = [], []
+        self.queue.clear()
+        error: RecordsNotWritten | None = None
+        if left and not await self.spill(left):
+            reason = "MongoDB did not acknowledge them before the stop timeout"
+            if crash is not None:
+                reason = f"the recorder's writer failed ({crash!r})"
+            self.tally.unwritten += len(left)
+            error = RecordsNotWritten(len(left), reason)
+        self.resolve(left, set())
+        for _, future in self.flush_waiters:
+            if not future.done():
+                future.set_result(None)
+        if self.store is not None:
+            await self.store.close()
+        if error is not None:
+            raise error
 
     def resolve(self, batch: list[dict[str, Any]], written: set[ObjectId]) -> None:
         """Account for records written, spilled or failed; wake ``flush()`` waiters."""
