@@ -249,8 +249,10 @@ class Writer:
         return await self.store.spill(fresh, already=len(docs) - len(fresh))
 
     async def _replay(self) -> None:
-        store = self.store
-        if store is None or not store.waiting:
+        store, delivery = self.store, self.delivery
+        if store is None or not store.waiting or delivery is None:
             return
+        if delivery.offline and asyncio.get_running_loop().time() < delivery.next_probe:
+            return  # not yet time to ask MongoDB again
         if await store.replay(self._send_replayed) and self.journal is not None:
             await self.journal.rewrite_owed()

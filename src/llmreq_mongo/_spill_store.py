@@ -160,13 +160,17 @@ class SpillStore:
             self._keep = True
             return True
         try:
+            progress = False
             while True:
                 docs = await asyncio.to_thread(reader.read, self._batch)
                 if not docs:
                     break
                 written, left = await send(docs)
                 self._tally.replayed += len(written)
+                progress = progress or len(left) < len(docs) or reader.corrupt > 0
                 if left:
+                    if not progress:
+                        return False  # nothing changed: the file stays as it is
                     # MongoDB went away again: keep only what is still owed, so
                     # neither acknowledged records nor set-aside lines come back.
                     rest = reader.offset
