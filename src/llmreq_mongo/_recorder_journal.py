@@ -88,19 +88,24 @@ class Journal:
         """Records were written, spilled or failed: they are owed no longer."""
         for doc in docs:
             self._owed.pop(doc["_id"], None)
-        if self.store.waiting:
-            return  # the file holds records for replay: leave it to the replay
-        if not self._owed:
-            if self._lines:
-                self._lines = 0
-                await self.store.acknowledged()
-        elif self._lines > _COMPACT_RATIO * len(self._owed) + self._batch:
-            async with self._lock, self.store.io:
-                owed = list(self._owed.values())
-                try:
-                    await asyncio.to_thread(
-                        _spill.rewrite, self.store.path, owed, None, self.store.namespace
-                    )
-                    self._lines = len(owed)
-                except OSError as exc:
-                    self.store.housekeeping("compact it", exc)
+        # Under the journal's lock: a write under way must not be emptied away.
+        async with self._lock:
+            if self.store.waiting:
+                return  # the file holds records for replay: leave it to the replay
+            if not self._owed:
+                if self._lines:
+                    self._lines = 0
+                    await self.store.acknowledged()
+            elif self._lines > _COMPACT_RATIO * len(self._owed) + self._batch:
+                await self._compact()
+
+    async def _compact(self) -> None:
+        owed = list(self._owed.values())
+        async with self.store.io:
+            try:
+                await asyncio.to_thread(
+                    _spill.rewrite, self.store.path, owed, None, self.store.namespace
+                )
+                self._lines = len(owed)
+            except OSError as exc:
+                self.store.housekeeping("compact it", exc)
