@@ -19,7 +19,12 @@ It measures, per round (medians over the rounds are printed):
   the same sustained rate, and again with the garbage collector paused
   during each call (a diagnostic: what the recorder itself costs);
 - the recorder's memory (``tracemalloc``) with ``max_queue`` records waiting,
-  and after twice as many were offered (``on_full="drop"``).
+  and after twice as many were offered (``on_full="drop"``);
+- what write-ahead costs: the recorder's throughput and client CPU with
+  ``spill="always"`` against ``spill="on_failure"`` (the baseline, the same
+  producer calling ``record()``, a spill file on the same disk in both), and
+  the latency of ``await arecord()``, which under ``spill="always"`` returns
+  once the record is fsynced. ``--spill-only`` runs just this part.
 
 The raw collection gets the same indexes as ``llm_client_requests``, so both
 sides pay the same index maintenance. The server is in another process, so
@@ -32,20 +37,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import gc
 import logging
 import os
 import statistics
+import tempfile
 import time
 import tracemalloc
 import uuid
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from bson import DBRef, ObjectId
 
 from llmreq_mongo import LLMClient, LLMClientRequest, Recorder, init
 from llmreq_mongo._documents import request_document, validate_request
+from llmreq_mongo._recording.options import SpillMode
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import RecorderFull
@@ -209,6 +218,44 @@ async def memory(client: LLMClient, max_queue: int) -> tuple[float, float, float
     return full / max_queue, full / 2**20, after / 2**20
 
 
+async def spill_round(client: LLMClient, bulk: int, number: int) -> dict[str, float]:
+    """One round of spill="on_failure" against spill="always", alternating which goes first."""
+    figures: dict[str, float] = {}
+
+    async def produce(mode: SpillMode) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            spill = Path(folder) / "bench.spill"
+            async with Recorder(
+                max_batch=500,
+                max_queue=2500,
+                spill_path=spill,
+                spill=mode,
+            ) as rec:
+                for _ in range(bulk):
+                    try:
+                        rec.record(client, PAYLOAD, session_key="bench-spill")
+                    except RecorderFull:
+                        await rec.arecord(client, PAYLOAD, session_key="bench-spill")
+                await rec.flush()
+
+    pair: list[tuple[str, SpillMode]] = [("raw", "on_failure"), ("lib", "always")]
+    for side, mode in reversed(pair) if number % 2 else pair:
+        wall, cpu = await timed(functools.partial(produce, mode))
+        figures[f"spill_{side}_rate"], figures[f"spill_{side}_cpu"] = bulk / wall, cpu / bulk
+
+    for side, mode in pair:  # one awaited arecord() at a time: one fsync each under "always"
+        with tempfile.TemporaryDirectory() as folder:
+            async with Recorder(spill_path=Path(folder) / "b.spill", spill=mode) as rec:
+                times = []
+                for _ in range(500):
+                    start = time.perf_counter_ns()
+                    await rec.arecord(client, PAYLOAD, session_key="bench-spill")
+                    times.append(time.perf_counter_ns() - start)
+                await rec.flush()
+        figures[f"arecord_{side}"] = statistics.median(times) / 1000
+    return figures
+
+
 def row(
     name: str, rounds: list[dict[str, float]], measure: str, scale: float, unit: str, target: str
 ) -> str:
@@ -234,6 +281,18 @@ async def run(args: argparse.Namespace) -> None:
             if index["name"] != "_id_":
                 await raw.create_index(list(index["key"].items()), name=index["name"])
         client = await LLMClient.objects.create(name="bench-bot")
+        if args.spill_only:
+            await spill_round(client, 1000, 0)  # warm-up
+            spill_rounds = []
+            for number in range(args.rounds):
+                figures = await spill_round(client, args.bulk, number)
+                spill_rounds.append(figures)
+                print(
+                    f"round {number + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items())
+                )
+                await ours.delete_many({})
+            print_spill(spill_rounds, args)
+            return
         await round_once(client, raw, argparse.Namespace(single=200, bulk=1000), 0)  # warm-up
         rounds = []
         for number in range(args.rounds):
@@ -317,6 +376,22 @@ async def run(args: argparse.Namespace) -> None:
     )
 
 
+def print_spill(rounds: list[dict[str, float]], args: argparse.Namespace) -> None:
+    """The write-ahead table: "raw" is spill="on_failure", "lib" spill="always"."""
+    print(
+        f"\n{args.rounds} rounds of {args.bulk} records, medians (ratio: the median of the "
+        "per-round ratios, always / on_failure)\n"
+    )
+    print('| measure | spill="on_failure" | spill="always" | ratio |')
+    print("| --- | --- | --- | --- |")
+    for name, measure, scale, unit in (
+        ("records/s", "spill_{}_rate", 1, ""),
+        ("client CPU per record", "spill_{}_cpu", 1e6, "µs"),
+        ("await arecord() latency, one at a time (p50)", "arecord_{}", 1, "µs"),
+    ):
+        print(row(name, rounds, measure, scale, unit, "")[: -len(" |  |")] + " |")
+
+
 def main() -> None:
     """Parse the command line and run the bench."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -329,6 +404,9 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=2000, help="insert_one/create calls")
     parser.add_argument("--bulk", type=int, default=20000, help="records for the bulk measures")
     parser.add_argument("--max-queue", type=int, default=20000, help="for the memory measure")
+    parser.add_argument(
+        "--spill-only", action="store_true", help='only spill="always" against "on_failure"'
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -53,6 +53,8 @@ PUBLIC = {
     "RecorderStats",
     "RollupResult",
     "ShardKeyConflict",
+    "SpillFileMismatch",
+    "SpillFileInUse",
     "StorageError",
     "TimestampedDocument",
     "UnsupportedClient",

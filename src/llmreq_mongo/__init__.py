@@ -46,6 +46,8 @@ from llmreq_mongo.errors import (
     RecordRejected,
     RecordsNotWritten,
     ShardKeyConflict,
+    SpillFileInUse,
+    SpillFileMismatch,
     StorageError,
     UnsupportedClient,
 )
@@ -82,6 +84,8 @@ __all__ = [
     "RecordsNotWritten",
     "RollupResult",
     "ShardKeyConflict",
+    "SpillFileMismatch",
+    "SpillFileInUse",
     "StorageError",
     "TimestampedDocument",
     "UnsupportedClient",

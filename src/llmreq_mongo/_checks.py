@@ -123,6 +123,14 @@ def check_session_key(value: Any, *, nullable: bool = True) -> str | None:
         raise InvalidInput(
             f"session_key is {len(value)} characters long; at most {MAX_SESSION_KEY} are allowed"
         )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(
+                f"session_key is not valid Unicode (a lone surrogate at position {exc.start}); "
+                "send text that encodes to UTF-8"
+            ) from None
     return value
 
 

@@ -22,7 +22,9 @@ The tree::
         ├── RecorderFull                        the queue is full and ``on_full="raise"``
         ├── RecorderClosed                      ``record()`` on a recorder that is not running
         ├── RecordsNotWritten                   ``stop()`` or ``flush()`` left records unwritten
-        └── RecordRejected                      the server refused one record for good
+        ├── RecordRejected                      the server refused one record for good
+        ├── SpillFileInUse                      another recorder holds the spill file
+        └── SpillFileMismatch                   the spill file belongs to another database
 
 Each document class carries its own ``DoesNotExist``, ``MultipleObjectsReturned``,
 ``NotUpdated`` and ``AlreadyExists`` subclasses (``LLMClientRequest.DoesNotExist``), as Django's
@@ -60,6 +62,8 @@ __all__ = [
     "RecordRejected",
     "RecordsNotWritten",
     "ShardKeyConflict",
+    "SpillFileInUse",
+    "SpillFileMismatch",
     "StorageError",
     "UnsupportedClient",
     "storage_errors",
@@ -289,6 +293,47 @@ class RecordRejected(RecorderError):
         self.record_id = record_id
         self.code = code
         self.details = details
+
+
+class SpillFileInUse(RecorderError):
+    """Another recorder, in this process or another, holds the spill file.
+
+    Two recorders appending to and replaying one file lose records, so a
+    spill file takes one recorder at a time.
+
+    Attributes:
+        path: the spill file.
+    """
+
+    def __init__(self, path: object) -> None:
+        super().__init__(
+            f"the spill file {path} is in use by another recorder; give each process its "
+            "own spill file, for example spill_path='/var/lib/app/llmreq-{pid}.spill' "
+            "({pid} becomes the process id)"
+        )
+        self.path = path
+
+
+class SpillFileMismatch(RecorderError):
+    """The spill file holds records of another database or collection.
+
+    Nothing was replayed and the file is left as it is.
+
+    Attributes:
+        path: the spill file.
+        expected: the namespace (``database.collection``) this recorder writes to.
+        found: the namespaces the file's records belong to.
+    """
+
+    def __init__(self, path: object, expected: str, found: list[str]) -> None:
+        super().__init__(
+            f"the spill file {path} holds records of {', '.join(found)}, not of {expected}; "
+            "it was left untouched. Replay it with a recorder on that database "
+            "(init() with database=...), or give this recorder another spill_path"
+        )
+        self.path = path
+        self.expected = expected
+        self.found = found
 
 
 @contextlib.contextmanager

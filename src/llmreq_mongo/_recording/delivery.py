@@ -25,6 +25,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import bson
 from bson import ObjectId
 from pymongo.errors import BulkWriteError, NetworkTimeout, PyMongoError
 
@@ -54,16 +55,19 @@ class Tally:
         "dropped",
         "duplicates",
         "failed",
+        "housekeeping_errors",
         "last_error",
         "replayed",
         "retried",
         "spilled",
+        "unwritten",
         "written",
     )
 
     def __init__(self) -> None:
         self.accepted = self.written = self.retried = self.duplicates = 0
         self.dropped = self.failed = self.spilled = self.replayed = 0
+        self.housekeeping_errors = self.unwritten = 0
         self.last_error: BaseException | None = None
 
 
@@ -163,6 +167,16 @@ class Delivery:
                 error = exc
             except PyMongoError as exc:
                 error = exc
+            except Exception as exc:  # never the writer's end
+                # Not the server: a record the driver cannot encode. It fails
+                # alone; the rest of the batch is sent again at once.
+                kept = self._set_aside_unencodable(remaining)
+                if len(kept) < len(remaining):
+                    remaining = kept
+                    if not remaining:
+                        break
+                    continue
+                error = PyMongoError(f"the batch could not be sent: {exc!r}")
             else:
                 written.extend(doc["_id"] for doc in remaining)
                 remaining = []
@@ -189,11 +203,13 @@ class Delivery:
             elif not late and now - started >= self._retry_deadline:
                 late = True
                 _log.error(
-                    "MongoDB has not taken %d record(s) for %.1f s (%r); they wait in memory "
-                    "(set spill_path to keep them on disk instead)",
+                    "MongoDB has not taken %d record(s) for %.1f s (%r); they wait in memory %s",
                     len(remaining),
                     now - started,
                     error,
+                    "because the spill file could not take them either (see its error)"
+                    if self._spilling
+                    else "(set spill_path to keep them on disk instead)",
                 )
             self.tally.retried += 1
             await self._back_off(attempt, deadline)
@@ -223,6 +239,18 @@ class Delivery:
             else:
                 self._reject(doc, err)
         return retry
+
+    def _set_aside_unencodable(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Fail the records BSON cannot encode; return the others."""
+        kept: list[dict[str, Any]] = []
+        for doc in docs:
+            try:
+                bson.encode(doc)
+            except Exception as exc:  # whatever the encoder raises
+                self._reject(doc, {"code": 0, "errmsg": f"it cannot be encoded as BSON: {exc!r}"})
+            else:
+                kept.append(doc)
+        return kept
 
     def _reject(self, doc: dict[str, Any], err: dict[str, Any]) -> None:
         self.tally.failed += 1

@@ -10,18 +10,22 @@ on the caller's path. One writer task sends the queue to MongoDB with
 - a failed batch is sent again with exponential back-off and jitter; records
   an earlier attempt already stored come back as duplicate-key errors on
   ``_id``, which count as written, so each record is stored exactly once;
-- a record the server refuses for good (a validator, say) fails alone: it is
-  logged and passed to ``on_error``, and the rest of its batch is written;
+- a record the server refuses for good (a validator, say), or that cannot be
+  encoded, fails alone: it is logged and passed to ``on_error``, and the rest
+  of its batch is written;
 - when MongoDB stays unreachable past ``retry_deadline``, or at ``stop()``,
-  records go to the spill file (``_spill``), replayed by the next recorder
-  with the same ``spill_path`` (or by this one once MongoDB is back). Without
-  a spill file the records wait in memory, bounded by ``max_queue``, and
-  ``stop()`` raises :class:`~llmreq_mongo.errors.RecordsNotWritten` with the
-  number it could not write.
+  records go to the spill file (:mod:`.spill`), replayed as soon as MongoDB
+  answers (by this recorder, idle or not, or by the next one with the same
+  ``spill_path``). Without a spill file the records wait in memory, bounded
+  by ``max_queue``, and ``stop()`` raises
+  :class:`~llmreq_mongo.errors.RecordsNotWritten` with the number it could
+  not write. Under ``spill="always"`` every record also goes to the file
+  before it is sent (:mod:`.journal`).
 
-This module owns the queue, the life cycle and the writer loop; sending a
-batch and sorting out its errors lives in ``_delivery``, the spill file in
-``_spill``.
+This module owns the life cycle and the caller's side; the queue and the
+writer loop live in :mod:`.writer`, sending a batch in :mod:`.delivery`,
+the spill file in :mod:`.spill`, :mod:`.spill_lock` and :mod:`.spill_store`, the
+options and the stats in :mod:`.options`.
 """
 
 from __future__ import annotations
@@ -30,15 +34,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import math
 import os
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from bson import ObjectId
 
@@ -50,95 +50,31 @@ from llmreq_mongo._documents import (
 )
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import (
-    InvalidInput,
+    LLMReqError,
     RecorderClosed,
     RecorderError,
-    RecorderFull,
     RecordRejected,
     RecordsNotWritten,
 )
 
-from . import spill
-from .delivery import Delivery, Tally, call_back
+from .delivery import Delivery, Tally
+from .journal import Journal
+from .options import OnFull, RecorderStats, SpillMode, check_options, snapshot
+from .spill_store import SpillStore
+from .writer import Writer
 
-__all__ = ["OnFull", "Recorder", "RecorderStats"]
-
-#: What ``record()`` does when ``max_queue`` records are waiting.
-OnFull = Literal["block", "raise", "drop"]
+__all__ = ["OnFull", "Recorder", "RecorderStats", "SpillMode"]
 
 _log = logging.getLogger("llmreq_mongo.recorder")
 
 # stop() gives the writer this much longer than stop_timeout to finish the
 # attempt it is in before cancelling it.
 _STOP_GRACE = 5.0
+# When the block of ``async with`` was interrupted (Ctrl-C, a cancelled task),
+# stop() tries MongoDB for at most this long before spilling the rest.
+_INTERRUPTED_STOP = 1.0
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
-
-
-@dataclass(frozen=True)
-class RecorderStats:
-    """A snapshot of what a :class:`Recorder` has done so far.
-
-    Attributes:
-        accepted: records ``record()``/``arecord()`` accepted.
-        queued: accepted records not yet written, spilled or failed (in
-            memory, the batch being written included).
-        written: records MongoDB acknowledged (replayed ones and
-            ``duplicates`` included).
-        retried: write attempts made again after a failure.
-        duplicates: records found already stored when sent again.
-        dropped: records refused because the queue was full (``on_full="drop"``).
-        failed: records refused for good by the server (see ``on_error``),
-            and unreadable lines of a spill file.
-        spilled: records written to the spill file.
-        replayed: records from a spill file that MongoDB acknowledged.
-        last_error: the last error met while writing, if any.
-    """
-
-    accepted: int
-    queued: int
-    written: int
-    retried: int
-    duplicates: int
-    dropped: int
-    failed: int
-    spilled: int
-    replayed: int
-    last_error: BaseException | None
-
-
-class _FlushWaiter:
-    __slots__ = ("future", "target", "unwritten")
-
-    def __init__(self, target: int, future: asyncio.Future[None]) -> None:
-        self.target = target
-        self.future = future
-        self.unwritten = 0
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
-        least = "zero or more" if allow_zero else "more than zero"
-        raise InvalidInput(f"{name} must be a finite number of seconds, {least}; got {value!r}")
-    return float(value)
-
-
-def _callback(name: str, value: object) -> Any:
-    if value is not None and not callable(value):
-        raise InvalidInput(f"{name} must be a function or None, got a {type(value).__name__}")
-    return value
 
 
 class Recorder:
@@ -146,7 +82,7 @@ class Recorder:
 
     Example::
 
-        async with Recorder(spill_path="/var/lib/app/llmreq.spill") as recorder:
+        async with Recorder(spill_path="/var/lib/app/llmreq-{pid}.spill") as recorder:
             record_id = recorder.record(client, {"model": "gpt-4o"}, session_key="abc123")
             ...
             await recorder.flush()  # everything recorded so far is in MongoDB
@@ -155,7 +91,8 @@ class Recorder:
     ``init`` set up.
 
     Args:
-        max_batch: the most records sent in one ``insert_many``.
+        max_batch: the most records sent in one ``insert_many`` (never more
+            than ``max_queue``).
         flush_interval: seconds a record may wait for its batch to fill.
         max_queue: the most records held in memory; bounds its memory.
         on_full: what happens when ``max_queue`` records wait: ``"block"``
@@ -164,13 +101,18 @@ class Recorder:
             ``"drop"`` (the record is counted in ``stats.dropped``, logged,
             and passed to ``on_drop``).
         spill_path: a file for records MongoDB cannot take (see the module
-            docstring); one recorder at a time per file.
+            docstring); one recorder at a time per file (``SpillFileInUse``
+            otherwise). ``{pid}`` in it becomes the process id.
+        spill: ``"on_failure"`` writes to the spill file only what MongoDB
+            cannot take; ``"always"`` appends and fsyncs every record to it
+            before sending (write-ahead), so a crash loses nothing that
+            reached the disk; it needs ``spill_path``.
         before_record: called with each payload before validation; returns
             the payload to store (to redact or enrich it).
         after_write: called with the ids of each acknowledged batch.
         on_drop: called with the document of each dropped record.
         on_error: called with the document and the ``RecordRejected`` error
-            of each record the server refused for good.
+            of each record refused for good.
         retry_deadline: seconds a batch is retried before it goes to the
             spill file (without one, it is retried until ``stop()``).
         stop_timeout: seconds ``stop()`` keeps trying to write what is left
@@ -188,6 +130,7 @@ class Recorder:
         max_queue: int = 100_000,
         on_full: OnFull = "block",
         spill_path: str | os.PathLike[str] | None = None,
+        spill: SpillMode = "on_failure",
         before_record: Callable[[Any], Any] | None = None,
         after_write: Callable[[list[ObjectId]], object] | None = None,
         on_drop: Callable[[dict[str, Any]], object] | None = None,
@@ -195,50 +138,40 @@ class Recorder:
         retry_deadline: float = 30.0,
         stop_timeout: float = 10.0,
     ) -> None:
-        self._max_batch = _positive_int("max_batch", max_batch)
-        self._max_queue = _positive_int("max_queue", max_queue)
-        if self._max_batch > self._max_queue:
-            raise InvalidInput(
-                f"max_batch ({max_batch}) cannot exceed max_queue ({max_queue}): a batch "
-                "is taken from the queue"
-            )
-        self._flush_interval = _seconds("flush_interval", flush_interval, allow_zero=True)
-        if on_full not in ("block", "raise", "drop"):
-            raise InvalidInput(f'on_full must be "block", "raise" or "drop", got {on_full!r}')
-        self._on_full = on_full
-        if spill_path is not None and not isinstance(spill_path, (str, os.PathLike)):
-            raise InvalidInput(f"spill_path must be a file path or None, got {spill_path!r}")
-        self._spill = Path(spill_path) if spill_path is not None else None
-        if self._spill is not None and self._spill.is_dir():
-            raise InvalidInput(f"spill_path {self._spill} is a directory; give a file path")
-        self._before_record = _callback("before_record", before_record)
-        self._after_write = _callback("after_write", after_write)
-        self._on_drop = _callback("on_drop", on_drop)
-        self._on_error = _callback("on_error", on_error)
-        self._retry_deadline = _seconds("retry_deadline", retry_deadline)
-        self._stop_timeout = _seconds("stop_timeout", stop_timeout)
-
+        self._options = options = check_options(
+            max_batch=max_batch,
+            flush_interval=flush_interval,
+            max_queue=max_queue,
+            on_full=on_full,
+            spill_path=spill_path,
+            spill=spill,
+            before_record=before_record,
+            after_write=after_write,
+            on_drop=on_drop,
+            on_error=on_error,
+            retry_deadline=retry_deadline,
+            stop_timeout=stop_timeout,
+        )
         self._state = _NEW
-        self._queue: deque[dict[str, Any]] = deque()
-        self._inflight: list[dict[str, Any]] = []
-        self._abandoned: list[dict[str, Any]] = []
-        self._pending = 0  # accepted and not yet resolved: the queue and the batch in flight
-        self._resolved = 0
-        self._flush_waiters: list[_FlushWaiter] = []
-        self._spill_waiting = False
         self._crash: BaseException | None = None
         self._clock_ms = -1
         self._clock = now_ms()
         self._task: asyncio.Task[None] | None = None
-        self._delivery: Delivery | None = None
+        self._journal_task: asyncio.Task[None] | None = None
+        self._journal_wake = asyncio.Event()
         self._tally = Tally()
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
+        self._writer = Writer(options, self._tally)
 
     # -- life cycle -----------------------------------------------------------
 
     async def start(self) -> Recorder:
-        """Start the writer task (and replay the spill file, if it holds records)."""
+        """Start the writer task (and replay the spill file, if it holds records).
+
+        Raises:
+            RecorderError: ``init()`` was not called first.
+            SpillFileInUse: another recorder holds the spill file.
+            SpillFileMismatch: the spill file belongs to another database.
+        """
         if self._state == _RUNNING:
             return self
         if self._state != _NEW:
@@ -250,60 +183,75 @@ class Recorder:
                 "the recorder writes to the database init() sets up: "
                 "await llmreq_mongo.init(...) before starting it"
             ) from exc
-        self._delivery = Delivery(
+        options, writer = self._options, self._writer
+        if options.spill_path is not None:
+            namespace = f"{collection.database.name}.{collection.name}"
+            store = SpillStore(
+                options.spill_path, self._tally, namespace=namespace, batch=writer.batch_size
+            )
+            await store.open()
+            writer.store = store
+            if options.spill == "always":
+                writer.journal = Journal(store, batch=writer.batch_size)
+        writer.delivery = Delivery(
             collection,
             self._tally,
-            retry_deadline=self._retry_deadline,
-            spilling=self._spill is not None,
-            after_write=self._after_write,
-            on_error=self._on_error,
+            retry_deadline=options.retry_deadline,
+            spilling=options.spill_path is not None,
+            after_write=options.after_write,
+            on_error=options.on_error,
         )
-        self._spill_waiting = self._spill is not None
         self._state = _RUNNING
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="llmreq-recorder")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="llmreq-recorder")
+        if writer.journal is not None:
+            self._journal_task = loop.create_task(
+                writer.journal.run(self._journal_wake), name="llmreq-recorder-journal"
+            )
         return self
 
     async def stop(self) -> None:
         """Write what is queued, then stop.
 
-        Records still unwritten after ``stop_timeout`` go to the spill file.
+        Records still unwritten after ``stop_timeout`` go to the spill file
+        (which is replayed first, when MongoDB answers).
 
         Raises:
             RecordsNotWritten: records could be neither written nor spilled
                 (no ``spill_path``, or the file could not be written).
         """
+        await self._stop(self._options.stop_timeout)
+
+    async def _stop(self, timeout: float) -> None:
+        writer = self._writer
         if self._state == _NEW:
             self._state = _STOPPED
             return
-        if self._state != _RUNNING or self._task is None or self._delivery is None:
+        if self._state != _RUNNING or self._task is None or writer.delivery is None:
             return
         self._state = _STOPPING
-        self._delivery.stop_deadline = asyncio.get_running_loop().time() + self._stop_timeout
-        self._delivery.stopping.set()
-        self._wake.set()
-        self._room.set()
+        writer.running = False
+        writer.delivery.stop_deadline = asyncio.get_running_loop().time() + timeout
+        writer.delivery.stopping.set()
+        writer.wake.set()
+        writer.room.set()
         task = self._task
-        done, _ = await asyncio.wait({task}, timeout=self._stop_timeout + _STOP_GRACE)
-        if not done:
-            task.cancel()
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout + _STOP_GRACE)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        if self._journal_task is not None:
+            self._journal_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        left = [*self._abandoned, *self._inflight, *self._queue]
-        self._abandoned, self._inflight = [], []
-        self._queue.clear()
+                await self._journal_task
         self._state = _STOPPED
-        error: RecordsNotWritten | None = None
-        if left and not await self._spill_out(left):
-            reason = "MongoDB did not acknowledge them before the stop timeout"
-            if self._crash is not None:
-                reason = f"the recorder's writer failed ({self._crash!r})"
-            error = RecordsNotWritten(len(left), reason)
-        self._resolve(left, set())
-        for waiter in self._flush_waiters:
-            if not waiter.future.done():
-                waiter.future.set_result(None)
-        if error is not None:
-            raise error
+        await self._writer.finish(self._crash)
 
     async def __aenter__(self) -> Recorder:
         return await self.start()
@@ -314,7 +262,19 @@ class Recorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.stop()
+        if exc is None:
+            await self.stop()
+            return
+        # The block raised: its exception is the one that propagates. What
+        # could not be written goes to the log and the stats instead.
+        interrupted = not isinstance(exc, Exception)  # KeyboardInterrupt, CancelledError
+        timeout = min(self._options.stop_timeout, _INTERRUPTED_STOP) if interrupted else None
+        try:
+            await self._stop(self._options.stop_timeout if timeout is None else timeout)
+        except LLMReqError as error:
+            _log.error("the recorder stopped after %r with records unwritten: %s", exc, error)
+        except asyncio.CancelledError:
+            _log.error("the recorder's stop after %r was cancelled", exc)
 
     # -- the caller's side ------------------------------------------------------
 
@@ -335,8 +295,8 @@ class Recorder:
             RecorderClosed: the recorder is not running.
         """
         document = self._build(llm_client, request, session_key, is_aggregation)
-        if self._pending >= self._max_queue:
-            return self._full(document)
+        if self._writer.pending >= self._options.max_queue:
+            return self._writer.full(document)
         self._enqueue(document)
         record_id: ObjectId = document["_id"]
         return record_id
@@ -349,16 +309,23 @@ class Recorder:
         session_key: str | None = None,
         is_aggregation: bool = False,
     ) -> ObjectId:
-        """Like :meth:`record`, but waits for room when full under ``on_full="block"``."""
+        """Like :meth:`record`, but waits for room when full under ``on_full="block"``.
+
+        Under ``spill="always"`` it also returns only once the record is on
+        disk (unless the spill file cannot be written, which is logged).
+        """
         document = self._build(llm_client, request, session_key, is_aggregation)
-        while self._pending >= self._max_queue:
-            if self._on_full != "block":
-                return self._full(document)
-            self._room.clear()
-            await self._room.wait()
+        writer = self._writer
+        while writer.pending >= self._options.max_queue:
+            if self._options.on_full != "block":
+                return self._writer.full(document)
+            writer.room.clear()
+            await writer.room.wait()
             if self._state != _RUNNING:
                 raise RecorderClosed("the recorder stopped while the record waited for room")
         self._enqueue(document)
+        if writer.journal is not None:
+            await writer.journal.write()
         record_id: ObjectId = document["_id"]
         return record_id
 
@@ -366,23 +333,25 @@ class Recorder:
         """Return once every record accepted before the call is acknowledged.
 
         Raises:
-            RecordsNotWritten: some of those records were spilled to disk or
-                refused by the server (``stats`` and ``on_error`` tell which).
+            RecordsNotWritten: some record accepted before the call is not
+                acknowledged: spilled to disk (now or earlier, and not
+                replayed since) or refused (``stats`` and ``on_error`` tell which).
             RecorderClosed: the recorder is not running.
         """
         if self._state != _RUNNING:
             raise RecorderClosed("the recorder is not running; nothing can be flushed")
+        writer = self._writer
         target = self._tally.accepted
-        if self._resolved >= target:
-            return
-        waiter = _FlushWaiter(target, asyncio.get_running_loop().create_future())
-        self._flush_waiters.append(waiter)
-        self._wake.set()
-        try:
-            await waiter.future
-        finally:
-            self._flush_waiters.remove(waiter)
-        missing = waiter.unwritten + max(0, target - self._resolved)
+        if writer.resolved < target:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry = (target, future)
+            writer.flush_waiters.append(entry)
+            writer.wake.set()
+            try:
+                await future
+            finally:
+                writer.flush_waiters.remove(entry)
+        missing = writer.unwritten_before(target) + max(0, target - writer.resolved)
         if missing:
             raise RecordsNotWritten(
                 missing,
@@ -393,18 +362,7 @@ class Recorder:
     @property
     def stats(self) -> RecorderStats:
         """What the recorder has done so far (a snapshot)."""
-        return RecorderStats(
-            accepted=self._tally.accepted,
-            queued=self._pending,
-            written=self._tally.written,
-            retried=self._tally.retried,
-            duplicates=self._tally.duplicates,
-            dropped=self._tally.dropped,
-            failed=self._tally.failed,
-            spilled=self._tally.spilled,
-            replayed=self._tally.replayed,
-            last_error=self._tally.last_error,
-        )
+        return snapshot(self._tally, queued=self._writer.pending)
 
     def _build(
         self, llm_client: Any, request: Any, session_key: Any, is_aggregation: Any
@@ -417,8 +375,8 @@ class Recorder:
             )
         if self._crash is not None:
             raise RecorderClosed(f"the recorder's writer failed ({self._crash!r}); stop it")
-        if self._before_record is not None:
-            request = self._before_record(request)
+        if self._options.before_record is not None:
+            request = self._options.before_record(request)
         checked = validate_request(
             llm_client, request, session_key, is_aggregation, client_model=LLMClient
         )
@@ -433,148 +391,28 @@ class Recorder:
         return self._clock
 
     def _enqueue(self, document: dict[str, Any]) -> None:
-        queue = self._queue
+        writer = self._writer
+        queue = writer.queue
         queue.append(document)
-        self._pending += 1
+        writer.pending += 1
         self._tally.accepted += 1
-        if len(queue) == 1 or len(queue) >= self._max_batch:
-            self._wake.set()
+        if writer.journal is not None:
+            writer.journal.add(document)
+            self._journal_wake.set()
+        if len(queue) == 1 or len(queue) >= writer.batch_size:
+            writer.wake.set()
 
-    def _full(self, document: dict[str, Any]) -> ObjectId:
-        record_id: ObjectId = document["_id"]
-        if self._on_full == "drop":
-            self._tally.dropped += 1
-            if math.log10(self._tally.dropped).is_integer():  # 1, 10, 100...: bounded logging
-                _log.warning(
-                    "the recorder's queue is full (%d records); %d record(s) dropped so far",
-                    self._max_queue,
-                    self._tally.dropped,
-                )
-            call_back(self._on_drop, "on_drop", document)
-            return record_id
-        hint = (
-            "await recorder.arecord(...) waits for room"
-            if self._on_full == "block"
-            else "raise max_queue, or use on_full='block' and arecord() to wait for room"
-        )
-        raise RecorderFull(
-            f"the recorder's queue holds {self._max_queue} records (max_queue) and the record "
-            f"was not accepted; {hint}"
-        )
-
-    # -- the writer task ----------------------------------------------------------
+    # -- the background tasks ---------------------------------------------------------
 
     async def _run(self) -> None:
         try:
-            await self._replay()
-            while True:
-                batch = await self._next_batch()
-                if not batch:
-                    return
-                await self._write_queued(batch)
-                if self._spill_waiting and self._state == _RUNNING and not self._is_offline():
-                    await self._replay()
+            await self._writer.run()
         except Exception as exc:
             # A bug, not a MongoDB failure: stop() spills or reports what is left.
             _log.exception("the recorder's writer failed; stop() will spill or report the rest")
             self._crash = self._tally.last_error = exc
 
-    async def _next_batch(self) -> list[dict[str, Any]]:
-        queue = self._queue
-        while not queue:
-            if self._state != _RUNNING:
-                return []
-            self._wake.clear()
-            await self._wake.wait()
-        if len(queue) < self._max_batch and self._state == _RUNNING and not self._flush_waiters:
-            self._wake.clear()
-            timer = asyncio.get_running_loop().call_later(self._flush_interval, self._wake.set)
-            try:
-                await self._wake.wait()
-            finally:
-                timer.cancel()
-        count = min(len(queue), self._max_batch)
-        return [queue.popleft() for _ in range(count)]
-
-    async def _write_queued(self, batch: list[dict[str, Any]]) -> None:
-        self._inflight = batch
-        written, left = await self._send(batch, may_give_up=self._spill is not None)
-        if left and not await self._spill_out(left):
-            if self._state == _RUNNING:
-                # No file to take them: keep trying, until stop() if need be.
-                more, left = await self._send(left, may_give_up=False)
-                written.extend(more)
-            if left:
-                # Stopping, past the stop deadline: stop() reports these and the rest.
-                self._abandoned = left + list(self._queue)
-                self._queue.clear()
-                given_up = {doc["_id"] for doc in left}
-                batch = [doc for doc in batch if doc["_id"] not in given_up]
-        self._inflight = []
-        self._resolve(batch, set(written))
-
-    def _resolve(self, batch: list[dict[str, Any]], written: set[ObjectId]) -> None:
-        start = self._resolved
-        self._resolved += len(batch)
-        self._pending -= len(batch)
-        self._room.set()
-        if not self._flush_waiters:
-            return
-        missed = [start + i for i, doc in enumerate(batch) if doc["_id"] not in written]
-        for waiter in self._flush_waiters:
-            waiter.unwritten += sum(1 for seq in missed if seq < waiter.target)
-            if self._resolved >= waiter.target and not waiter.future.done():
-                waiter.future.set_result(None)
-
-    async def _send(
-        self, docs: list[dict[str, Any]], *, may_give_up: bool
-    ) -> tuple[list[ObjectId], list[dict[str, Any]]]:
-        if self._delivery is None:  # start() makes it before the writer runs
-            raise RecorderClosed("the recorder was never started")
-        return await self._delivery.deliver(docs, may_give_up=may_give_up)
-
-    def _is_offline(self) -> bool:
-        return self._delivery is not None and self._delivery.offline
-
-    async def _spill_out(self, docs: list[dict[str, Any]]) -> bool:
-        """Append ``docs`` to the spill file; False without one or when it fails."""
-        if self._spill is None:
-            return False
-        try:
-            count = await asyncio.to_thread(spill.append_records, self._spill, docs)
-        except OSError as exc:
-            self._tally.last_error = exc
-            _log.error("could not write %d record(s) to %s: %s", len(docs), self._spill, exc)
-            return False
-        self._tally.spilled += count
-        self._spill_waiting = True
-        _log.warning("%d record(s) went to the spill file %s", count, self._spill)
-        return True
-
-    async def _replay(self) -> None:
-        """Send the spill file's records; remove the file once all are acknowledged."""
-        path = self._spill
-        if path is None or not self._spill_waiting:
-            return
-        if not await asyncio.to_thread(spill.has_records, path):
-            self._spill_waiting = False
-            return
-        reader = await asyncio.to_thread(spill.SpillReader, path)
-        try:
-            while True:
-                docs = await asyncio.to_thread(reader.read, self._max_batch)
-                if not docs:
-                    break
-                written, left = await self._send(docs, may_give_up=True)
-                self._tally.replayed += len(written)
-                if left:
-                    return  # MongoDB went away again; the file keeps them all
-        finally:
-            reader.close()
-            self._tally.failed += reader.corrupt
-        await asyncio.to_thread(spill.remove, path)
-        self._spill_waiting = False
-        _log.info("the spill file %s was replayed and removed", path)
-
     def __repr__(self) -> str:
-        return f"Recorder({self._state}, queued={self._pending}, written={self._tally.written})"
+        return (
+            f"Recorder({self._state}, queued={self._writer.pending}, written={self._tally.written})"
+        )
