@@ -26,6 +26,7 @@ __all__ = [
     "a_type",
     "check_bool",
     "check_callback",
+    "check_choice",
     "check_count",
     "check_int",
     "check_seconds",
@@ -38,6 +39,7 @@ __all__ = [
 MAX_SESSION_KEY = 255
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C")
 
 
 def a_type(value: object) -> str:
@@ -97,6 +99,15 @@ def check_seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
         least = "zero or more" if allow_zero else "more than zero"
         raise InvalidInput(f"{name} must be a finite number of seconds, {least}; got {value!r}")
     return float(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple[C, ...]) -> C:
+    """Return ``value`` if it is one of ``choices`` (of the same type: ``1`` is not ``True``)."""
+    for choice in choices:
+        if value == choice and type(value) is type(choice):
+            return choice
+    listed = ", ".join(repr(c) for c in choices)
+    raise InvalidInput(f"{name} must be one of {listed}; got {value!r}")
 
 
 def check_callback(name: str, value: F | None) -> F | None:

@@ -7,15 +7,15 @@ option, and the rule that ``True`` is not a number is written once.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeGuard, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from bson import ObjectId
 
+from llmreq_mongo._checks import check_callback, check_choice, check_int, check_seconds
 from llmreq_mongo.errors import InvalidInput, RecordRejected
 
 from .delivery import Tally
@@ -120,47 +120,6 @@ class RecorderOptions:
         return min(self.max_batch, self.max_queue)
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
-    # bool is a subclass of int, and max_batch=True is a mistake, never a 1.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def positive_int(name: str, value: object) -> int:
-    """``value`` if it is an integer of at least 1 (not a bool)."""
-    if not _is_number(value) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
-    """``value`` as a float if it is a finite, positive (or zero) number of seconds."""
-    if (
-        not _is_number(value)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
-        least = "zero or more" if allow_zero else "more than zero"
-        raise InvalidInput(f"{name} must be a finite number of seconds, {least}; got {value!r}")
-    return float(value)
-
-
-def one_of(name: str, value: object, choices: tuple[_T, ...]) -> _T:
-    """``value`` if it is one of ``choices``."""
-    for choice in choices:
-        if value == choice and type(value) is type(choice):
-            return choice
-    listed = ", ".join(repr(c) for c in choices)
-    raise InvalidInput(f"{name} must be one of {listed}; got {value!r}")
-
-
-def callback(name: str, value: _T | None) -> _T | None:
-    """``value`` if it is callable or None."""
-    if value is not None and not callable(value):
-        raise InvalidInput(f"{name} must be a function or None, got a {type(value).__name__}")
-    return value
-
-
 def spill_file(value: object) -> Path | None:
     """The spill path as a ``Path`` (``{pid}`` is kept: it is filled in at start)."""
     if value is None:
@@ -194,18 +153,18 @@ def check_options(
 ) -> RecorderOptions:
     """Check every option of a recorder; the first bad one raises ``InvalidInput``."""
     options = RecorderOptions(
-        max_batch=positive_int("max_batch", max_batch),
-        flush_interval=seconds("flush_interval", flush_interval, allow_zero=True),
-        max_queue=positive_int("max_queue", max_queue),
-        on_full=cast(OnFull, one_of("on_full", on_full, ("block", "raise", "drop"))),
+        max_batch=check_int("max_batch", max_batch),
+        flush_interval=check_seconds("flush_interval", flush_interval, allow_zero=True),
+        max_queue=check_int("max_queue", max_queue),
+        on_full=cast(OnFull, check_choice("on_full", on_full, ("block", "raise", "drop"))),
         spill_path=spill_file(spill_path),
-        spill=cast(SpillMode, one_of("spill", spill, ("on_failure", "always"))),
-        before_record=callback("before_record", before_record),
-        after_write=callback("after_write", after_write),
-        on_drop=callback("on_drop", on_drop),
-        on_error=callback("on_error", on_error),
-        retry_deadline=seconds("retry_deadline", retry_deadline),
-        stop_timeout=seconds("stop_timeout", stop_timeout),
+        spill=cast(SpillMode, check_choice("spill", spill, ("on_failure", "always"))),
+        before_record=check_callback("before_record", before_record),
+        after_write=check_callback("after_write", after_write),
+        on_drop=check_callback("on_drop", on_drop),
+        on_error=check_callback("on_error", on_error),
+        retry_deadline=check_seconds("retry_deadline", retry_deadline),
+        stop_timeout=check_seconds("stop_timeout", stop_timeout),
     )
     if options.spill == "always" and options.spill_path is None:
         raise InvalidInput(
