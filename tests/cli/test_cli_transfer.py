@@ -290,7 +290,7 @@ def test_django_fixture_with_a_bad_entry(cli, tmp_path):
     assert result.exit_code == 1
     starts = [n for n, text in enumerate(path.read_text().splitlines(), 1) if text == "  {"]
     line = starts[3]  # where the 4th entry begins
-    assert f"error: line {line}: llm_client 7 is not a llm_client.llmclient" in result.stderr
+    assert f"error: line {line}: llm_client 7 is not an llm_client.llmclient" in result.stderr
     assert cli.requests.count_documents({}) == 0
     summary = cli.json("import", "--on-error", "skip", str(path))
     assert summary["imported"] == 2
@@ -336,3 +336,68 @@ def test_export_writes_non_json_values_from_other_writers_as_strings(cli, tmp_pa
     )
     line = json.loads(cli("export", "-o", "-", "--session", "raw").stdout)
     assert line["request"] == {"at": "2026-03-02T12:00:00.005Z", "ref": str(client_id)}
+
+
+def test_a_line_nested_50000_deep_is_one_bad_line(cli, tmp_path):
+    good = [export_record(created_at=T0, client=BOT, request={"n": i}) for i in range(2)]
+    deep = json.dumps({**good[0], "request": None}, separators=(",", ":")).replace(
+        '"request":null', '"request":' + "[" * 50_000 + "]" * 50_000
+    )
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps(good[0]) + "\n" + deep + "\n" + json.dumps(good[1]) + "\n")
+    result = cli("import", str(path), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: line 2: nested too deeply")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert cli.requests.count_documents({}) == 0
+
+    summary = cli.json("import", "--on-error", "skip", str(path))
+    assert summary["imported"] == 2
+    assert [s["line"] for s in summary["skipped"]] == [2]
+    assert {d["request"]["n"] for d in cli.requests.find()} == {0, 1}
+
+
+def test_a_fixture_entry_nested_too_deep_stops_cleanly(cli, tmp_path):
+    entries = _fixture()
+    text = json.dumps(entries[:3])[:-1] + ', {"model": "x", "fields": ' + "[" * 50_000
+    path = tmp_path / "deep.json"
+    path.write_text(text + "]" * 50_000 + "}]")
+    result = cli("import", "--on-error", "skip", str(path), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: line 1: nested too deeply")
+    assert len(result.stderr.splitlines()) == 1
+    assert cli.requests.count_documents({}) == 0
+
+
+def test_out_of_range_times_in_an_import_are_bad_lines(cli, tmp_path):
+    good = export_record(created_at=T0, client=BOT)
+    early = {**export_record(created_at=T0, client=BOT), "created_at": "0001-01-01T00:00:00+14:00"}
+    late = {**export_record(created_at=T0, client=BOT), "updated_at": "9999-12-31T23:59:59-01:00"}
+    path = write_jsonl(tmp_path / "range.jsonl", [early, good, late])
+    result = cli("import", str(path), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: line 1: created_at '0001-01-01T00:00:00+14:00' is out of range"
+    )
+    assert len(result.stderr.splitlines()) == 1
+    summary = cli.json("import", "--on-error", "skip", str(path))
+    assert summary["imported"] == 1 and [s["line"] for s in summary["skipped"]] == [1, 3]
+
+
+def test_django_fixture_with_null_is_aggregation_imports_false(cli, tmp_path):
+    # The reference declares is_aggregation = BooleanField(default=False,
+    # blank=True, null=True), and its dumpdata writes null for unset rows.
+    entries = _fixture()
+    for entry in entries[2:5]:
+        entry["fields"]["is_aggregation"] = None  # type: ignore[index]
+    del entries[3]["fields"]["is_aggregation"]  # type: ignore[index]
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps(entries, indent=2))
+    summary = cli.json("import", str(path))
+    assert summary["imported"] == 3 and summary["skipped"] == []
+    assert [d["is_aggregation"] for d in cli.requests.find()] == [False, False, False]
+    bad = _fixture()
+    bad[2]["fields"]["is_aggregation"] = "yes"  # type: ignore[index]
+    path.write_text(json.dumps(bad, indent=2))
+    result = cli("import", str(path), ok=False)
+    assert "is_aggregation must be true or false, got str" in result.stderr

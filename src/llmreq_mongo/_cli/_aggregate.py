@@ -23,7 +23,9 @@ __all__ = ["aggregate"]
 def aggregate(
     ctx: typer.Context,
     since: Annotated[str, typer.Option(help="The window's start: ISO 8601, a date, or 1d ago.")],
-    until: Annotated[str, typer.Option(help="The window's end (excluded); 'now' works.")],
+    until: Annotated[
+        str, typer.Option(help="The window's end (excluded), same forms as --since.")
+    ] = "now",
     client: Annotated[str | None, typer.Option(help="Only this client (by name).")] = None,
     json: JsonFlag = False,
 ) -> None:

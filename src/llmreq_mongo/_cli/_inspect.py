@@ -13,6 +13,8 @@ from bson import ObjectId
 from llmreq_mongo import analytics
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClient, LLMClientRequest, check_session_key
+from llmreq_mongo._filters import scoped_match
+from llmreq_mongo._queryset import storage_errors
 from llmreq_mongo.errors import InvalidInput
 
 from ._app import JsonFlag, Settings, app, reported, run, settings_of
@@ -124,14 +126,19 @@ def sessions(
     with reported(settings):
         start, end = window(since, until)
 
-    async def work(handle: Handle) -> tuple[list[analytics.SessionSummary], dict[Any, str]]:
+    async def work(
+        handle: Handle,
+    ) -> tuple[list[analytics.SessionSummary], int, dict[Any, str]]:
         found = await _client_or_none(client)
         summaries = await analytics.session_summaries(
             llm_client=found, since=start, until=end, limit=limit
         )
-        return summaries, await client_names()
+        total = len(summaries)
+        if total == limit:  # perhaps more: count them all (one more pass, no rows)
+            total = await _count_sessions(found, start, end)
+        return summaries, total, await client_names()
 
-    summaries, names = run(settings, work)
+    summaries, total, names = run(settings, work)
     rows = [
         {
             "session_key": s.session_key,
@@ -147,6 +154,28 @@ def sessions(
         print_json(rows)
         return
     print_sessions(settings.console, rows)
+    if total > len(rows):
+        settings.console.print(f"showing {len(rows):,} of {total:,} (--limit)", markup=False)
+
+
+async def _count_sessions(
+    found: LLMClient | None, start: dt.datetime | None, end: dt.datetime | None
+) -> int:
+    """How many (client, session) pairs the window holds, as ``sessions`` counts them."""
+    pipeline: list[dict[str, Any]] = [
+        *scoped_match(
+            client_id=None if found is None else ObjectId(found.id),
+            since=start,
+            until=end,
+            extra={"session_key": {"$ne": None}},
+        ),
+        {"$group": {"_id": {"s": "$session_key", "c": "$llm_client_id"}}},
+        {"$count": "n"},
+    ]
+    coll = LLMClientRequest.get_pymongo_collection()
+    with storage_errors("count the sessions"):
+        rows = await (await coll.aggregate(pipeline)).to_list(1)
+    return int(rows[0]["n"]) if rows else 0
 
 
 # -- show -----------------------------------------------------------------------
@@ -273,7 +302,9 @@ def stats(
     """Requests per day or hour, as a table with a bar chart (empty buckets included)."""
     settings = settings_of(ctx)
     with reported(settings):
-        start, end = window(since or _DEFAULT_SPAN[by], until)
+        # Both ends are set, so every bucket of the window is listed, even
+        # when none holds a request.
+        start, end = window(since or _DEFAULT_SPAN[by], until or "now")
         key = check_session_key(session, nullable=False) if session is not None else None
         try:
             zone = zoneinfo.ZoneInfo(tz)
@@ -291,7 +322,7 @@ def stats(
 
     buckets = run(settings, work)
     if settings.wants_json(json):
-        print_json([{"start": b.start.isoformat(), "count": b.count} for b in buckets])
+        print_json([{"start": format_time(b.start), "count": b.count} for b in buckets])
         return
     label = "%Y-%m-%d %a" if by is Bucket.day else "%Y-%m-%d %H:%M"
     rows = [(b.start.astimezone(zone).strftime(label), b.count) for b in buckets]
