@@ -6,7 +6,12 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from bson import DBRef, ObjectId
 from clitools import UTC, export_record, write_jsonl
@@ -401,3 +406,120 @@ def test_django_fixture_with_null_is_aggregation_imports_false(cli, tmp_path):
     path.write_text(json.dumps(bad, indent=2))
     result = cli("import", str(path), ok=False)
     assert "is_aggregation must be true or false, got str" in result.stderr
+
+
+def _exported(cli, tmp_path: Path) -> bytes:
+    """Seed two records and return what ``export -o -`` writes for them."""
+    _seed(cli, tmp_path)
+    return cli("export", "-o", "-").stdout.encode()
+
+
+def _llmreq(cli, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """The real command in its own process, against the test's database."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmreq_mongo._cli",
+            "--uri",
+            cli.uri,
+            "--database",
+            cli.database,
+            *list(args),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+        **kwargs,
+    )
+
+
+def test_export_writes_through_a_fifo_to_its_reader(cli, tmp_path):
+    expected = _exported(cli, tmp_path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        cli("export", "-o", str(fifo))
+        received, _ = reader.communicate(timeout=60)
+    finally:
+        reader.kill()
+    assert received == expected
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO, not replaced by a file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "seed.jsonl"]
+
+
+def test_export_follows_a_symlink_and_keeps_it(cli, tmp_path):
+    expected = _exported(cli, tmp_path)
+    real = tmp_path / "data" / "export.jsonl"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(real)
+    cli("export", "-o", str(link))
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_bytes() == expected
+    dangling = tmp_path / "new.jsonl"
+    dangling.symlink_to(tmp_path / "data" / "fresh.jsonl")
+    cli("export", "-o", str(dangling))
+    assert dangling.is_symlink() and (tmp_path / "data" / "fresh.jsonl").read_bytes() == expected
+    assert sorted(p.name for p in real.parent.iterdir()) == ["export.jsonl", "fresh.jsonl"]
+
+
+def test_export_keeps_an_existing_files_mode_and_gives_new_ones_the_umask(cli, tmp_path):
+    expected = _exported(cli, tmp_path)
+    existing = tmp_path / "shared.jsonl"
+    existing.write_text("old\n")
+    os.chmod(existing, 0o664)
+    cli("export", "-o", str(existing))
+    assert stat.S_IMODE(os.stat(existing).st_mode) == 0o664
+    assert existing.read_bytes() == expected
+    mask = os.umask(0o022)
+    try:
+        cli("export", "-o", str(tmp_path / "new.jsonl"))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.jsonl").st_mode) == 0o644
+
+
+def _device(tmp_path: Path, name: str) -> Path:
+    """``/dev/<name>``, or as root a twin of it in ``tmp_path``.
+
+    As root, an export that wrongly replaced its target would replace the
+    machine's own device node; the twin (the same device, or the same
+    symlink) takes that risk instead.
+    """
+    system = Path("/dev") / name
+    if os.geteuid() != 0:
+        return system
+    twin = tmp_path / name
+    if system.is_symlink():
+        twin.symlink_to(os.readlink(system))
+    else:
+        info = os.stat(system)
+        os.mknod(twin, stat.S_IFCHR | 0o666, info.st_rdev)
+    return twin
+
+
+def test_export_to_dev_stdout_writes_through(cli, tmp_path):
+    expected = _exported(cli, tmp_path)
+    stdout = _device(tmp_path, "stdout")
+    proc = _llmreq(cli, "export", "-o", str(stdout))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected
+    assert stdout.is_symlink()
+    null = _device(tmp_path, "null")
+    assert _llmreq(cli, "export", "-o", str(null)).returncode == 0
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+
+
+def test_export_to_dev_full_is_one_clean_error_and_leaves_the_device(cli, tmp_path):
+    _seed(cli, tmp_path)
+    full = _device(tmp_path, "full")
+    before = os.stat(full)
+    proc = _llmreq(cli, "export", "-o", str(full))
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == f"error: No space left on device: {full}\n"
+    after = os.stat(full)
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    assert after.st_ino == before.st_ino

@@ -22,12 +22,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from enum import Enum
-from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
@@ -43,6 +39,7 @@ from ._app import Settings, app, reported, run, settings_of
 from ._durations import format_time, parse_time
 from ._names import client_by_name, client_names, name_of
 from ._render import dump_json, plural, print_json
+from ._target import checked_target, named_errors, open_target
 
 __all__ = ["ExportFormat", "export", "export_line", "request_filter"]
 
@@ -207,37 +204,21 @@ def export(
         end = parse_time(until, what="--until") if until else None
         if start and end and start >= end:
             raise InvalidInput("--since must be before --until")
-        target = None if output == "-" else Path(output)
-        if target is not None and target.is_dir():
-            raise InvalidInput(f"-o {output} is a directory; give a file name")
-        if target is not None and not target.parent.is_dir():
-            raise InvalidInput(f"-o {output}: the directory {target.parent} does not exist")
+        target = checked_target(output)
 
     def writing_to(out: IO[str]) -> Callable[[Handle], Awaitable[int]]:
         async def work(handle: Handle) -> int:
             query = await request_filter(client=client, session=session, since=start, until=end)
-            count = await _write(out, fmt, query, settings)
-            out.flush()
+            with named_errors(target):
+                count = await _write(out, fmt, query, settings)
+                out.flush()
             return count
 
         return work
 
-    if target is None:
-        count = run(settings, writing_to(sys.stdout))
-    else:
-        # Write beside the target and rename at the end: a failed export never
-        # leaves a truncated file where a good one was expected.
-        newline = "" if fmt is ExportFormat.csv else "\n"
-        directory = target.parent if str(target.parent) else Path(".")
-        with reported(settings):
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as sink:
-                count = run(settings, writing_to(sink))
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    newline = "" if fmt is ExportFormat.csv else "\n"
+    with reported(settings), open_target(target, newline=newline) as sink:
+        count = run(settings, writing_to(sink))
     where = "stdout" if target is None else str(target)
     if settings.wants_json(json) and target is not None:
         print_json({"exported": count, "file": where, "format": fmt.value})
