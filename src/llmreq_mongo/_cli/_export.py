@@ -140,7 +140,7 @@ async def _in_order(query: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         yield item
 
 
-def _progress(settings: Settings, total: int, what: str) -> Progress:
+def _progress(settings: Settings, total: int | None, what: str) -> Progress:
     console = settings.err
     return Progress(
         TextColumn(what),
@@ -157,8 +157,11 @@ async def _write(
     out: IO[str], fmt: ExportFormat, query: Mapping[str, Any], settings: Settings
 ) -> int:
     names = await client_names()
-    with storage_errors("count the requests to export"):
-        total = await LLMClientRequest.get_pymongo_collection().count_documents(query)
+    total = None
+    if settings.err.is_terminal:
+        # Only the progress bar needs the total, and counting is a pass of its own.
+        with storage_errors("count the requests to export"):
+            total = await LLMClientRequest.get_pymongo_collection().count_documents(query)
     writer = csv.writer(out) if fmt is ExportFormat.csv else None
     if writer is not None:
         writer.writerow(CSV_COLUMNS)

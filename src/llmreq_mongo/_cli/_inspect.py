@@ -11,6 +11,7 @@ import typer
 from bson import ObjectId
 
 from llmreq_mongo import analytics
+from llmreq_mongo._base import to_utc_ms
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClient, LLMClientRequest, check_session_key
 from llmreq_mongo._filters import scoped_match
@@ -57,13 +58,30 @@ async def _client_or_none(name: str | None) -> LLMClient | None:
 # -- clients --------------------------------------------------------------------
 
 
+#: The default windows of the read commands: long enough to show what is
+#: going on, short enough that the ``created_at`` index bounds the work
+#: (a report over all time reads every record of the store).
+CLIENTS_SPAN = "30d"
+SESSIONS_SPAN = "7d"
+
+
 @app.command()
-def clients(ctx: typer.Context, json: JsonFlag = False) -> None:
-    """List the LLM clients with their requests, sessions, first and last request."""
+def clients(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(help=f"Count requests from this time (default: {CLIENTS_SPAN} ago)."),
+    ] = None,
+    until: UntilOption = None,
+    json: JsonFlag = False,
+) -> None:
+    """List every LLM client with its requests, sessions, first and last request in a window."""
     settings = settings_of(ctx)
+    with reported(settings):
+        start, end = window(since or CLIENTS_SPAN, until)
 
     async def work(handle: Handle) -> list[dict[str, Any]]:
-        usage = {u.llm_client_id: u for u in await analytics.client_usage()}
+        usage = {u.llm_client_id: u for u in await analytics.client_usage(since=start, until=end)}
         rows = []
         async for client in LLMClient.objects.order_by("name"):
             used = usage.get(ObjectId(client.id))
@@ -88,9 +106,10 @@ def clients(ctx: typer.Context, json: JsonFlag = False) -> None:
     if not rows:
         settings.console.print("no LLM clients yet (`llmreq demo` records some)", markup=False)
         return
+    span = f"since {format_time(start)}" if since and start else f"in the last {CLIENTS_SPAN}"
     settings.console.print(
         table(
-            None,
+            f"requests {span}" + (f" until {format_time(end)}" if end else "") + " (--since)",
             ["client", "description", "requests", "sessions", "first (UTC)", "last (UTC)"],
             [
                 [
@@ -116,7 +135,10 @@ def clients(ctx: typer.Context, json: JsonFlag = False) -> None:
 def sessions(
     ctx: typer.Context,
     client: ClientOption = None,
-    since: SinceOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help=f"Requests from this time (default: {SESSIONS_SPAN} ago)."),
+    ] = None,
     until: UntilOption = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 20,
     json: JsonFlag = False,
@@ -124,29 +146,22 @@ def sessions(
     """List sessions, most recently active first (raw requests only, no rollups)."""
     settings = settings_of(ctx)
     with reported(settings):
-        start, end = window(since, until)
+        start, end = window(since or SESSIONS_SPAN, until)
 
-    async def work(
-        handle: Handle,
-    ) -> tuple[list[analytics.SessionSummary], int, dict[Any, str]]:
+    async def work(handle: Handle) -> tuple[list[dict[str, Any]], int, dict[Any, str]]:
         found = await _client_or_none(client)
-        summaries = await analytics.session_summaries(
-            llm_client=found, since=start, until=end, limit=limit
-        )
-        total = len(summaries)
-        if total == limit:  # perhaps more: count them all (one more pass, no rows)
-            total = await _count_sessions(found, start, end)
+        summaries, total = await _recent_sessions(found, start, end, limit)
         return summaries, total, await client_names()
 
     summaries, total, names = run(settings, work)
     rows = [
         {
-            "session_key": s.session_key,
-            "llm_client": name_of(names, s.llm_client_id),
-            "llm_client_id": str(s.llm_client_id),
-            "requests": s.requests,
-            "first_at": s.first_at,
-            "last_at": s.last_at,
+            "session_key": s["_id"]["s"],
+            "llm_client": name_of(names, s["_id"]["c"]),
+            "llm_client_id": str(s["_id"]["c"]),
+            "requests": int(s["requests"]),
+            "first_at": to_utc_ms(s["first_at"]),
+            "last_at": to_utc_ms(s["last_at"]),
         }
         for s in summaries
     ]
@@ -158,10 +173,16 @@ def sessions(
         settings.console.print(f"showing {len(rows):,} of {total:,} (--limit)", markup=False)
 
 
-async def _count_sessions(
-    found: LLMClient | None, start: dt.datetime | None, end: dt.datetime | None
-) -> int:
-    """How many (client, session) pairs the window holds, as ``sessions`` counts them."""
+async def _recent_sessions(
+    found: LLMClient | None, start: dt.datetime | None, end: dt.datetime | None, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The ``limit`` most recently active sessions of the window, and how many it holds.
+
+    One pass: the window's sessions are grouped on the server (the first
+    ``$match`` is bounded by the ``created_at`` or client index), and the
+    groups, one small row per session, are counted here while the first
+    ``limit`` are kept, so telling "showing 20 of N" costs no second pass.
+    """
     pipeline: list[dict[str, Any]] = [
         *scoped_match(
             client_id=None if found is None else ObjectId(found.id),
@@ -169,13 +190,25 @@ async def _count_sessions(
             until=end,
             extra={"session_key": {"$ne": None}},
         ),
-        {"$group": {"_id": {"s": "$session_key", "c": "$llm_client_id"}}},
-        {"$count": "n"},
+        {
+            "$group": {
+                "_id": {"s": "$session_key", "c": "$llm_client_id"},
+                "requests": {"$sum": 1},
+                "first_at": {"$min": "$created_at"},
+                "last_at": {"$max": "$created_at"},
+            }
+        },
+        {"$sort": {"last_at": -1, "_id": 1}},
     ]
     coll = LLMClientRequest.get_pymongo_collection()
-    with storage_errors("count the sessions"):
-        rows = await (await coll.aggregate(pipeline)).to_list(1)
-    return int(rows[0]["n"]) if rows else 0
+    kept: list[dict[str, Any]] = []
+    total = 0
+    with storage_errors("list the sessions"):
+        async for row in await coll.aggregate(pipeline):
+            total += 1
+            if len(kept) < limit:
+                kept.append(row)
+    return kept, total
 
 
 # -- show -----------------------------------------------------------------------
