@@ -72,6 +72,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=10_000, help="documents per insert_many")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--timeout",
+        default="60",
+        help="llmreq --timeout: the embedded engine is a Python server that answers no "
+        "heartbeat while it sorts a large export, and at 5 s the driver gives up on it",
+    )
     args = parser.parse_args()
     args.sessions = args.sessions or max(1, args.records // 25)
     return args
@@ -152,9 +158,10 @@ async def seed(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> tuple[s
     return session, time.perf_counter() - began
 
 
-def timed(uri: str, database: str, args: list[str], repeat: int) -> tuple[float, int]:
+def timed(uri: str, database: str, timeout: str, args: list[str], repeat: int) -> tuple[float, int]:
     """The median seconds of ``repeat`` runs of the real command, and its output size."""
     command = [sys.executable, "-m", "llmreq_mongo._cli", "--uri", uri, "--database", database]
+    command += ["--timeout", timeout]
     times = []
     size = 0
     for _ in range(repeat):
@@ -181,14 +188,16 @@ async def main() -> None:
                 flush=True,
             )
             # The commands run in other processes: nothing here may hold the loop.
-            base, _ = await asyncio.to_thread(timed, uri, name, BASELINE, args.repeat)
+            base, _ = await asyncio.to_thread(timed, uri, name, args.timeout, BASELINE, args.repeat)
             print(
                 f"{'command':<24}{'median s':>10}{'x baseline':>12}{'stdout bytes':>14}", flush=True
             )
             print(f"{'retention show (base)':<24}{base:>10.2f}{1.0:>12.1f}{'':>14}", flush=True)
             for label, command in COMMANDS:
                 filled = [part.format(session=newest) for part in command]
-                took, size = await asyncio.to_thread(timed, uri, name, filled, args.repeat)
+                took, size = await asyncio.to_thread(
+                    timed, uri, name, args.timeout, filled, args.repeat
+                )
                 print(f"{label:<24}{took:>10.2f}{took / base:>12.1f}{size:>14,}", flush=True)
         finally:
             await handle.client.drop_database(name)

@@ -32,7 +32,7 @@ def test_demo_records_through_the_recorder(cli):
     text = cli("demo", "--requests", "30", "--sessions", "12").stdout
     assert text.startswith("recorded 30 requests in 12 sessions through the recorder")
     assert "the 10 most recent of 12" in text
-    assert "requests per client (all time)" in text and "█" in text
+    assert "requests per client (last 7 days)" in text and "█" in text
     assert cli.requests.count_documents({}) == 90  # a second run adds to the store
 
 

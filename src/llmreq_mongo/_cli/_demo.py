@@ -277,14 +277,13 @@ def demo(
         seconds = time.perf_counter() - clock
         await _spread_over_days([talk for _, talk in talks], rng)
         keys = {talk.key for _, talk in talks}
+        recent = now_ms() - dt.timedelta(days=_DAYS, hours=1)
         summaries = [
             s
-            for s in await analytics.session_summaries(
-                since=now_ms() - dt.timedelta(days=_DAYS, hours=1), limit=_MAX_SUMMARIES
-            )
+            for s in await analytics.session_summaries(since=recent, limit=_MAX_SUMMARIES)
             if s.session_key in keys
         ]
-        usage = await analytics.client_usage()
+        usage = await analytics.client_usage(since=recent)
         return _Run(requests, seconds, stats, summaries, usage, await client_names())
 
     result = run(settings, work)
@@ -341,7 +340,7 @@ def demo(
     console.print()
     console.print(
         bar_chart(
-            "requests per client (all time)",
+            f"requests per client (last {_DAYS} days)",
             [(u.name or str(u.llm_client_id), u.requests) for u in result.usage],
             headers=("client", "requests"),
         )
