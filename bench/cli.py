@@ -42,6 +42,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 import llmreq_mongo
 from llmreq_mongo import LLMClient
@@ -200,7 +201,10 @@ async def main() -> None:
                 )
                 print(f"{label:<24}{took:>10.2f}{took / base:>12.1f}{size:>14,}", flush=True)
         finally:
-            await handle.client.drop_database(name)
+            # The server may be gone (killed under memory pressure): the
+            # figures are printed already, and its store is removed with it.
+            with contextlib.suppress(PyMongoError):
+                await handle.client.drop_database(name)
             await handle.close()
 
 
