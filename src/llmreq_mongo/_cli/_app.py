@@ -35,12 +35,12 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 from rich.console import Console
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
 
 from llmreq_mongo._connection import ENV_URI, Handle, client_for, init
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
+
+from ._usage import ShortUsageGroup
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -59,44 +59,9 @@ DEFAULT_DATA_DIR = Path(".llmreq-data")
 _PIPE_WIDTH = 160
 
 
-class _ShortUsageError(ClickException):
-    """A usage error shown in two lines: what was wrong, and where help is."""
-
-    exit_code = 2
-
-    def __init__(self, error: UsageError) -> None:
-        super().__init__(error.format_message())
-        self.hint = f"Try '{error.ctx.command_path} --help' for help." if error.ctx else ""
-
-    def show(self, file: Any = None) -> None:
-        print(f"error: {self.message}", file=sys.stderr)
-        if self.hint:
-            print(self.hint, file=sys.stderr)
-
-
-class _Group(TyperGroup):
-    """Click's group, with usage errors kept short (no usage block, no box)."""
-
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().make_context(*args, **kwargs)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
-            raise _ShortUsageError(exc) from None
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
-            raise _ShortUsageError(exc) from None
-
-
 app = typer.Typer(
     name="llmreq",
-    cls=_Group,
+    cls=ShortUsageGroup,
     # Plain Click help: flags shown as flags, not as typed values.
     rich_markup_mode=None,
     help="Inspect and manage the request history of LLM clients kept in MongoDB.",
