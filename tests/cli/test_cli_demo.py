@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from llmreq_mongo._cli._demo import _PERSONAS
 
 
 def test_demo_records_through_the_recorder(cli):
@@ -28,8 +32,46 @@ def test_demo_records_through_the_recorder(cli):
     text = cli("demo", "--requests", "30", "--sessions", "12").stdout
     assert text.startswith("recorded 30 requests in 12 sessions through the recorder")
     assert "the 10 most recent of 12" in text
-    assert "requests per client (all time)" in text and "█" in text
+    assert "requests per client (last 7 days)" in text and "█" in text
     assert cli.requests.count_documents({}) == 90  # a second run adds to the store
+
+
+def test_demo_answers_fit_their_questions(cli):
+    cli.json("demo", "--requests", "90", "--sessions", "9")
+    answer_to = {
+        question: answer for persona in _PERSONAS for question, answer in persona.exchanges
+    }
+    checked = 0
+    for doc in cli.requests.find():
+        messages = doc["request"]["messages"]
+        assert messages[-1]["role"] == "user"
+        for asked, answered in itertools.pairwise(messages[1:]):
+            if answered["role"] == "assistant":
+                assert asked["role"] == "user"
+                assert answered["content"] == answer_to[asked["content"]], asked["content"]
+                checked += 1
+    assert checked > 50
+
+
+def test_demo_spreads_its_sessions_over_the_last_days(cli):
+    result = cli.json("demo", "--requests", "120", "--sessions", "20")
+    now = dt.datetime.now(dt.timezone.utc)
+    docs = list(cli.requests.find())
+    times = [d["created_at"] for d in docs]
+    assert all(now - dt.timedelta(days=7, minutes=1) <= t <= now for t in times)
+    assert max(times) - min(times) > dt.timedelta(days=1)
+    assert len({t.date() for t in times}) >= 3
+    assert all(d["updated_at"] == d["created_at"] for d in docs)
+    # Within a session, the turns keep their order: a longer conversation is later.
+    for key in {d["session_key"] for d in docs}:
+        turns = sorted((d for d in docs if d["session_key"] == key), key=lambda d: d["created_at"])
+        lengths = [len(d["request"]["messages"]) for d in turns]
+        assert lengths == sorted(lengths) and len(set(lengths)) == len(lengths)
+        assert turns[-1]["created_at"] - turns[0]["created_at"] < dt.timedelta(hours=2)
+    # The run's own report reads them back.
+    assert len(result["sessions"]) == 20
+    assert sum(s["requests"] for s in result["sessions"]) == 120
+    assert sum(b["count"] for b in cli.json("stats", "--since", "8d")) == 120
 
 
 def _llmreq(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -164,7 +164,9 @@ def test_stats_chart_and_time_zone(cli, seeded):
     assert "requests per day (time zone Asia/Tokyo): 5 in all" in out
     assert "█" in out
     hourly = cli.json("stats", "--by", "hour", "--since", "36h", "--tz", "Asia/Kolkata")
-    assert all(b["start"].endswith("+05:30") for b in hourly)
+    # Times are UTC with Z, like every time the CLI prints: hours of a zone at
+    # +05:30 start at half past in UTC.
+    assert all(b["start"].endswith(":30:00.000Z") for b in hourly)
     assert sum(b["count"] for b in hourly) == 5
 
 
@@ -188,5 +190,36 @@ def test_aggregate(cli, seeded):
     assert cli.requests.count_documents({"is_aggregation": True}) == 4  # 3 + the seeded one
     text = cli("aggregate", "--since", since, "--until", until, "--client", "coder").stdout
     assert text.startswith("rolled up 2 sessions of ")
-    missing = cli("aggregate", "--since", since, ok=False)
+    missing = cli("aggregate", "--until", until, ok=False)
     assert missing.exit_code == 2
+
+
+@pytest.fixture
+def old_and_new(cli, tmp_path):
+    """One session 40 days ago and one an hour ago, of the same client."""
+    now = dt.datetime.now(UTC)
+    records = [
+        export_record(
+            created_at=now - dt.timedelta(days=40, minutes=m), client=BOT, session_key="old"
+        )
+        for m in (2, 1)
+    ]
+    records.append(
+        export_record(created_at=now - dt.timedelta(hours=1), client=BOT, session_key="new")
+    )
+    cli("import", str(write_jsonl(tmp_path / "old.jsonl", records)))
+
+
+def test_clients_counts_the_last_30_days_by_default(cli, old_and_new):
+    (row,) = cli.json("clients")
+    assert row["requests"] == 1 and row["sessions"] == 1
+    (row,) = cli.json("clients", "--since", "60d")
+    assert row["requests"] == 3 and row["sessions"] == 2
+    assert "requests in the last 30d (--since)" in cli("clients").stdout
+    (row,) = cli.json("clients", "--since", "60d", "--until", "30d")
+    assert row["requests"] == 2
+
+
+def test_sessions_lists_the_last_7_days_by_default(cli, old_and_new):
+    assert [s["session_key"] for s in cli.json("sessions")] == ["new"]
+    assert [s["session_key"] for s in cli.json("sessions", "--since", "60d")] == ["new", "old"]

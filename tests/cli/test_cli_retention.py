@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import pty
+import subprocess
+import sys
 
 from bson import ObjectId
 from clitools import UTC, export_record, write_jsonl
@@ -92,16 +96,69 @@ def test_prune_dry_run_then_for_real_in_batches(cli, tmp_path):
     ]
     assert cli.requests.count_documents({}) == 10
 
-    text = cli("prune", "--older-than", "90d", "--batch-size", "3").stdout
+    text = cli("prune", "--older-than", "90d", "--batch-size", "3", "--yes").stdout
     assert "support-bot" in text and "coder" in text
     assert "deleted 8 requests older than " in text and " in 3 batches" in text
     assert {str(d["_id"]) for d in cli.requests.find()} == recent
 
-    assert "nothing to prune" in cli("prune", "--older-than", "90d").stdout
-    assert cli.json("prune", "--older-than", "2h")["deleted"] == 1
+    assert "nothing to prune" in cli("prune", "--older-than", "90d", "--yes").stdout
+    assert cli.json("prune", "--older-than", "2h", "--yes")["deleted"] == 1
 
 
 def test_prune_refuses_a_bad_duration(cli):
     result = cli("prune", "--older-than", "soon", ok=False)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: --older-than 'soon' is not a duration")
+
+
+def test_prune_without_a_terminal_refuses_unless_yes(cli, tmp_path):
+    _seed(cli, tmp_path)
+    result = cli("prune", "--older-than", "90d", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: prune deletes requests and there is no terminal")
+    assert "--yes" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert cli.requests.count_documents({}) == 10
+    assert cli.json("prune", "--older-than", "90d", "--dry-run")["matched"] == 8  # no --yes needed
+
+
+def _prune_on_a_terminal(cli, answer: str) -> tuple[int, str]:
+    """Run the real ``llmreq prune`` with a pseudo-terminal as stdin, answering ``answer``."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmreq_mongo._cli",
+            "--uri",
+            cli.uri,
+            "--database",
+            cli.database,
+            "prune",
+            "--older-than",
+            "90d",
+        ],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(follower)
+    try:
+        os.write(leader, answer.encode() + b"\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(leader)
+    return proc.returncode, out + err
+
+
+def test_prune_on_a_terminal_asks_first(cli, tmp_path):
+    _seed(cli, tmp_path)
+    code, text = _prune_on_a_terminal(cli, "n")
+    assert code == 1, text
+    assert "delete 8 requests older than" in text and "nothing deleted" in text
+    assert cli.requests.count_documents({}) == 10
+
+    code, text = _prune_on_a_terminal(cli, "y")
+    assert code == 0, text
+    assert "deleted 8 requests" in text
+    assert cli.requests.count_documents({}) == 2

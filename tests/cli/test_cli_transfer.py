@@ -6,7 +6,12 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from bson import DBRef, ObjectId
 from clitools import UTC, export_record, write_jsonl
@@ -290,7 +295,7 @@ def test_django_fixture_with_a_bad_entry(cli, tmp_path):
     assert result.exit_code == 1
     starts = [n for n, text in enumerate(path.read_text().splitlines(), 1) if text == "  {"]
     line = starts[3]  # where the 4th entry begins
-    assert f"error: line {line}: llm_client 7 is not a llm_client.llmclient" in result.stderr
+    assert f"error: line {line}: llm_client 7 is not an llm_client.llmclient" in result.stderr
     assert cli.requests.count_documents({}) == 0
     summary = cli.json("import", "--on-error", "skip", str(path))
     assert summary["imported"] == 2
@@ -336,3 +341,185 @@ def test_export_writes_non_json_values_from_other_writers_as_strings(cli, tmp_pa
     )
     line = json.loads(cli("export", "-o", "-", "--session", "raw").stdout)
     assert line["request"] == {"at": "2026-03-02T12:00:00.005Z", "ref": str(client_id)}
+
+
+def test_a_line_nested_50000_deep_is_one_bad_line(cli, tmp_path):
+    good = [export_record(created_at=T0, client=BOT, request={"n": i}) for i in range(2)]
+    deep = json.dumps({**good[0], "request": None}, separators=(",", ":")).replace(
+        '"request":null', '"request":' + "[" * 50_000 + "]" * 50_000
+    )
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps(good[0]) + "\n" + deep + "\n" + json.dumps(good[1]) + "\n")
+    result = cli("import", str(path), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: line 2: nested too deeply")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert cli.requests.count_documents({}) == 0
+
+    summary = cli.json("import", "--on-error", "skip", str(path))
+    assert summary["imported"] == 2
+    assert [s["line"] for s in summary["skipped"]] == [2]
+    assert {d["request"]["n"] for d in cli.requests.find()} == {0, 1}
+
+
+def test_a_fixture_entry_nested_too_deep_stops_cleanly(cli, tmp_path):
+    entries = _fixture()
+    text = json.dumps(entries[:3])[:-1] + ', {"model": "x", "fields": ' + "[" * 50_000
+    path = tmp_path / "deep.json"
+    path.write_text(text + "]" * 50_000 + "}]")
+    result = cli("import", "--on-error", "skip", str(path), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: line 1: nested too deeply")
+    assert len(result.stderr.splitlines()) == 1
+    assert cli.requests.count_documents({}) == 0
+
+
+def test_out_of_range_times_in_an_import_are_bad_lines(cli, tmp_path):
+    good = export_record(created_at=T0, client=BOT)
+    early = {**export_record(created_at=T0, client=BOT), "created_at": "0001-01-01T00:00:00+14:00"}
+    late = {**export_record(created_at=T0, client=BOT), "updated_at": "9999-12-31T23:59:59-01:00"}
+    path = write_jsonl(tmp_path / "range.jsonl", [early, good, late])
+    result = cli("import", str(path), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: line 1: created_at '0001-01-01T00:00:00+14:00' is out of range"
+    )
+    assert len(result.stderr.splitlines()) == 1
+    summary = cli.json("import", "--on-error", "skip", str(path))
+    assert summary["imported"] == 1 and [s["line"] for s in summary["skipped"]] == [1, 3]
+
+
+def test_django_fixture_with_null_is_aggregation_imports_false(cli, tmp_path):
+    # The reference declares is_aggregation = BooleanField(default=False,
+    # blank=True, null=True), and its dumpdata writes null for unset rows.
+    entries = _fixture()
+    for entry in entries[2:5]:
+        entry["fields"]["is_aggregation"] = None  # type: ignore[index]
+    del entries[3]["fields"]["is_aggregation"]  # type: ignore[index]
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps(entries, indent=2))
+    summary = cli.json("import", str(path))
+    assert summary["imported"] == 3 and summary["skipped"] == []
+    assert [d["is_aggregation"] for d in cli.requests.find()] == [False, False, False]
+    bad = _fixture()
+    bad[2]["fields"]["is_aggregation"] = "yes"  # type: ignore[index]
+    path.write_text(json.dumps(bad, indent=2))
+    result = cli("import", str(path), ok=False)
+    assert "is_aggregation must be true or false, got str" in result.stderr
+
+
+def _exported(cli, tmp_path: Path) -> bytes:
+    """Seed two records and return what ``export -o -`` writes for them."""
+    _seed(cli, tmp_path)
+    return cli("export", "-o", "-").stdout.encode()
+
+
+def _llmreq(cli, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """The real command in its own process, against the test's database."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmreq_mongo._cli",
+            "--uri",
+            cli.uri,
+            "--database",
+            cli.database,
+            *list(args),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+        **kwargs,
+    )
+
+
+def test_export_writes_through_a_fifo_to_its_reader(cli, tmp_path):
+    expected = _exported(cli, tmp_path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        cli("export", "-o", str(fifo))
+        received, _ = reader.communicate(timeout=60)
+    finally:
+        reader.kill()
+    assert received == expected
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO, not replaced by a file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "seed.jsonl"]
+
+
+def test_export_follows_a_symlink_and_keeps_it(cli, tmp_path):
+    expected = _exported(cli, tmp_path)
+    real = tmp_path / "data" / "export.jsonl"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(real)
+    cli("export", "-o", str(link))
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_bytes() == expected
+    dangling = tmp_path / "new.jsonl"
+    dangling.symlink_to(tmp_path / "data" / "fresh.jsonl")
+    cli("export", "-o", str(dangling))
+    assert dangling.is_symlink() and (tmp_path / "data" / "fresh.jsonl").read_bytes() == expected
+    assert sorted(p.name for p in real.parent.iterdir()) == ["export.jsonl", "fresh.jsonl"]
+
+
+def test_export_keeps_an_existing_files_mode_and_gives_new_ones_the_umask(cli, tmp_path):
+    expected = _exported(cli, tmp_path)
+    existing = tmp_path / "shared.jsonl"
+    existing.write_text("old\n")
+    os.chmod(existing, 0o664)
+    cli("export", "-o", str(existing))
+    assert stat.S_IMODE(os.stat(existing).st_mode) == 0o664
+    assert existing.read_bytes() == expected
+    mask = os.umask(0o022)
+    try:
+        cli("export", "-o", str(tmp_path / "new.jsonl"))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.jsonl").st_mode) == 0o644
+
+
+def _device(tmp_path: Path, name: str) -> Path:
+    """``/dev/<name>``, or as root a twin of it in ``tmp_path``.
+
+    As root, an export that wrongly replaced its target would replace the
+    machine's own device node; the twin (the same device, or the same
+    symlink) takes that risk instead.
+    """
+    system = Path("/dev") / name
+    if os.geteuid() != 0:
+        return system
+    twin = tmp_path / name
+    if system.is_symlink():
+        twin.symlink_to(os.readlink(system))
+    else:
+        info = os.stat(system)
+        os.mknod(twin, stat.S_IFCHR | 0o666, info.st_rdev)
+    return twin
+
+
+def test_export_to_dev_stdout_writes_through(cli, tmp_path):
+    expected = _exported(cli, tmp_path)
+    stdout = _device(tmp_path, "stdout")
+    proc = _llmreq(cli, "export", "-o", str(stdout))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected
+    assert stdout.is_symlink()
+    null = _device(tmp_path, "null")
+    assert _llmreq(cli, "export", "-o", str(null)).returncode == 0
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+
+
+def test_export_to_dev_full_is_one_clean_error_and_leaves_the_device(cli, tmp_path):
+    _seed(cli, tmp_path)
+    full = _device(tmp_path, "full")
+    before = os.stat(full)
+    proc = _llmreq(cli, "export", "-o", str(full))
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == f"error: No space left on device: {full}\n"
+    after = os.stat(full)
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    assert after.st_ino == before.st_ino

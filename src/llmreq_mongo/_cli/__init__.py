@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from llmreq_mongo._cli._app import app, main
+from ._app import app, main
 
 __all__ = ["app", "main"]
 

@@ -6,14 +6,15 @@ from typing import Annotated
 
 import typer
 
-from llmreq_mongo._cli._app import JsonFlag, app, reported, run, settings_of
-from llmreq_mongo._cli._durations import format_time
-from llmreq_mongo._cli._inspect import window
-from llmreq_mongo._cli._names import client_by_name
-from llmreq_mongo._cli._render import plural, print_json
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._reports.rollups import RollupResult, aggregate_sessions
 from llmreq_mongo.errors import InvalidInput
+
+from ._app import JsonFlag, app, reported, run, settings_of
+from ._durations import format_time
+from ._inspect import window
+from ._names import client_by_name
+from ._render import plural, print_json
 
 __all__ = ["aggregate"]
 
@@ -22,7 +23,9 @@ __all__ = ["aggregate"]
 def aggregate(
     ctx: typer.Context,
     since: Annotated[str, typer.Option(help="The window's start: ISO 8601, a date, or 1d ago.")],
-    until: Annotated[str, typer.Option(help="The window's end (excluded); 'now' works.")],
+    until: Annotated[
+        str, typer.Option(help="The window's end (excluded), same forms as --since.")
+    ] = "now",
     client: Annotated[str | None, typer.Option(help="Only this client (by name).")] = None,
     json: JsonFlag = False,
 ) -> None:

@@ -6,7 +6,9 @@ Every command runs against the store the global options name: ``--uri`` (or
 lost on a crash.
 
 Errors are one line on stderr and exit status 1; ``--debug`` adds the
-traceback. A password in the URI is never printed, traceback included.
+traceback. Usage errors (a misspelt option, a bad value) are two lines, the
+error and where to find help, with exit status 2. A password in the URI is
+never printed, traceback included.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import traceback
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -37,6 +40,8 @@ from llmreq_mongo._connection import ENV_URI, Handle, client_for, init
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
 
+from ._usage import ShortUsageGroup
+
 __all__ = [
     "DEFAULT_DATA_DIR",
     "JsonFlag",
@@ -53,8 +58,12 @@ T = TypeVar("T")
 DEFAULT_DATA_DIR = Path(".llmreq-data")
 _PIPE_WIDTH = 160
 
+
 app = typer.Typer(
     name="llmreq",
+    cls=ShortUsageGroup,
+    # Plain Click help: flags shown as flags, not as typed values.
+    rich_markup_mode=None,
     help="Inspect and manage the request history of LLM clients kept in MongoDB.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -96,6 +105,19 @@ class Settings:
         return flag or self.json
 
 
+def _version() -> str:
+    try:
+        return version("llmreq-mongo")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"llmreq {_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
@@ -114,6 +136,12 @@ def _global(
         float, typer.Option(min=0.1, max=600, help="Seconds to wait for the server.")
     ] = 5.0,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    _version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = Settings(uri=uri or None, database=database, json=json, debug=debug, timeout=timeout)
 

@@ -4,11 +4,18 @@ Three clients hold conversations: each session belongs to one client, and
 every request resends the conversation so far plus a new user message, as
 chat-completion clients do. The records go through :class:`~llmreq_mongo.Recorder`
 (batched ``insert_many`` in the background), with a progress bar that moves
-as MongoDB acknowledges each batch.
+as MongoDB acknowledges each batch. Every answer is the one written for the
+question before it.
+
+The recorder stamps each record with the moment it is recorded, so a run
+would sit in one second; once written, each session is moved to its own
+moment of the last seven days (:func:`_spread_over_days`), so ``sessions``,
+``stats`` and ``show`` have days and hours to show.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import secrets
 import time
@@ -16,21 +23,29 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
+from bson import ObjectId
+from pymongo import UpdateOne
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmreq_mongo import analytics
-from llmreq_mongo._cli._app import JsonFlag, app, run, settings_of
-from llmreq_mongo._cli._durations import format_time
-from llmreq_mongo._cli._names import client_names, name_of
-from llmreq_mongo._cli._render import bar_chart, plural, print_json, print_sessions
 from llmreq_mongo._connection import Handle
-from llmreq_mongo._documents import LLMClient
+from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._recording.recorder import Recorder, RecorderStats
-from llmreq_mongo._time import now_ms
+from llmreq_mongo._time import now_ms, to_utc_ms
+from llmreq_mongo.errors import storage_errors
+
+from ._app import JsonFlag, app, run, settings_of
+from ._durations import format_time
+from ._names import client_names, name_of
+from ._render import bar_chart, plural, print_json, print_sessions
 
 __all__ = ["demo"]
 
 _SHOWN = 10
+#: The sessions of a run are spread over this many days back from now.
+_DAYS = 7
+_MAX_SUMMARIES = 10_000
+_UPDATE_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -39,8 +54,8 @@ class _Persona:
     description: str
     models: tuple[str, ...]
     system: str
-    questions: tuple[str, ...]
-    answers: tuple[str, ...]
+    #: What users ask, each with the answer the assistant gives to it.
+    exchanges: tuple[tuple[str, str], ...]
     tools: bool = False
 
 
@@ -51,17 +66,26 @@ _PERSONAS = (
         ("gpt-4o-mini", "gpt-4o"),
         "You are a friendly support agent for an online store. Be brief.",
         (
-            "How do I reset my password?",
-            "My order #4821 has not arrived yet. Can you check?",
-            "What is the refund policy for annual plans?",
-            "Can I change the delivery address after ordering?",
-            "The discount code SPRING25 is rejected at checkout.",
-        ),
-        (
-            "You can reset it from the sign-in page: choose 'Forgot password'.",
-            "The parcel left our warehouse on Monday; tracking shows it arrives tomorrow.",
-            "Annual plans are refundable within 30 days of purchase.",
-            "Yes, until the order ships: open the order and choose 'Edit address'.",
+            (
+                "How do I reset my password?",
+                "You can reset it from the sign-in page: choose 'Forgot password'.",
+            ),
+            (
+                "My order #4821 has not arrived yet. Can you check?",
+                "The parcel left our warehouse on Monday; tracking shows it arrives tomorrow.",
+            ),
+            (
+                "What is the refund policy for annual plans?",
+                "Annual plans are refundable within 30 days of purchase.",
+            ),
+            (
+                "Can I change the delivery address after ordering?",
+                "Yes, until the order ships: open the order and choose 'Edit address'.",
+            ),
+            (
+                "The discount code SPRING25 is rejected at checkout.",
+                "SPRING25 ended on 31 May; SUMMER20 gives 20% off until August.",
+            ),
         ),
     ),
     _Persona(
@@ -70,16 +94,26 @@ _PERSONAS = (
         ("claude-sonnet-4", "gpt-4.1"),
         "You are a senior Python engineer. Answer with short code examples.",
         (
-            "Why does asyncio.run complain that an event loop is already running?",
-            "Write a pytest fixture that yields a temporary SQLite database.",
-            "How do I read a 10 GB CSV file without running out of memory?",
-            "Explain the difference between a list and a deque.",
-            "Refactor this function to use a dataclass instead of a dict.",
-        ),
-        (
-            "Because the code already runs inside a loop; await the coroutine instead.",
-            "Use tmp_path and sqlite3.connect, then yield the connection and close it.",
-            "Stream it: iterate over csv.reader on the open file, one row at a time.",
+            (
+                "Why does asyncio.run complain that an event loop is already running?",
+                "Because the code already runs inside a loop; await the coroutine instead.",
+            ),
+            (
+                "Write a pytest fixture that yields a temporary SQLite database.",
+                "Use tmp_path and sqlite3.connect, then yield the connection and close it.",
+            ),
+            (
+                "How do I read a 10 GB CSV file without running out of memory?",
+                "Stream it: iterate over csv.reader on the open file, one row at a time.",
+            ),
+            (
+                "Explain the difference between a list and a deque.",
+                "A deque appends and pops at both ends in O(1); a list only at its end.",
+            ),
+            (
+                "Refactor this function to use a dataclass instead of a dict.",
+                "Declare @dataclass class Order: id: int; total: float, and return Order(...).",
+            ),
         ),
         tools=True,
     ),
@@ -89,13 +123,18 @@ _PERSONAS = (
         ("gpt-4o-mini",),
         "Summarise the user's text in three bullet points.",
         (
-            "Summarise: Q3 revenue grew 12% while support costs fell by a fifth...",
-            "Summarise: the incident began at 09:12 when a certificate expired...",
-            "Summarise: the board approved the new office lease in Lyon...",
-        ),
-        (
-            "- Revenue up 12%\n- Support costs down 20%\n- Margin improved",
-            "- Expired certificate at 09:12\n- 40 minutes of errors\n- Renewal automated",
+            (
+                "Summarise: Q3 revenue grew 12% while support costs fell by a fifth...",
+                "- Revenue up 12%\n- Support costs down 20%\n- Margin improved",
+            ),
+            (
+                "Summarise: the incident began at 09:12 when a certificate expired...",
+                "- Expired certificate at 09:12\n- 40 minutes of errors\n- Renewal automated",
+            ),
+            (
+                "Summarise: the board approved the new office lease in Lyon...",
+                "- New office in Lyon\n- Lease approved by the board\n- Move planned",
+            ),
         ),
     ),
 )
@@ -125,11 +164,17 @@ class _Conversation:
         self.key = secrets.token_hex(16)  # shaped like a Django session key
         self.model = rng.choice(persona.models)
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": persona.system}]
+        self.pending: str | None = None
+        self.ids: list[ObjectId] = []
 
     def next_request(self, rng: random.Random) -> dict[str, Any]:
-        if len(self.messages) > 1:
-            self.messages.append({"role": "assistant", "content": rng.choice(self.persona.answers)})
-        self.messages.append({"role": "user", "content": rng.choice(self.persona.questions)})
+        # The previous question gets its own answer before the next one is asked.
+        if self.pending is not None:
+            self.messages.append({"role": "assistant", "content": self.pending})
+        asked = {m["content"] for m in self.messages if m["role"] == "user"}
+        fresh = [e for e in self.persona.exchanges if e[0] not in asked]
+        question, self.pending = rng.choice(fresh or self.persona.exchanges)
+        self.messages.append({"role": "user", "content": question})
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": [dict(m) for m in self.messages],
@@ -140,6 +185,34 @@ class _Conversation:
         if self.persona.tools:
             payload["tools"] = _TOOLS
         return payload
+
+
+async def _spread_over_days(talks: list[_Conversation], rng: random.Random) -> None:
+    """Move each session of the run to its own moment of the last few days.
+
+    The recorder stamps every record with the time it was recorded, so a run
+    would otherwise sit in one second. Each session gets a random start in
+    the last :data:`_DAYS` days and its turns 20 s to 3 min apart, in the
+    order they were recorded; ``created_at`` and ``updated_at`` are set on
+    the records already written (by id, in bulk).
+    """
+    now = now_ms()
+    span = dt.timedelta(days=_DAYS).total_seconds()
+    updates: list[UpdateOne] = []
+    coll = LLMClientRequest.get_pymongo_collection()
+    for talk in talks:
+        gaps = [rng.uniform(20, 180) for _ in talk.ids]
+        latest = max(0.0, span - sum(gaps))
+        at = now - dt.timedelta(seconds=sum(gaps) + rng.uniform(0, latest))
+        for record_id, gap in zip(talk.ids, gaps, strict=True):
+            at += dt.timedelta(seconds=gap)
+            when = to_utc_ms(min(at, now))
+            updates.append(
+                UpdateOne({"_id": record_id}, {"$set": {"created_at": when, "updated_at": when}})
+            )
+    with storage_errors("spread the demo's sessions over the last days"):
+        for start in range(0, len(updates), _UPDATE_BATCH):
+            await coll.bulk_write(updates[start : start + _UPDATE_BATCH], ordered=False)
 
 
 @dataclass(frozen=True)
@@ -178,7 +251,6 @@ def demo(
             (clients[i % len(clients)], _Conversation(_PERSONAS[i % len(_PERSONAS)], rng))
             for i in range(sessions)
         ]
-        started_at = now_ms()
         progress = Progress(
             TextColumn("recording"),
             BarColumn(),
@@ -197,12 +269,21 @@ def demo(
             async with Recorder(max_batch=500, after_write=written) as recorder:
                 for i in range(requests):
                     client, talk = talks[i % sessions] if i < sessions else rng.choice(talks)
-                    await recorder.arecord(client, talk.next_request(rng), session_key=talk.key)
+                    talk.ids.append(
+                        await recorder.arecord(client, talk.next_request(rng), session_key=talk.key)
+                    )
                 await recorder.flush()
                 stats = recorder.stats
         seconds = time.perf_counter() - clock
-        summaries = await analytics.session_summaries(since=started_at, limit=sessions)
-        usage = await analytics.client_usage()
+        await _spread_over_days([talk for _, talk in talks], rng)
+        keys = {talk.key for _, talk in talks}
+        recent = now_ms() - dt.timedelta(days=_DAYS, hours=1)
+        summaries = [
+            s
+            for s in await analytics.session_summaries(since=recent, limit=_MAX_SUMMARIES)
+            if s.session_key in keys
+        ]
+        usage = await analytics.client_usage(since=recent)
         return _Run(requests, seconds, stats, summaries, usage, await client_names())
 
     result = run(settings, work)
@@ -235,7 +316,7 @@ def demo(
         f"recorded {plural(result.recorded, 'request')} in {plural(sessions, 'session')} "
         "through the recorder "
         f"in {result.seconds:.2f} s ({rate:,.0f}/s; {result.stats.written:,} written, "
-        f"{result.stats.retried:,} retried)",
+        f"{result.stats.retried:,} retried), spread over the last {_DAYS} days",
         markup=False,
     )
     console.print()
@@ -259,7 +340,7 @@ def demo(
     console.print()
     console.print(
         bar_chart(
-            "requests per client (all time)",
+            f"requests per client (last {_DAYS} days)",
             [(u.name or str(u.llm_client_id), u.requests) for u in result.usage],
             headers=("client", "requests"),
         )

@@ -14,7 +14,7 @@ import re
 from llmreq_mongo._time import now_ms, to_utc_ms
 from llmreq_mongo.errors import InvalidInput
 
-__all__ = ["format_duration", "format_time", "parse_duration", "parse_time"]
+__all__ = ["format_duration", "format_time", "in_utc", "parse_duration", "parse_time"]
 
 UTC = dt.timezone.utc
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -77,7 +77,25 @@ def parse_time(text: str, *, what: str = "time", now: dt.datetime | None = None)
             f"{what} {text!r} has no time zone; add one (Z or +02:00) "
             "or give a date alone for midnight UTC"
         )
-    return to_utc_ms(parsed)
+    return in_utc(parsed, what=f"{what} {text!r}")
+
+
+def in_utc(value: dt.datetime, *, what: str) -> dt.datetime:
+    """``value`` in UTC to the millisecond, refusing an instant UTC cannot hold.
+
+    ``0001-01-01T00:00:00+14:00`` is a valid ISO 8601 time whose UTC instant
+    falls before year 1, which Python (and BSON's dates as PyMongo reads them)
+    cannot represent.
+
+    Raises:
+        InvalidInput: the instant is outside years 1 to 9999 in UTC.
+    """
+    try:
+        return to_utc_ms(value)
+    except OverflowError:
+        raise InvalidInput(
+            f"{what} is out of range: in UTC it falls outside the years 1 to 9999"
+        ) from None
 
 
 def format_time(value: dt.datetime) -> str:

@@ -22,26 +22,24 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from enum import Enum
-from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmreq_mongo._checks import check_session_key
-from llmreq_mongo._cli._app import Settings, app, reported, run, settings_of
-from llmreq_mongo._cli._durations import format_time, parse_time
-from llmreq_mongo._cli._names import client_by_name, client_names, name_of
-from llmreq_mongo._cli._render import dump_json, plural, print_json
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest
 from llmreq_mongo._queries import decode_payload
 from llmreq_mongo.errors import InvalidInput, storage_errors
+
+from ._app import Settings, app, reported, run, settings_of
+from ._durations import format_time, parse_time
+from ._names import client_by_name, client_names, name_of
+from ._render import dump_json, plural, print_json
+from ._target import checked_target, named_errors, open_target
 
 __all__ = ["ExportFormat", "export", "export_line", "request_filter"]
 
@@ -142,7 +140,7 @@ async def _in_order(query: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         yield item
 
 
-def _progress(settings: Settings, total: int, what: str) -> Progress:
+def _progress(settings: Settings, total: int | None, what: str) -> Progress:
     console = settings.err
     return Progress(
         TextColumn(what),
@@ -159,8 +157,11 @@ async def _write(
     out: IO[str], fmt: ExportFormat, query: Mapping[str, Any], settings: Settings
 ) -> int:
     names = await client_names()
-    with storage_errors("count the requests to export"):
-        total = await LLMClientRequest.get_pymongo_collection().count_documents(query)
+    total = None
+    if settings.err.is_terminal:
+        # Only the progress bar needs the total, and counting is a pass of its own.
+        with storage_errors("count the requests to export"):
+            total = await LLMClientRequest.get_pymongo_collection().count_documents(query)
     writer = csv.writer(out) if fmt is ExportFormat.csv else None
     if writer is not None:
         writer.writerow(CSV_COLUMNS)
@@ -206,37 +207,21 @@ def export(
         end = parse_time(until, what="--until") if until else None
         if start and end and start >= end:
             raise InvalidInput("--since must be before --until")
-        target = None if output == "-" else Path(output)
-        if target is not None and target.is_dir():
-            raise InvalidInput(f"-o {output} is a directory; give a file name")
-        if target is not None and not target.parent.is_dir():
-            raise InvalidInput(f"-o {output}: the directory {target.parent} does not exist")
+        target = checked_target(output)
 
     def writing_to(out: IO[str]) -> Callable[[Handle], Awaitable[int]]:
         async def work(handle: Handle) -> int:
             query = await request_filter(client=client, session=session, since=start, until=end)
-            count = await _write(out, fmt, query, settings)
-            out.flush()
+            with named_errors(target):
+                count = await _write(out, fmt, query, settings)
+                out.flush()
             return count
 
         return work
 
-    if target is None:
-        count = run(settings, writing_to(sys.stdout))
-    else:
-        # Write beside the target and rename at the end: a failed export never
-        # leaves a truncated file where a good one was expected.
-        newline = "" if fmt is ExportFormat.csv else "\n"
-        directory = target.parent if str(target.parent) else Path(".")
-        with reported(settings):
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as sink:
-                count = run(settings, writing_to(sink))
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    newline = "" if fmt is ExportFormat.csv else "\n"
+    with reported(settings), open_target(target, newline=newline) as sink:
+        count = run(settings, writing_to(sink))
     where = "stdout" if target is None else str(target)
     if settings.wants_json(json) and target is not None:
         print_json({"exported": count, "file": where, "format": fmt.value})

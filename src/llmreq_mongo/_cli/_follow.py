@@ -15,15 +15,16 @@ import typer
 from bson import ObjectId
 
 from llmreq_mongo._checks import check_session_key
-from llmreq_mongo._cli._app import app, reported, run, settings_of
-from llmreq_mongo._cli._durations import format_time
-from llmreq_mongo._cli._export import export_line
-from llmreq_mongo._cli._names import client_by_name, client_names, name_of
-from llmreq_mongo._cli._render import one_line
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest
 from llmreq_mongo._queries import decode_payload
 from llmreq_mongo.errors import storage_errors
+
+from ._app import app, reported, run, settings_of
+from ._durations import format_time
+from ._export import export_line
+from ._names import client_by_name, client_names, name_of
+from ._render import one_line
 
 __all__ = ["tail"]
 

@@ -31,9 +31,6 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from llmreq_mongo._cli._app import Settings, app, reported, run, settings_of
-from llmreq_mongo._cli._records import ClientRef, ImportFormat, OnError, Outcome, Record, check_file
-from llmreq_mongo._cli._render import plural, print_json
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import (
     LLMClient,
@@ -42,6 +39,10 @@ from llmreq_mongo._documents import (
     validate_request,
 )
 from llmreq_mongo.errors import AlreadyExists, InvalidInput, StorageError
+
+from ._app import Settings, app, reported, run, settings_of
+from ._records import ClientRef, ImportFormat, OnError, Outcome, Record, check_file
+from ._render import plural, print_json
 
 __all__ = ["import_command", "write_records"]
 

@@ -12,10 +12,16 @@ from bson import ObjectId
 
 from llmreq_mongo import analytics
 from llmreq_mongo._checks import check_session_key
-from llmreq_mongo._cli._app import JsonFlag, Settings, app, reported, run, settings_of
-from llmreq_mongo._cli._durations import format_time, parse_time
-from llmreq_mongo._cli._names import client_by_name, client_names, name_of
-from llmreq_mongo._cli._render import (
+from llmreq_mongo._connection import Handle
+from llmreq_mongo._documents import LLMClient, LLMClientRequest
+from llmreq_mongo._queries import scoped_match
+from llmreq_mongo._time import to_utc_ms
+from llmreq_mongo.errors import InvalidInput, storage_errors
+
+from ._app import JsonFlag, Settings, app, reported, run, settings_of
+from ._durations import format_time, parse_time
+from ._names import client_by_name, client_names, name_of
+from ._render import (
     bar_chart,
     chat_messages,
     dump_json,
@@ -24,9 +30,6 @@ from llmreq_mongo._cli._render import (
     print_sessions,
     table,
 )
-from llmreq_mongo._connection import Handle
-from llmreq_mongo._documents import LLMClient, LLMClientRequest
-from llmreq_mongo.errors import InvalidInput
 
 __all__ = ["Bucket", "clients", "sessions", "show", "stats", "window"]
 
@@ -55,13 +58,30 @@ async def _client_or_none(name: str | None) -> LLMClient | None:
 # -- clients --------------------------------------------------------------------
 
 
+#: The default windows of the read commands: long enough to show what is
+#: going on, short enough that the ``created_at`` index bounds the work
+#: (a report over all time reads every record of the store).
+CLIENTS_SPAN = "30d"
+SESSIONS_SPAN = "7d"
+
+
 @app.command()
-def clients(ctx: typer.Context, json: JsonFlag = False) -> None:
-    """List the LLM clients with their requests, sessions, first and last request."""
+def clients(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(help=f"Count requests from this time (default: {CLIENTS_SPAN} ago)."),
+    ] = None,
+    until: UntilOption = None,
+    json: JsonFlag = False,
+) -> None:
+    """List every LLM client with its requests, sessions, first and last request in a window."""
     settings = settings_of(ctx)
+    with reported(settings):
+        start, end = window(since or CLIENTS_SPAN, until)
 
     async def work(handle: Handle) -> list[dict[str, Any]]:
-        usage = {u.llm_client_id: u for u in await analytics.client_usage()}
+        usage = {u.llm_client_id: u for u in await analytics.client_usage(since=start, until=end)}
         rows = []
         async for client in LLMClient.objects.order_by("name"):
             used = usage.get(ObjectId(client.id))
@@ -86,9 +106,10 @@ def clients(ctx: typer.Context, json: JsonFlag = False) -> None:
     if not rows:
         settings.console.print("no LLM clients yet (`llmreq demo` records some)", markup=False)
         return
+    span = f"since {format_time(start)}" if since and start else f"in the last {CLIENTS_SPAN}"
     settings.console.print(
         table(
-            None,
+            f"requests {span}" + (f" until {format_time(end)}" if end else "") + " (--since)",
             ["client", "description", "requests", "sessions", "first (UTC)", "last (UTC)"],
             [
                 [
@@ -114,7 +135,10 @@ def clients(ctx: typer.Context, json: JsonFlag = False) -> None:
 def sessions(
     ctx: typer.Context,
     client: ClientOption = None,
-    since: SinceOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help=f"Requests from this time (default: {SESSIONS_SPAN} ago)."),
+    ] = None,
     until: UntilOption = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 20,
     json: JsonFlag = False,
@@ -122,24 +146,22 @@ def sessions(
     """List sessions, most recently active first (raw requests only, no rollups)."""
     settings = settings_of(ctx)
     with reported(settings):
-        start, end = window(since, until)
+        start, end = window(since or SESSIONS_SPAN, until)
 
-    async def work(handle: Handle) -> tuple[list[analytics.SessionSummary], dict[Any, str]]:
+    async def work(handle: Handle) -> tuple[list[dict[str, Any]], int, dict[Any, str]]:
         found = await _client_or_none(client)
-        summaries = await analytics.session_summaries(
-            llm_client=found, since=start, until=end, limit=limit
-        )
-        return summaries, await client_names()
+        summaries, total = await _recent_sessions(found, start, end, limit)
+        return summaries, total, await client_names()
 
-    summaries, names = run(settings, work)
+    summaries, total, names = run(settings, work)
     rows = [
         {
-            "session_key": s.session_key,
-            "llm_client": name_of(names, s.llm_client_id),
-            "llm_client_id": str(s.llm_client_id),
-            "requests": s.requests,
-            "first_at": s.first_at,
-            "last_at": s.last_at,
+            "session_key": s["_id"]["s"],
+            "llm_client": name_of(names, s["_id"]["c"]),
+            "llm_client_id": str(s["_id"]["c"]),
+            "requests": int(s["requests"]),
+            "first_at": to_utc_ms(s["first_at"]),
+            "last_at": to_utc_ms(s["last_at"]),
         }
         for s in summaries
     ]
@@ -147,6 +169,46 @@ def sessions(
         print_json(rows)
         return
     print_sessions(settings.console, rows)
+    if total > len(rows):
+        settings.console.print(f"showing {len(rows):,} of {total:,} (--limit)", markup=False)
+
+
+async def _recent_sessions(
+    found: LLMClient | None, start: dt.datetime | None, end: dt.datetime | None, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The ``limit`` most recently active sessions of the window, and how many it holds.
+
+    One pass: the window's sessions are grouped on the server (the first
+    ``$match`` is bounded by the ``created_at`` or client index), and the
+    groups, one small row per session, are counted here while the first
+    ``limit`` are kept, so telling "showing 20 of N" costs no second pass.
+    """
+    pipeline: list[dict[str, Any]] = [
+        *scoped_match(
+            client_id=None if found is None else ObjectId(found.id),
+            since=start,
+            until=end,
+            extra={"session_key": {"$ne": None}},
+        ),
+        {
+            "$group": {
+                "_id": {"s": "$session_key", "c": "$llm_client_id"},
+                "requests": {"$sum": 1},
+                "first_at": {"$min": "$created_at"},
+                "last_at": {"$max": "$created_at"},
+            }
+        },
+        {"$sort": {"last_at": -1, "_id": 1}},
+    ]
+    coll = LLMClientRequest.get_pymongo_collection()
+    kept: list[dict[str, Any]] = []
+    total = 0
+    with storage_errors("list the sessions"):
+        async for row in await coll.aggregate(pipeline):
+            total += 1
+            if len(kept) < limit:
+                kept.append(row)
+    return kept, total
 
 
 # -- show -----------------------------------------------------------------------
@@ -273,7 +335,9 @@ def stats(
     """Requests per day or hour, as a table with a bar chart (empty buckets included)."""
     settings = settings_of(ctx)
     with reported(settings):
-        start, end = window(since or _DEFAULT_SPAN[by], until)
+        # Both ends are set, so every bucket of the window is listed, even
+        # when none holds a request.
+        start, end = window(since or _DEFAULT_SPAN[by], until or "now")
         key = check_session_key(session, nullable=False) if session is not None else None
         try:
             zone = zoneinfo.ZoneInfo(tz)
@@ -291,7 +355,7 @@ def stats(
 
     buckets = run(settings, work)
     if settings.wants_json(json):
-        print_json([{"start": b.start.isoformat(), "count": b.count} for b in buckets])
+        print_json([{"start": format_time(b.start), "count": b.count} for b in buckets])
         return
     label = "%Y-%m-%d %a" if by is Bucket.day else "%Y-%m-%d %H:%M"
     rows = [(b.start.astimezone(zone).strftime(label), b.count) for b in buckets]

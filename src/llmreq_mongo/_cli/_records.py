@@ -22,8 +22,9 @@ from bson import ObjectId
 
 from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._queries import normalize_payload
-from llmreq_mongo._time import to_utc_ms
 from llmreq_mongo.errors import InvalidInput
+
+from ._durations import in_utc
 
 __all__ = [
     "ClientRef",
@@ -48,6 +49,7 @@ _JSONL_KEYS = (
 _DJANGO_CLIENT = "llm_client.llmclient"
 _DJANGO_REQUEST = "llm_client.llmclientrequests"
 _CLIENT_FIELDS = ("name", "description", "created_at", "updated_at")
+_TOO_DEEP = "nested too deeply to read (JSON arrays and objects inside each other)"
 
 
 class ImportFormat(str, Enum):
@@ -112,7 +114,7 @@ def _time(value: Any, what: str) -> dt.datetime:
     except ValueError:
         raise InvalidInput(f"{what} {value!r} is not an ISO 8601 time") from None
     # Django writes naive times when USE_TZ is off; they are read as UTC.
-    return to_utc_ms(parsed)
+    return in_utc(parsed, what=f"{what} {value!r}")
 
 
 def _kind(value: Any) -> str:
@@ -148,6 +150,8 @@ def parse_jsonl_line(text: str, line: int) -> Record:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise InvalidInput(_TOO_DEEP) from None
     if not isinstance(data, dict):
         raise InvalidInput(f"expected a JSON object, got {_kind(data)}")
     missing = [k for k in _JSONL_KEYS if k not in data]
@@ -191,6 +195,10 @@ def _fixture_entries(text: str) -> Iterator[tuple[int, Any]]:
             entry, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"line {exc.lineno}: not JSON ({exc.msg})") from None
+        except RecursionError:
+            # The end of a value too deep to parse cannot be found, so the
+            # entries after it cannot be told apart: this stops the run.
+            raise InvalidInput(f"line {line}: {_TOO_DEEP}") from None
         yield line, entry
         pos = _skip_ws(text, pos)
         if text[pos : pos + 1] == "]":
@@ -243,9 +251,15 @@ def _fixture_request(
         raise InvalidInput(f"pk must be an integer, got {pk!r}")
     client_pk = fields.get("llm_client")
     if not _is_pk(client_pk) or client_pk not in clients:
-        raise InvalidInput(f"llm_client {client_pk!r} is not a {_DJANGO_CLIENT} entry of this file")
+        raise InvalidInput(
+            f"llm_client {client_pk!r} is not an {_DJANGO_CLIENT} entry of this file"
+        )
     client = clients[client_pk]
-    is_aggregation = fields.get("is_aggregation", False)
+    # The reference declares BooleanField(default=False, null=True): its
+    # fixtures may hold null, which means the default.
+    is_aggregation = fields.get("is_aggregation")
+    if is_aggregation is None:
+        is_aggregation = False
     key = _payload_and_flags(fields.get("request"), fields.get("session_key"), is_aggregation)
     for stamp in ("created_at", "updated_at"):
         if stamp not in fields:

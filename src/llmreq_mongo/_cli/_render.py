@@ -13,8 +13,9 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from llmreq_mongo._cli._durations import format_time
 from llmreq_mongo._time import to_utc_ms
+
+from ._durations import format_time
 
 __all__ = [
     "bar",

@@ -14,21 +14,24 @@ background; ``prune`` deletes old records now, in batches.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import sys
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
 from pymongo import IndexModel
 
-from llmreq_mongo._cli._app import JsonFlag, Settings, app, reported, run, settings_of
-from llmreq_mongo._cli._durations import format_duration, format_time, parse_duration
-from llmreq_mongo._cli._names import client_names, name_of
-from llmreq_mongo._cli._render import plural, print_json, table
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import InvalidInput, storage_errors
+
+from ._app import JsonFlag, Settings, app, reported, run, settings_of
+from ._durations import format_duration, format_time, parse_duration
+from ._names import client_names, name_of
+from ._render import plural, print_json, table
 
 __all__ = ["prune", "retention_app"]
 
@@ -203,6 +206,21 @@ async def _delete_older(cutoff: dt.datetime, batch_size: int) -> tuple[int, int]
                 return deleted, batches
 
 
+def _confirm(settings: Settings, by_client: list[tuple[str, int]], cutoff: dt.datetime) -> bool:
+    """Show what would go and ask (on stderr, so stdout stays the result)."""
+    err = settings.err
+    err.print(table(None, ["client", "requests"], by_client, right=1))
+    found = sum(n for _, n in by_client)
+    answer = typer.confirm(
+        f"delete {plural(found, 'request')} older than {format_time(cutoff)}?",
+        default=False,
+        err=True,
+    )
+    if not answer:
+        err.print("nothing deleted", markup=False)
+    return answer
+
+
 @app.command()
 def prune(
     ctx: typer.Context,
@@ -211,12 +229,25 @@ def prune(
     batch_size: Annotated[
         int, typer.Option(min=1, max=100_000, help="Requests deleted per batch.")
     ] = _PRUNE_BATCH,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Delete without asking (needed without a terminal).")
+    ] = False,
     json: JsonFlag = False,
 ) -> None:
-    """Delete requests older than a duration now, in batches, and show what went."""
+    """Delete requests older than a duration now, in batches, and show what went.
+
+    On a terminal it shows what would go and asks first; without one (a
+    script, a pipe) it refuses unless ``--yes`` is given.
+    """
     settings = settings_of(ctx)
+    ask = not (dry_run or yes)
     with reported(settings):
         age = parse_duration(older_than, what="--older-than")
+        if ask and not sys.stdin.isatty():
+            raise InvalidInput(
+                "prune deletes requests and there is no terminal to confirm on; "
+                "pass --yes to delete, or --dry-run to see what would go"
+            )
     cutoff = now_ms() - age
 
     async def work(handle: Handle) -> tuple[list[tuple[str, int]], int, int]:
@@ -224,6 +255,8 @@ def prune(
         by_client = [(name_of(names, cid), n) for cid, n in await _old_by_client(cutoff)]
         if dry_run or not by_client:
             return by_client, 0, 0
+        if ask and not await asyncio.to_thread(_confirm, settings, by_client, cutoff):
+            raise typer.Exit(1)
         deleted, batches = await _delete_older(cutoff, batch_size)
         return by_client, deleted, batches
 

@@ -39,13 +39,14 @@ from bson import ObjectId
 
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo.errors import InvalidInput
-from llmreq_mongo.integrations._session_keys import (
+
+from ._session_keys import (
     DEFAULT_SESSION_KEY_SOURCES as DEFAULT_SESSION_KEY_SOURCES,
 )
-from llmreq_mongo.integrations._session_keys import NO_BODY as NO_BODY
-from llmreq_mongo.integrations._session_keys import SessionKeyFinder as SessionKeyFinder
-from llmreq_mongo.integrations._session_keys import header_values
-from llmreq_mongo.integrations._session_keys import parse_json_body as parse_json_body
+from ._session_keys import NO_BODY as NO_BODY
+from ._session_keys import SessionKeyFinder as SessionKeyFinder
+from ._session_keys import header_values
+from ._session_keys import parse_json_body as parse_json_body
 
 __all__ = [
     "ASGIApp",

@@ -45,8 +45,9 @@ from llmreq_mongo._connection import ENV_URI, Handle, init
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recording.recorder import Recorder
 from llmreq_mongo.errors import InvalidInput, LifespanError, RecorderClosed
-from llmreq_mongo.integrations._history import history_router as history_router
-from llmreq_mongo.integrations._session_keys import (
+
+from ._history import history_router as history_router
+from ._session_keys import (
     DEFAULT_SESSION_KEY_SOURCES,
     NO_BODY,
     SessionKeyFinder,
