@@ -14,6 +14,7 @@ The tree::
     ├── MultipleObjectsReturned                 ``get()`` found more than one
     ├── NotUpdated                              an update that matched no document
     ├── StorageError                            the server refused or could not be reached
+    │   └── ServerUnreachable                    no MongoDB answered within the timeout
     ├── EmbeddedEngineMissing (ImportError)     the ``embedded`` extra is not installed
     └── RecorderError                           the background recorder
         ├── RecorderFull                        the queue is full and ``on_full="raise"``
@@ -45,6 +46,7 @@ __all__ = [
     "RecorderFull",
     "RecordRejected",
     "RecordsNotWritten",
+    "ServerUnreachable",
     "StorageError",
     "UnsupportedClient",
 ]
@@ -116,6 +118,23 @@ class StorageError(LLMReqError):
 
     The driver's exception is chained as ``__cause__``.
     """
+
+
+class ServerUnreachable(StorageError):
+    """No MongoDB server answered within the timeout (nothing listens, or a wrong address).
+
+    The message is one line naming the address and what to check; the
+    driver's error, with its full topology description, is the ``__cause__``.
+
+    Attributes:
+        addresses: the ``host:port`` addresses the driver tried.
+        timeout: the seconds waited.
+    """
+
+    def __init__(self, message: str, *, addresses: tuple[str, ...], timeout: float) -> None:
+        super().__init__(message)
+        self.addresses = addresses
+        self.timeout = timeout
 
 
 class EmbeddedEngineMissing(LLMReqError, ImportError):
