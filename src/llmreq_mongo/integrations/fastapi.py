@@ -25,6 +25,8 @@ dependencies (:func:`get_recorder`, :func:`get_llm_client`, :func:`get_session_k
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -41,7 +43,16 @@ except ImportError as exc:
         'llmreq_mongo.integrations.fastapi needs FastAPI: pip install "llmreq-mongo[fastapi]"'
     ) from exc
 
-from llmreq_mongo._connection import ENV_URI, Handle, init
+from llmreq_mongo._connection import (
+    DEFAULT_TIMEOUT,
+    ENV_URI,
+    Handle,
+    check_database_name,
+    check_document_models,
+    check_target,
+    check_timeout,
+    init,
+)
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recorder import Recorder
 from llmreq_mongo.errors import InvalidInput, LLMReqError, RecorderClosed
@@ -68,6 +79,99 @@ AppLifespan: TypeAlias = Callable[[Any], contextlib.AbstractAsyncContextManager[
 
 _STATE_ATTRIBUTE = "llmreq"
 _MAX_BODY_FOR_KEY = 1024 * 1024
+
+
+# -- recorder options, checked when the lifespan is built ----------------------------------
+# The same rules as the Recorder's own checks, applied without building one. The names
+# come from the Recorder's signature, so an option it gains is accepted here by name and
+# its value is checked by the Recorder at start-up.
+
+
+def _positive_int(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return "a positive integer"
+    return None
+
+
+def _seconds(*, allow_zero: bool) -> Callable[[object], str | None]:
+    def check(value: object) -> str | None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+            or (value == 0 and not allow_zero)
+        ):
+            return "a finite number of seconds, " + ("zero or more" if allow_zero else "above 0")
+        return None
+
+    return check
+
+
+def _on_full(value: object) -> str | None:
+    return None if value in ("block", "raise", "drop") else '"block", "raise" or "drop"'
+
+
+def _spill_path(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        return "a file path or None"
+    return "a file path, not a directory" if Path(value).is_dir() else None
+
+
+def _callback(value: object) -> str | None:
+    return None if value is None or callable(value) else "a function or None"
+
+
+_RECORDER_OPTION_CHECKS: dict[str, Callable[[object], str | None]] = {
+    "max_batch": _positive_int,
+    "max_queue": _positive_int,
+    "flush_interval": _seconds(allow_zero=True),
+    "retry_deadline": _seconds(allow_zero=False),
+    "stop_timeout": _seconds(allow_zero=False),
+    "on_full": _on_full,
+    "spill_path": _spill_path,
+    "before_record": _callback,
+    "after_write": _callback,
+    "on_drop": _callback,
+    "on_error": _callback,
+}
+
+
+def _recorder_option_names() -> list[str]:
+    parameters = inspect.signature(Recorder).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def _check_recorder_options(options: object) -> dict[str, Any]:
+    """``options`` as a dict, if each is a ``Recorder`` option with a valid value.
+
+    Raises:
+        InvalidInput: not a mapping of names to values, an unknown name (the
+            message lists the known ones), or a value the Recorder would refuse.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise InvalidInput(
+            "recorder_options takes a mapping of Recorder options, such as "
+            f'{{"spill_path": "/var/lib/app/llmreq.spill"}}, got a {type(options).__name__}'
+        )
+    known = _recorder_option_names()
+    checked: dict[str, Any] = {}
+    for name, value in options.items():
+        if name not in known:
+            raise InvalidInput(
+                f"recorder_options has {name!r}, which is not a Recorder option; "
+                f"the options are {', '.join(known)}"
+            )
+        check = _RECORDER_OPTION_CHECKS.get(name)
+        wanted = check(value) if check is not None else None
+        if wanted is not None:
+            raise InvalidInput(f"recorder_options[{name!r}] must be {wanted}, got {value!r}")
+        checked[name] = value
+    return checked
 
 
 class LLMReqLifespan:
@@ -98,9 +202,14 @@ class LLMReqLifespan:
         recorder_options: keyword options for the :class:`~llmreq_mongo.Recorder`
             (``spill_path``, ``max_queue``, ...); checked here.
         document_models: your own documents, passed on to ``init``.
+        timeout: seconds MongoDB has to answer at start-up (``init``'s
+            ``timeout``, 10 by default); past it the app fails to start with
+            a one-line :class:`~llmreq_mongo.errors.ServerUnreachable`.
 
     Raises:
-        InvalidInput: an option is invalid (checked here, not at start-up).
+        InvalidInput: an option is invalid (checked here, not at start-up; a
+            malformed URI is refused by ``init`` at start-up).
+        UnsupportedClient: ``target`` is a Motor object or of an unknown type.
     """
 
     def __init__(
@@ -114,6 +223,7 @@ class LLMReqLifespan:
         embedded: bool | str | os.PathLike[str] = False,
         recorder_options: Mapping[str, Any] | None = None,
         document_models: Sequence[type[Document]] = (),
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if app_lifespan is not None and not callable(app_lifespan):
             raise InvalidInput(
@@ -128,20 +238,15 @@ class LLMReqLifespan:
             )
         if not isinstance(embedded, (bool, str, os.PathLike)):
             raise InvalidInput(f"embedded must be True, False or a directory, got {embedded!r}")
-        if not isinstance(database, str) or not database:
-            raise InvalidInput(f"database must be a database name, got {database!r}")
-        options = dict(recorder_options or {})
-        try:
-            Recorder(**options)  # check the options now rather than at start-up
-        except TypeError as exc:
-            raise InvalidInput(f"recorder_options are not Recorder options: {exc}") from None
+        check_target(target)
         self._app_lifespan = app_lifespan
         self._target = target
-        self._database = database
+        self._database = check_database_name(database)
         self._client_name = llm_client
         self._embedded = embedded
-        self._recorder_options = options
-        self._document_models = tuple(document_models)
+        self._recorder_options = _check_recorder_options(recorder_options)
+        self._document_models = check_document_models(document_models)
+        self._timeout = check_timeout(timeout)
         self._recorder: Recorder | None = None
         self._llm_client: LLMClient | None = None
         self._handle: Handle | None = None
@@ -163,7 +268,10 @@ class LLMReqLifespan:
                 engine = await stack.enter_async_context(EmbeddedMongo(path))
                 target = engine.uri
             handle = await init(
-                target, database=self._database, document_models=self._document_models
+                target,
+                database=self._database,
+                document_models=self._document_models,
+                timeout=self._timeout,
             )
             stack.push_async_callback(handle.close)
             if self._client_name is not None:
