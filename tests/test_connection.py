@@ -158,10 +158,11 @@ async def test_bad_uri_is_refused() -> None:
 
 async def test_unreachable_server_is_a_storage_error() -> None:
     # The URI's own serverSelectionTimeoutMS is shorter than init's timeout: it wins.
+    uri = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"
     with pytest.raises(
         StorageError, match=r"could not reach MongoDB at 127\.0\.0\.1:1 within 0\.3 s"
     ):
-        await llmreq_mongo.init("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300")
+        await asyncio.wait_for(llmreq_mongo.init(uri, timeout=60), 20)
 
 
 # -- every bad argument is refused before anything is sent ------------------------------------
@@ -306,7 +307,8 @@ async def test_a_given_clients_shorter_selection_timeout_is_the_one_reported(
     )
     try:
         with pytest.raises(ServerUnreachable, match=r"within 0\.3 s") as info:
-            await asyncio.wait_for(llmreq_mongo.init(client, timeout=5), 20)
+            # were the client's setting ignored, init would wait 60 s and hit the bound
+            await asyncio.wait_for(llmreq_mongo.init(client, timeout=60), 20)
         assert info.value.timeout == 0.3
     finally:
         await client.close()

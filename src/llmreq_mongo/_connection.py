@@ -263,14 +263,15 @@ def _short_reason(client: AsyncMongoClient[Any], exc: BaseException) -> str:
 
 async def _reach(handle: Handle, timeout: float) -> None:
     """Ping MongoDB, giving up after ``timeout`` seconds with one line that says why."""
+    # Under pymongo.timeout the driver selects a server for as long as the timeout
+    # allows, ignoring serverSelectionTimeoutMS: keep a client's shorter setting.
+    waited = min(timeout, handle.client.options.server_selection_timeout)
     try:
-        with pymongo.timeout(timeout):
+        with pymongo.timeout(waited):
             await handle.database.command("ping")
     except ConnectionFailure as exc:  # server selection, connect and network timeouts
         addresses = _addresses(handle.client)
         where = ", ".join(addresses) or "the address in the URI"
-        # A client given with a shorter serverSelectionTimeoutMS gave up sooner.
-        waited = min(timeout, handle.client.options.server_selection_timeout)
         raise ServerUnreachable(
             f"could not reach MongoDB at {where} within {waited:g} s "
             f"({_short_reason(handle.client, exc)}): check that MongoDB is running there "
