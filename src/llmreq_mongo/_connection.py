@@ -266,20 +266,26 @@ async def _reach(handle: Handle, timeout: float) -> None:
     # Under pymongo.timeout the driver selects a server for as long as the timeout
     # allows, ignoring serverSelectionTimeoutMS: keep a client's shorter setting.
     waited = min(timeout, handle.client.options.server_selection_timeout)
-    try:
-        with pymongo.timeout(waited):
-            await handle.database.command("ping")
-    except ConnectionFailure as exc:  # server selection, connect and network timeouts
-        addresses = _addresses(handle.client)
-        where = ", ".join(addresses) or "the address in the URI"
-        raise ServerUnreachable(
-            f"could not reach MongoDB at {where} within {waited:g} s "
-            f"({_short_reason(handle.client, exc)}): check that MongoDB is running there "
-            "and that the URI's host, port, replicaSet and TLS options are right, or wait "
-            "longer with init(timeout=...)",
-            addresses=addresses,
-            timeout=waited,
-        ) from exc
+    # Refused credentials surface here too, in the handshake: storage_errors says so.
+    with storage_errors("connect to MongoDB"):
+        try:
+            with pymongo.timeout(waited):
+                await handle.database.command("ping")
+        except ConnectionFailure as exc:  # server selection, connect and network timeouts
+            raise _unreachable(handle, waited, exc) from exc
+
+
+def _unreachable(handle: Handle, waited: float, exc: ConnectionFailure) -> ServerUnreachable:
+    addresses = _addresses(handle.client)
+    where = ", ".join(addresses) or "the address in the URI"
+    return ServerUnreachable(
+        f"could not reach MongoDB at {where} within {waited:g} s "
+        f"({_short_reason(handle.client, exc)}): check that MongoDB is running there "
+        "and that the URI's host, port, replicaSet and TLS options are right, or wait "
+        "longer with init(timeout=...)",
+        addresses=addresses,
+        timeout=waited,
+    )
 
 
 async def ensure_indexes(model: type[Document]) -> list[str]:
