@@ -11,6 +11,7 @@ Then::
     curl -s localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
         -H 'x-session-key: demo' \\
         -d '{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]}'
+    curl -s localhost:8000/llmreq/sessions -H 'x-api-key: s3cret'
     curl -s localhost:8000/llmreq/sessions/demo/requests -H 'x-api-key: s3cret'
 
 The completion is canned: the point is the recording. The middleware records the request
@@ -18,7 +19,13 @@ body before the endpoint runs, with the session key from the ``x-session-key`` h
 ``session_key`` cookie, the body's ``session_key`` or the ``session_key`` query parameter;
 ``"stream": true`` answers with server-sent events, which pass through the middleware
 untouched. The history API under ``/llmreq`` needs the ``x-api-key`` header to match
-``EXAMPLE_API_KEY``.
+``EXAMPLE_API_KEY``; each listed session carries its ``requests_url``, with the key
+percent-encoded (a key may hold ``/``, ``%``, spaces or any Unicode).
+
+When MongoDB does not answer, the app fails to start within 10 s (``timeout`` of
+``LLMReqLifespan``) with one line naming the address, and while it is down the history
+API answers 503 within 5 s (``timeout`` of ``history_router``); the chat endpoint keeps
+answering, its records waiting in the recorder.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ llmreq = LLMReqLifespan(
     embedded=True,
     database=os.environ.get("LLMREQ_DATABASE", "llmreq"),
     llm_client="example-chat",
+    timeout=10,  # seconds MongoDB has to answer at start-up
 )
 app = FastAPI(title="llmreq-mongo example: chat completions", lifespan=llmreq)
 app.add_middleware(
@@ -83,7 +91,11 @@ app.add_middleware(
     llm_client=llmreq.current_client,
     paths=[CHAT_PATH],
 )
-app.include_router(history_router(dependencies=[Depends(require_api_key)]), prefix="/llmreq")
+app.include_router(
+    # timeout: seconds each history request gives MongoDB before it answers 503
+    history_router(dependencies=[Depends(require_api_key)], timeout=5),
+    prefix="/llmreq",
+)
 
 
 def _reply(chat: ChatRequest) -> str:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from beanie import Document
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 import llmreq_mongo
 from llmreq_mongo import InvalidInput, LLMClient, LLMClientRequest, StorageError
-from llmreq_mongo.errors import UnsupportedClient
+from llmreq_mongo.errors import ServerUnreachable, UnsupportedClient
 from llmreq_mongo.pytest_plugin import TestServer
 
 OUR_INDEXES = {
@@ -152,5 +157,158 @@ async def test_bad_uri_is_refused() -> None:
 
 
 async def test_unreachable_server_is_a_storage_error() -> None:
-    with pytest.raises(StorageError, match="could not initialise"):
-        await llmreq_mongo.init("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300")
+    # The URI's own serverSelectionTimeoutMS is shorter than init's timeout: it wins.
+    uri = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"
+    with pytest.raises(
+        StorageError, match=r"could not reach MongoDB at 127\.0\.0\.1:1 within 0\.3 s"
+    ):
+        await asyncio.wait_for(llmreq_mongo.init(uri, timeout=60), 20)
+
+
+# -- every bad argument is refused before anything is sent ------------------------------------
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local port that refuses connections: bound (so nobody else takes it), not listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"database": "a.b"}, r"database 'a\.b' is not a valid MongoDB database name.*'\.'"),
+        ({"database": "my db"}, "not a valid MongoDB database name"),
+        ({"database": "a/b"}, "not a valid MongoDB database name"),
+        ({"database": "a\\b"}, "not a valid MongoDB database name"),
+        ({"database": 'a"b'}, "not a valid MongoDB database name"),
+        ({"database": "a$b"}, "not a valid MongoDB database name"),
+        ({"database": "a\x00b"}, "not a valid MongoDB database name"),
+        ({"database": "\ud800"}, "not valid Unicode"),
+        ({"database": "d" * 64}, "64 bytes long, and MongoDB allows at most 63"),
+        ({"database": ""}, "database must be a database name"),
+        ({"database": 42}, "database must be a database name"),
+        ({"database": None}, "database must be a database name"),
+        ({"document_models": "myapp.MyDocument"}, "sequence of Beanie document classes"),
+        ({"document_models": LLMClient}, "sequence of Beanie document classes"),
+        ({"document_models": [object]}, "subclasses of beanie.Document"),
+        ({"document_models": [42]}, "subclasses of beanie.Document"),
+        ({"document_models": 42}, "sequence of Beanie document classes"),
+        ({"timeout": 0}, "timeout must be a number of seconds above 0"),
+        ({"timeout": -1}, "timeout must be"),
+        ({"timeout": True}, "timeout must be"),
+        ({"timeout": "10"}, "timeout must be"),
+        ({"timeout": None}, "timeout must be"),
+        ({"timeout": math.nan}, "timeout must be"),
+        ({"timeout": math.inf}, "timeout must be"),
+        ({"timeout": 3601}, "at most 3600"),
+    ],
+    ids=repr,
+)
+async def test_bad_arguments_are_invalid_input_before_connecting(
+    silent_port: int, arguments: dict[str, Any], message: str
+) -> None:
+    # Nothing listens there: a check made after connecting would fail differently.
+    with pytest.raises(InvalidInput, match=message) as info:
+        await llmreq_mongo.init(f"mongodb://127.0.0.1:{silent_port}/", **arguments)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("target", ["", "   "], ids=repr)
+async def test_an_empty_uri_is_refused(target: str) -> None:
+    with pytest.raises(InvalidInput, match="URI is empty"):
+        await llmreq_mongo.init(target)
+
+
+async def test_a_valid_unusual_database_name_is_accepted(
+    mongo: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    name = fresh_name(mongo) + "-é"
+    handle = await llmreq_mongo.init(mongo, database=name)
+    assert handle.database.name == name
+
+
+class Note(Document):
+    """A document of the application's own, registered alongside the library's."""
+
+    text: str
+
+    class Settings:
+        name = "notes"
+
+
+async def test_own_documents_are_registered(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
+    await llmreq_mongo.init(mongo, database=fresh_name(mongo), document_models=(Note,))
+    await Note(text="hello").insert()
+    assert [n.text for n in await Note.find_all().to_list()] == ["hello"]
+
+
+# -- nothing answers: one line, the address, a bounded wait -----------------------------------
+
+
+def assert_one_line_naming(exc: ServerUnreachable, address: str) -> None:
+    text = str(exc)
+    assert "\n" not in text and len(text) < 400, text
+    assert f"at {address} within" in text
+    assert "check that MongoDB is running" in text
+    assert "Topology Description" not in text and "configured timeouts" not in text
+    assert isinstance(exc, StorageError)
+    assert isinstance(exc.__cause__, PyMongoError)  # the driver's own error, in full
+    assert exc.addresses == (address,)
+
+
+async def test_nothing_listening_fails_within_the_timeout_with_one_line(silent_port: int) -> None:
+    address = f"127.0.0.1:{silent_port}"
+    # The bound turns the driver's 30 s wait into a failure instead of a slow pass.
+    with pytest.raises(ServerUnreachable) as info:
+        await asyncio.wait_for(llmreq_mongo.init(f"mongodb://{address}/", timeout=0.5), 20)
+    assert_one_line_naming(info.value, address)
+    assert info.value.timeout == 0.5
+    assert "within 0.5 s" in str(info.value)
+
+
+async def test_the_default_timeout_is_ten_seconds(silent_port: int) -> None:
+    address = f"127.0.0.1:{silent_port}"
+    with pytest.raises(ServerUnreachable) as info:
+        await asyncio.wait_for(llmreq_mongo.init(f"mongodb://{address}/"), 25)
+    assert_one_line_naming(info.value, address)
+    assert info.value.timeout == llmreq_mongo.init.__kwdefaults__["timeout"] == 10
+
+
+async def test_a_server_that_never_answers_fails_within_the_timeout() -> None:
+    """Something listens and accepts, but never speaks MongoDB's protocol."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # keep the connection open, say nothing
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ServerUnreachable) as info:
+            await asyncio.wait_for(
+                llmreq_mongo.init(f"mongodb://127.0.0.1:{port}/", timeout=0.5), 20
+            )
+        assert_one_line_naming(info.value, f"127.0.0.1:{port}")
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_given_clients_shorter_selection_timeout_is_the_one_reported(
+    silent_port: int,
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        f"mongodb://127.0.0.1:{silent_port}/", serverSelectionTimeoutMS=300
+    )
+    try:
+        with pytest.raises(ServerUnreachable, match=r"within 0\.3 s") as info:
+            # were the client's setting ignored, init would wait 60 s and hit the bound
+            await asyncio.wait_for(llmreq_mongo.init(client, timeout=60), 20)
+        assert info.value.timeout == 0.3
+    finally:
+        await client.close()

@@ -52,6 +52,7 @@ PUBLIC = {
     "RecordsNotWritten",
     "RecorderStats",
     "RollupResult",
+    "ServerUnreachable",
     "ShardKeyConflict",
     "SpillFileMismatch",
     "SpillFileInUse",

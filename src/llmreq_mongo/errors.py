@@ -15,6 +15,7 @@ The tree::
     ├── NotUpdated                              an update that matched no document
     ├── NotInitialized                          a document used before ``init()``
     ├── StorageError                            the server refused or could not be reached
+    │   └── ServerUnreachable                    no MongoDB answered within the timeout
     ├── ExtraMissing (ImportError)              an optional extra is not installed
     ├── LifespanError                           the FastAPI lifespan is not running, or runs twice
     ├── ShardKeyConflict                        the collection is sharded on another key
@@ -61,6 +62,7 @@ __all__ = [
     "RecorderFull",
     "RecordRejected",
     "RecordsNotWritten",
+    "ServerUnreachable",
     "ShardKeyConflict",
     "SpillFileInUse",
     "SpillFileMismatch",
@@ -202,6 +204,23 @@ class StorageError(LLMReqError):
 
     The driver's exception is chained as ``__cause__``.
     """
+
+
+class ServerUnreachable(StorageError):
+    """No MongoDB server answered within the timeout (nothing listens, or a wrong address).
+
+    The message is one line naming the address and what to check; the
+    driver's error, with its full topology description, is the ``__cause__``.
+
+    Attributes:
+        addresses: the ``host:port`` addresses the driver tried.
+        timeout: the seconds waited.
+    """
+
+    def __init__(self, message: str, *, addresses: tuple[str, ...], timeout: float) -> None:
+        super().__init__(message)
+        self.addresses = addresses
+        self.timeout = timeout
 
 
 class ExtraMissing(LLMReqError, ImportError):

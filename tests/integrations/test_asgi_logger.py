@@ -346,6 +346,84 @@ async def test_a_client_that_disconnects_mid_body_is_not_recorded(
     assert logger.stats.skipped_incomplete == 1 and logger.stats.recorded == 0
 
 
+async def _post_raw(
+    logger: LLMRequestLogger, body: bytes, lengths: list[bytes]
+) -> tuple[int, bytes]:
+    """Send one request straight through ASGI, with exactly the Content-Length headers given."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json")]
+    headers += [(b"content-length", value) for value in lengths]
+    await logger(_scope("POST", CHAT, headers=headers), receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        ["²".encode("latin-1")],  # a digit to str.isdigit(), refused by int()
+        ["¹²".encode("latin-1")],
+        ["١٢".encode()],  # Arabic-Indic digits, sent as UTF-8
+        [b"12a"],
+        [b"-12"],
+        [b"+12"],
+        [b"1.5"],
+        [b"0x10"],
+        [b""],
+        [b"  "],
+        [b"12, 12"],
+        [b"12", b"13"],
+    ],
+    ids=repr,
+)
+async def test_a_malformed_content_length_is_passed_on_unrecorded(
+    recorder: Recorder, client: LLMClient, caplog: pytest.LogCaptureFixture, lengths: list[bytes]
+) -> None:
+    body = json.dumps({"q": "hi"}).encode()
+    logger = logger_for(recorder, client)
+    with caplog.at_level(logging.WARNING, logger="llmreq_mongo.integrations.asgi"):
+        status, answered = await _post_raw(logger, body, lengths)
+    assert (status, answered) == (200, body)  # the app got the body as sent
+    assert logger.stats.as_dict() | {"last_error": None} == {
+        **RequestLoggerStats(seen=1, skipped_not_json=1).as_dict(),
+        "last_error": None,
+    }
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "Content-Length" in line and CHAT in line and "\n" not in line
+    await recorder.flush()
+    assert await stored() == []
+
+
+@pytest.mark.parametrize(
+    ("lengths", "recorded", "too_large"),
+    [
+        ([b"13"], 1, 0),
+        ([b" 13\t"], 1, 0),
+        ([b"13", b"13"], 1, 0),  # a repeated identical value is one length
+        ([b"0013"], 1, 0),
+        ([b"9" * 30], 0, 1),  # absurdly long, but digits: too large, not a crash
+        ([b"9" * 5000], 0, 1),  # past Python's own limit on int() of a string
+    ],
+    ids=["13", "13 padded", "13 twice", "0013", "30 nines", "5000 nines"],
+)
+async def test_a_well_formed_content_length_is_read_as_ascii_digits(
+    recorder: Recorder, client: LLMClient, lengths: list[bytes], recorded: int, too_large: int
+) -> None:
+    body = b'{"q": "hi!"}'
+    assert len(body) == 12  # the declared sizes are checks, not the framing: ASGI frames it
+    logger = logger_for(recorder, client)
+    assert await _post_raw(logger, body, lengths) == (200, body)
+    assert (logger.stats.recorded, logger.stats.skipped_too_large) == (recorded, too_large)
+    assert logger.stats.skipped_not_json == 0
+
+
 # -- recorder problems never reach the app ---------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""The app keeps answering while MongoDB is down; the records arrive once it is back."""
+"""While MongoDB is down the app keeps answering, the records arrive once it is back, and
+the history API answers 503 within its timeout."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 import llmreq_mongo
-from llmreq_mongo import LLMClient, Recorder
+from llmreq_mongo import LLMClient, LLMClientRequest, Recorder
 from llmreq_mongo.embedded import EmbeddedMongo
+from llmreq_mongo.errors import ServerUnreachable
 from llmreq_mongo.integrations.asgi import LLMRequestLogger
+from llmreq_mongo.integrations.fastapi import history_router
 
 CHAT = "/v1/chat/completions"
 
@@ -85,3 +88,52 @@ async def test_the_app_answers_while_the_engine_is_down_and_nothing_is_lost(
     finally:
         await recorder.stop()
         await mongo.close()
+
+
+HISTORY_URLS = [
+    "/h/clients",
+    "/h/sessions",
+    "/h/sessions/s/requests",
+    "/h/sessions/s/requests?client=history-bot",
+    "/h/usage",
+    "/h/usage/clients",
+]
+
+
+async def test_the_history_api_answers_503_in_bounded_time_while_the_engine_is_down(
+    engine: EmbeddedMongo,
+) -> None:
+    handle = await llmreq_mongo.init(engine.uri, database="history_outage")
+    try:
+        client = await LLMClient.objects.create(name="history-bot")
+        await LLMClientRequest.objects.create(llm_client=client, request={"n": 1}, session_key="s")
+        app = FastAPI()
+        app.include_router(history_router(public=True, timeout=0.5), prefix="/h")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as web:
+            assert [(await web.get(u)).status_code for u in HISTORY_URLS] == [200] * 6
+
+            uri = engine.uri
+            await engine.stop()
+            # The bound turns the driver's 30 s wait into a failure instead of a slow pass.
+            down = await asyncio.wait_for(asyncio.gather(*(web.get(u) for u in HISTORY_URLS)), 20)
+            assert [r.status_code for r in down] == [503] * 6
+            for response in down:
+                assert "did not answer within 0.5 s" in response.json()["detail"]
+
+            # Nothing listens on the engine's port now: init() says so, in one line.
+            address = uri.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+            with pytest.raises(ServerUnreachable, match=f"at {address} within 0.5 s"):
+                await asyncio.wait_for(llmreq_mongo.init(uri, timeout=0.5), 20)
+
+            await engine.start()  # same port, same store: the API answers again
+        patient = FastAPI()
+        patient.include_router(history_router(public=True, timeout=60), prefix="/h")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=patient), base_url="http://testserver"
+        ) as web:
+            back = [(await web.get(u)).status_code for u in HISTORY_URLS]
+        assert back == [200] * 6
+    finally:
+        await handle.close()

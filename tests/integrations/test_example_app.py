@@ -131,3 +131,22 @@ async def test_the_example_runs_on_the_embedded_engine_and_serves_its_history(
                 break
             await asyncio.sleep(0.05)
         assert history == ["message 0", "message 1", "message 2"]
+
+        # Session keys of any shape, through uvicorn's own URL decoding: list the
+        # sessions, then open each one by the URL the listing gives.
+        keys = ["user/42", "100%", "with space", "naïve ключ 鍵", "a?b#c"]
+        for key in keys:
+            body = {**CHAT, "session_key": key}
+            assert (await web.post("/v1/chat/completions", json=body)).status_code == 200
+        auth = {"x-api-key": "s3cret"}
+        for _ in range(100):
+            listing = (await web.get("/llmreq/sessions", headers=auth)).json()["items"]
+            if len(listing) == len(keys) + 1:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(s["session_key"] for s in listing) == sorted([*keys, "s"])
+        for session in listing:
+            page = await web.get(session["requests_url"], headers=auth)
+            assert page.status_code == 200, (session, page.text)
+            found = [r["session_key"] for r in page.json()["items"]]
+            assert found == [session["session_key"]] * session["requests"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
+import socket
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -12,7 +16,7 @@ from bson import ObjectId
 from fastapi import Body, Depends, FastAPI, Request
 
 from llmreq_mongo import Handle, InvalidInput, LLMClient, LLMReqError, Recorder
-from llmreq_mongo.errors import RecorderClosed
+from llmreq_mongo.errors import RecorderClosed, ServerUnreachable
 from llmreq_mongo.integrations.asgi import ASGIApp, LLMRequestLogger
 from llmreq_mongo.integrations.fastapi import (
     LLMReqLifespan,
@@ -173,19 +177,78 @@ async def test_the_session_key_dependency_reads_the_places_in_order(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"recorder_options": {"max_batch": 0}}, "max_batch"),
-        ({"recorder_options": {"no_such_option": 1}}, "not Recorder options"),
+        (
+            {"recorder_options": {"max_batch": 0}},
+            r"recorder_options\['max_batch'\] must be a positive",
+        ),
+        ({"recorder_options": {"max_queue": True}}, r"\['max_queue'\] must be a positive integer"),
+        ({"recorder_options": {"flush_interval": -1}}, r"\['flush_interval'\] must be a finite"),
+        ({"recorder_options": {"retry_deadline": 0}}, r"\['retry_deadline'\] must be a finite"),
+        ({"recorder_options": {"stop_timeout": math.nan}}, r"\['stop_timeout'\] must be"),
+        ({"recorder_options": {"on_full": "wait"}}, r"\['on_full'\] must be one of 'block'"),
+        ({"recorder_options": {"spill_path": 42}}, r"\['spill_path'\] must be a file path"),
+        ({"recorder_options": {"after_write": "log"}}, r"\['after_write'\] must be a function"),
+        ({"recorder_options": {"no_such_option": 1}}, "'no_such_option', which is not a Recorder"),
+        ({"recorder_options": {1: 2}}, "1, which is not a Recorder option; the options are"),
+        ({"recorder_options": "spill.jsonl"}, "recorder_options takes a mapping"),
+        ({"recorder_options": [("max_batch", 10)]}, "recorder_options takes a mapping"),
         ({"llm_client": ""}, "llm_client must be"),
         ({"llm_client": 42}, "llm_client must be"),
         ({"embedded": 3}, "embedded must be"),
         ({"database": ""}, "database must be"),
+        ({"database": "a.b"}, "not a valid MongoDB database name"),
+        ({"database": 7}, "database must be"),
+        ({"document_models": "myapp.Note"}, "sequence of Beanie document classes"),
+        ({"document_models": [dict]}, "subclasses of beanie.Document"),
+        ({"timeout": 0}, "timeout must be a number of seconds above 0"),
+        ({"timeout": True}, "timeout must be"),
+        ({"timeout": "5"}, "timeout must be"),
+        ({"target": ""}, "URI is empty"),
+        ({"target": 42}, "takes a MongoDB URI"),
+        ({"target": b"mongodb://localhost"}, "takes a MongoDB URI"),
     ],
+    ids=repr,
 )
 def test_bad_options_are_refused_when_the_lifespan_is_built(
     options: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(InvalidInput, match=message):
+    with pytest.raises(InvalidInput, match=message) as info:
         LLMReqLifespan(**options)
+    assert "\n" not in str(info.value)
+
+
+def test_a_spill_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"\['spill_path'\] .* is a directory; give a file path"):
+        LLMReqLifespan(recorder_options={"spill_path": tmp_path})
+
+
+def test_good_recorder_options_are_kept_as_given(tmp_path: Path) -> None:
+    def after_write(ids: list[ObjectId]) -> None:
+        pass
+
+    options = {
+        "max_batch": 10,
+        "max_queue": 20,
+        "flush_interval": 0,
+        "on_full": "drop",
+        "spill_path": tmp_path / "llmreq.spill",
+        "after_write": after_write,
+    }
+    LLMReqLifespan(recorder_options=options)  # accepted
+    assert not (tmp_path / "llmreq.spill").exists()  # nothing is made when it is built
+
+
+async def test_the_app_fails_to_start_within_the_timeout_when_nothing_answers() -> None:
+    with socket.socket() as sock:  # bound, not listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        llmreq = LLMReqLifespan(target=f"mongodb://127.0.0.1:{port}/", timeout=0.5)
+        app = FastAPI(lifespan=llmreq)
+        # The bound turns the driver's 30 s wait into a failure instead of a slow pass.
+        with pytest.raises(ServerUnreachable, match=f"at 127.0.0.1:{port} within 0.5 s"):
+            async with asyncio.timeout(20), llmreq(app):
+                pass
+    assert llmreq.current_recorder() is None and llmreq.handle is None
 
 
 def test_an_app_lifespan_must_be_callable() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -76,6 +78,9 @@ def test_the_router_needs_protection_or_an_explicit_public_flag() -> None:
         history_router(public=True, prefix="llmreq/")
     with pytest.raises(InvalidInput, match="tags takes"):
         history_router(public=True, tags="history")
+    for timeout in (0, -1, True, "5", float("nan")):
+        with pytest.raises(InvalidInput, match="timeout must be a number of seconds"):
+            history_router(public=True, timeout=timeout)  # type: ignore[arg-type]
 
 
 async def test_an_application_dependency_protects_every_endpoint(
@@ -162,7 +167,8 @@ async def test_sessions_page_by_last_activity_and_keep_a_snapshot(
         ]
         assert second_body["next_cursor"] is None
         s2 = second_body["items"][1]
-        assert s2["first_at"] == "2026-03-01T22:40:00Z" and s2["last_at"] == "2026-03-01T23:00:00Z"
+        assert s2["first_at"] == "2026-03-01T22:40:00.000Z"
+        assert s2["last_at"] == "2026-03-01T23:00:00.000Z"
         assert s2["llm_client_id"] == str(client.id)
 
         # a fresh listing sees the new activity (once the clock has left its millisecond)
@@ -223,7 +229,7 @@ async def test_a_sessions_requests_page_in_order(client: LLMClient, http: Http) 
         "request",
         "created_at",
     }
-    assert first["created_at"] == "2026-03-01T22:30:00Z" and first["is_aggregation"] is False
+    assert first["created_at"] == "2026-03-01T22:30:00.000Z" and first["is_aggregation"] is False
 
 
 async def test_bad_cursors_answer_400_with_a_clear_message(client: LLMClient, http: Http) -> None:
@@ -274,6 +280,12 @@ async def test_bad_cursors_answer_400_with_a_clear_message(client: LLMClient, ht
         ("/h/usage", {"by": "week"}, 422, "day"),
         ("/h/usage", {"since": "2026-03-01T10:00:00"}, 422, "timezone"),
         ("/h/usage/clients", {"until": "2026-03-01 10:00"}, 422, "timezone"),
+        # instants that leave the calendar once converted to UTC
+        ("/h/sessions", {"since": "0001-01-01T00:00:00+14:00"}, 422, "years 1 to 9999"),
+        ("/h/sessions", {"until": "9999-12-31T23:59:59-14:00"}, 422, "years 1 to 9999"),
+        ("/h/usage", {"since": "0001-01-01T00:00:00+14:00"}, 422, "years 1 to 9999"),
+        ("/h/usage", {"until": "0001-01-01T00:00:00+00:01"}, 422, "years 1 to 9999"),
+        ("/h/usage/clients", {"since": "9999-12-31T23:59:59-00:01"}, 422, "years 1 to 9999"),
     ],
 )
 async def test_parameters_are_validated(
@@ -315,13 +327,161 @@ async def test_usage_counts_per_day_in_a_time_zone_and_per_client(
         ("2026-03-02", 0),
         ("2026-03-03", 1),
     ]
+    # Tokyo's midnights, written in UTC as every time is
     assert [(b["start"], b["count"]) for b in tokyo["buckets"]] == [
-        ("2026-03-02T00:00:00+09:00", 3),
-        ("2026-03-03T00:00:00+09:00", 0),
-        ("2026-03-04T00:00:00+09:00", 1),
+        ("2026-03-01T15:00:00.000Z", 3),
+        ("2026-03-02T15:00:00.000Z", 0),
+        ("2026-03-03T15:00:00.000Z", 1),
     ]
     assert [b["count"] for b in hours["buckets"]] == [3, 0, 0]
     assert [(u["name"], u["requests"], u["sessions"]) for u in per_client] == [
         ("support-bot", 3, 1),
         ("other-bot", 1, 1),
     ]
+
+
+async def test_a_one_sided_window_is_bounded_like_a_two_sided_one(
+    client: LLMClient, http: Http
+) -> None:
+    await seed(client, "a", minutes(0))
+    async with http(public_app()) as web:
+        for params in (
+            {"since": "0001-01-01T00:00:00Z"},
+            {"until": "9999-12-31T23:59:59.999Z"},
+            {"since": "2010-01-01T00:00:00Z", "by": "hour"},
+        ):
+            response = await web.get("/h/usage", params=params)
+            assert response.status_code == 400, params
+            assert "more than 100,000" in response.json()["detail"]
+
+
+async def test_a_bound_at_the_end_of_the_calendar_answers_400(
+    client: LLMClient, http: Http
+) -> None:
+    await seed(client, "a", minutes(0))
+    async with http(public_app()) as web:
+        response = await web.get(
+            "/h/usage",
+            params={"since": "9999-12-20T00:00:00Z", "until": "9999-12-31T23:59:59.999Z"},
+        )
+    assert response.status_code == 400
+    assert "ends of the calendar" in response.json()["detail"]
+
+
+# -- session keys of any shape ----------------------------------------------------------------
+
+AWKWARD_KEYS = [
+    "user/42",
+    "a/b/c/requests",
+    "/leading",
+    "trailing/",
+    "100%",
+    "%2F",
+    "with space",
+    "  padded  ",
+    "a?b#c&d=e",
+    "+plus+",
+    "naïve ключ 鍵",
+    "emoji 🎉",
+]
+
+
+async def test_session_keys_with_slashes_percent_spaces_and_unicode_open_by_their_url(
+    client: LLMClient, http: Http
+) -> None:
+    for n, key in enumerate(AWKWARD_KEYS):
+        await seed(client, key, minutes(n, n))
+    async with http(public_app()) as web:
+        listing = [s for p in await pages(web, "/h/sessions", size=5) for s in p["items"]]
+        assert sorted(s["session_key"] for s in listing) == sorted(AWKWARD_KEYS)
+        for session in listing:
+            key = session["session_key"]
+            # the URL the listing gives, and the one a client builds from the key
+            for url in (session["requests_url"], f"/h/sessions/{quote(key, safe='')}/requests"):
+                response = await web.get(url)
+                assert response.status_code == 200, (key, url, response.text)
+                items = response.json()["items"]
+                assert [r["session_key"] for r in items] == [key, key], (key, url)
+                assert [r["request"]["session"] for r in items] == [key, key]
+        # a slash may also be sent as it is
+        plain = (await web.get("/h/sessions/user/42/requests")).json()["items"]
+        assert [r["session_key"] for r in plain] == ["user/42", "user/42"]
+    assert listing[0]["requests_url"] == (
+        "/h/sessions/emoji%20%F0%9F%8E%89/requests?client=support-bot"
+    )
+
+
+async def test_the_requests_url_names_the_client_of_the_session(
+    client: LLMClient, http: Http
+) -> None:
+    other = await LLMClient.objects.create(name="other bot/β")
+    await seed(client, "shared/key", minutes(0))
+    await seed(other, "shared/key", minutes(1, 2))
+    async with http(public_app()) as web:
+        listing = (await web.get("/h/sessions")).json()["items"]
+        counts = {}
+        for session in listing:
+            page = (await web.get(session["requests_url"])).json()["items"]
+            assert {r["llm_client_id"] for r in page} == {session["llm_client_id"]}
+            counts[session["llm_client_id"]] = len(page)
+    assert counts == {str(other.id): 2, str(client.id): 1}
+
+
+# -- one time format --------------------------------------------------------------------------
+
+ISO_MS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def datetimes_in(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in datetimes_in(v) if k != "request"]
+    if isinstance(value, list):
+        return [t for v in value for t in datetimes_in(v)]
+    if isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\dT", value):
+        return [value]
+    return []
+
+
+async def test_every_time_is_utc_to_the_millisecond(client: LLMClient, http: Http) -> None:
+    at = dt.datetime(2026, 3, 1, 22, 30, 19, 970123, tzinfo=UTC)
+    await seed(client, "chat", [at, at + dt.timedelta(seconds=1)])
+    async with http(public_app()) as web:
+        answers = {
+            url: (await web.get(url, params={"tz": "Asia/Tokyo"} if url == "/h/usage" else {}))
+            for url in (
+                "/h/clients",
+                "/h/sessions",
+                "/h/sessions/chat/requests",
+                "/h/usage",
+                "/h/usage/clients",
+            )
+        }
+    times = {url: datetimes_in(a.json()) for url, a in answers.items()}
+    assert all(times.values()), times
+    assert [t for ts in times.values() for t in ts if not ISO_MS_UTC.fullmatch(t)] == []
+    assert answers["/h/sessions/chat/requests"].json()["items"][0]["created_at"] == (
+        "2026-03-01T22:30:19.970Z"
+    )
+    session = answers["/h/sessions"].json()["items"][0]
+    assert (session["first_at"], session["last_at"]) == (
+        "2026-03-01T22:30:19.970Z",
+        "2026-03-01T22:30:20.970Z",
+    )
+    # the day starting at midnight in Tokyo, written in UTC
+    assert answers["/h/usage"].json()["buckets"][0]["start"] == "2026-03-01T15:00:00.000Z"
+
+
+def test_openapi_still_describes_the_times_as_date_time_strings() -> None:
+    schemas = public_app().openapi()["components"]["schemas"]
+    fields = {
+        "ClientOut": ["created_at", "updated_at"],
+        "SessionOut": ["first_at", "last_at"],
+        "RequestOut": ["created_at"],
+        "UsageBucketOut": ["start"],
+        "ClientUsageOut": ["first_at", "last_at"],
+    }
+    for model, names in fields.items():
+        for name in names:
+            prop = schemas[model]["properties"][name]
+            assert (prop["type"], prop["format"]) == ("string", "date-time"), (model, name)
+    assert schemas["SessionOut"]["properties"]["requests_url"]["type"] == "string"

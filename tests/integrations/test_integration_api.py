@@ -13,12 +13,14 @@ def test_the_integration_modules_export_exactly_these_names() -> None:
     assert integrations.__all__ == []
     assert set(asgi.__all__) == {
         "ASGIApp",
+        "ClientSource",
         "DEFAULT_PATHS",
         "DEFAULT_SESSION_KEY_SOURCES",
         "LLMRequestLogger",
         "Message",
         "NO_BODY",
         "Receive",
+        "RecorderSource",
         "RequestLoggerStats",
         "Scope",
         "Send",

@@ -10,13 +10,16 @@ matches nothing. It must never widen what is read or written.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
+from bson import ObjectId
 from fastapi import FastAPI
 from pymongo import MongoClient
 from typer.testing import CliRunner
@@ -170,3 +173,127 @@ def test_cli_export_takes_the_session_literally(
     exported = [json.loads(line) for line in lines if '"session_key"' in line]
     assert [row["session_key"] for row in exported] == expected, result.output
     assert result.exit_code == 0
+
+
+# -- hostile values: every answer is a 2xx or a 4xx with a reason, never a 500 ----------------
+
+_UTC = dt.timezone.utc
+_LAST_MS = dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=_UTC)
+_FIRST = dt.datetime(1, 1, 1, tzinfo=_UTC)
+_NOW = dt.datetime(2026, 3, 1, tzinfo=_UTC)
+
+#: Values for any query parameter: out-of-range instants, control and invalid characters,
+#: numbers no parameter takes, operator syntax.
+HOSTILE_VALUES = [
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999Z",
+    "a\x00b",
+    "\x00",
+    "%ED%A0%80",
+    "1e400",
+    "-1",
+    "99999999999999999999",
+    "²",
+    "UTC\x00",
+    "../../etc/passwd",
+    OPERATOR,
+    " ",
+    "",
+    "\ufeff",
+    "x" * 9000,
+]
+HOSTILE_PARAMETERS = {
+    "/h/clients": ["after", "size"],
+    "/h/sessions": ["client", "since", "until", "size", "after"],
+    "/h/sessions/s1/requests": ["client", "order", "size", "after"],
+    "/h/usage": ["by", "client", "session_key", "since", "until", "tz"],
+    "/h/usage/clients": ["since", "until"],
+}
+HOSTILE_PATH_PARTS = [
+    "a\x00b",
+    "%ED%A0%80",
+    "%FF",
+    "..",
+    ".",
+    "%2E%2E",
+    "a/../../etc/passwd",
+    "k" * 300,
+    OPERATOR,
+    "\ufeff",
+]
+
+
+def _crafted_cursors() -> list[tuple[str, dict[str, str]]]:
+    """Cursors with a valid check and values of the wrong type or at the calendar's ends.
+
+    The check is an integrity check, not a secret: anyone who reads the code can
+    build one, so what a cursor carries is hostile input like any other.
+    """
+    from llmreq_mongo._queries import encode_cursor, fingerprint
+    from llmreq_mongo.integrations._history import _SESSION_KEYS
+
+    oid = ObjectId()
+    sessions = fingerprint(
+        LLMClientRequest.get_collection_name(),
+        {"sessions": True, "client": None, "since": None, "until": None},
+        _SESSION_KEYS,
+    )
+    out = [
+        ("/h/sessions", {"after": encode_cursor(sessions, _SESSION_KEYS, values)})
+        for values in (
+            ["not a date", _NOW, "s1", oid],
+            [_NOW, 42, "s1", oid],
+            [_NOW, _NOW, None, "not an id"],
+            [_LAST_MS, _LAST_MS, "s1", oid],
+            [_FIRST, _FIRST, "s1", oid],
+            [_NOW, {"$gt": ""}, "s1", oid],
+        )
+        if all(not isinstance(v, dict) for v in values)
+    ]
+    for order, qs in (
+        ("asc", LLMClientRequest.objects.for_session("s1")),
+        ("desc", LLMClientRequest.objects.for_session("s1").order_by("-created_at")),
+    ):
+        sort, print_, _ = qs._page_plan(1, None)
+        for values in ([_LAST_MS, oid], [_FIRST, oid], ["text", 7], [None, None]):
+            cursor = encode_cursor(print_, sort, values)
+            out.append(("/h/sessions/s1/requests", {"order": order, "after": cursor}))
+    sort, print_, _ = LLMClient.objects.order_by("name")._page_plan(1, None)
+    for values in ([_LAST_MS, oid], [None, "x"], [1.5, True]):
+        out.append(("/h/clients", {"after": encode_cursor(print_, sort, values)}))
+    return out
+
+
+async def test_no_hostile_query_value_cursor_or_path_part_gives_a_500(
+    llmreq_db: Handle,
+) -> None:
+    client = await LLMClient.objects.create(name="api-bot")
+    await LLMClientRequest.objects.create(llm_client=client, request={"m": 1}, session_key="s1")
+    app = FastAPI()
+    app.include_router(history_router(public=True), prefix="/h")
+    attempts: list[tuple[str, dict[str, str]]] = [
+        (url, {name: value})
+        for url, names in HOSTILE_PARAMETERS.items()
+        for name in names
+        for value in HOSTILE_VALUES
+    ]
+    attempts += [
+        (f"/h/sessions/{quote(part, safe='%/')}/requests", {}) for part in HOSTILE_PATH_PARTS
+    ]
+    attempts += [
+        (f"/h/sessions/{quote(part, safe='')}/requests", {}) for part in HOSTILE_PATH_PARTS
+    ]
+    attempts += _crafted_cursors()
+    # The server's view: an exception in the app is a 500 answer, not a test crash.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    failures = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        for url, params in attempts:
+            answer = await http.get(url, params=params)
+            if answer.status_code >= 500 or (
+                answer.status_code >= 400 and "detail" not in answer.json()
+            ):
+                failures.append((answer.status_code, url, params))
+    assert failures == [], f"{len(failures)} of {len(attempts)}: {failures}"

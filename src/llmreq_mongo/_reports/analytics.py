@@ -256,6 +256,15 @@ def _bucket_starts(
     return starts
 
 
+def _check_bucket_count(start: dt.datetime, end: dt.datetime, by: str) -> None:
+    unit = dt.timedelta(hours=1 if by == "hour" else 24)
+    if (end - start) / unit > _MAX_BUCKETS:
+        raise InvalidInput(
+            f"the window holds more than {_MAX_BUCKETS:,} {by} buckets; narrow it"
+            + (" or count by day" if by == "hour" else "")
+        )
+
+
 def _counts_pipeline(
     *,
     by: Any,
@@ -273,12 +282,7 @@ def _counts_pipeline(
     client_id = client_ref(llm_client, model=LLMClient)
     key = None if session_key is None else check_session_key(session_key, nullable=False)
     if start is not None and end is not None:
-        unit = dt.timedelta(hours=1 if by == "hour" else 24)
-        if (end - start) / unit > _MAX_BUCKETS:
-            raise InvalidInput(
-                f"the window holds more than {_MAX_BUCKETS:,} {by} buckets; narrow it"
-                + (" or count by day" if by == "hour" else "")
-            )
+        _check_bucket_count(start, end, by)
     group: dict[str, Any] = {
         "t": {"$dateTrunc": {"date": "$created_at", "unit": by, "timezone": tz}}
     }
@@ -337,6 +341,8 @@ async def request_counts(
     instants = {instant for _, instant in counts}
     first = _floor(start if start is not None else min(instants), by, zone)
     stop = end if end is not None else max(instants) + dt.timedelta(microseconds=1)
+    # With one bound only, the span runs to the first or last request: check it too.
+    _check_bucket_count(first, stop, by)
     starts = sorted(set(_bucket_starts(first, stop, by, zone)) | instants)
     if group_by is None:
         groups = {repr(None): None}

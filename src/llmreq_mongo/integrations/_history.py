@@ -1,28 +1,44 @@
 """``history_router``: a read-only JSON API over the request history, for FastAPI.
 
-Each endpoint checks its parameters (FastAPI answers 422 for a malformed or
-naive datetime, a size out of range; the library's own checks answer 400 with
-the library's message, for a bad cursor among others) and reads through the
-sessions and analytics layer. Lists are paged with keyset cursors: a page
-carries ``next_cursor``, passed back as ``after`` for the next page.
+Each endpoint checks its parameters (FastAPI answers 422 for a malformed,
+naive or out-of-range datetime, a size out of range; the library's own checks
+answer 400 with the library's message, for a bad cursor among others) and
+reads through the sessions and analytics layer, within a time limit: when
+MongoDB does not answer in time the endpoint answers 503. Lists are paged
+with keyset cursors: a page carries ``next_cursor``, passed back as ``after``
+for the next page. Every time is written in UTC to the millisecond
+(``2026-03-01T22:30:19.970Z``), as the command line writes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
-from typing import Annotated, Any, Literal, NoReturn
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
+import pymongo
 from bson import ObjectId
-from fastapi import APIRouter, HTTPException, Path, Query, params
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, HTTPException, Path, Query, Request, params
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pymongo.errors import PyMongoError
 
 from llmreq_mongo import analytics
 from llmreq_mongo._checks import check_window
+from llmreq_mongo._connection import check_timeout
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._queries import decode_cursor, encode_cursor, fingerprint, scoped_match
 from llmreq_mongo._time import now_ms, to_utc_ms
-from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError, storage_errors
+from llmreq_mongo.errors import InvalidInput, StorageError, storage_errors
 
 __all__ = [
     "ClientOut",
@@ -40,6 +56,23 @@ __all__ = [
 
 _MAX_PAGE = 200
 _DEFAULT_PAGE = 50
+#: Seconds an endpoint gives MongoDB before it answers 503.
+DEFAULT_TIMEOUT = 5.0
+
+
+def _iso_ms(value: dt.datetime) -> str:
+    return to_utc_ms(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: A datetime written in UTC to the millisecond, ``2026-03-01T22:30:19.970Z``; the schema
+#: stays an RFC 3339 ``date-time`` string.
+Instant = Annotated[
+    dt.datetime,
+    PlainSerializer(_iso_ms, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2026-03-01T22:30:19.970Z"]}
+    ),
+]
 
 
 class _Out(BaseModel):
@@ -58,8 +91,8 @@ class ClientOut(_Out):
     id: str
     name: str
     description: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: Instant
+    updated_at: Instant
 
 
 class ClientPage(_Out):
@@ -75,8 +108,12 @@ class SessionOut(_Out):
     session_key: str
     llm_client_id: str
     requests: int = Field(description="raw requests in the window (rollups excluded)")
-    first_at: dt.datetime
-    last_at: dt.datetime
+    first_at: Instant
+    last_at: Instant
+    requests_url: str = Field(
+        description="the path of this session's requests (the key percent-encoded, "
+        "the client given by name)"
+    )
 
 
 class SessionPage(_Out):
@@ -94,7 +131,7 @@ class RequestOut(_Out):
     session_key: str | None
     is_aggregation: bool
     request: Any = Field(description="the JSON payload, as recorded")
-    created_at: dt.datetime
+    created_at: Instant
 
 
 class RequestPage(_Out):
@@ -107,7 +144,9 @@ class RequestPage(_Out):
 class UsageBucketOut(_Out):
     """The number of requests in one day or hour."""
 
-    start: dt.datetime = Field(description="the bucket's first instant, in the time zone asked")
+    start: Instant = Field(
+        description="the bucket's first instant (local midnight or the hour, in `tz`), in UTC"
+    )
     count: int
 
 
@@ -126,15 +165,28 @@ class ClientUsageOut(_Out):
     name: str | None
     requests: int
     sessions: int
-    first_at: dt.datetime
-    last_at: dt.datetime
+    first_at: Instant
+    last_at: Instant
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "a parameter was refused (a bad cursor, say)"},
     404: {"model": ErrorOut, "description": "no such client"},
-    503: {"model": ErrorOut, "description": "MongoDB could not be reached"},
+    503: {"model": ErrorOut, "description": "MongoDB could not be reached, or not in time"},
 }
+
+
+def _in_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """``value`` in UTC; an instant outside the calendar once in UTC is refused (422)."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise ValueError(
+            f"{value.isoformat()} falls outside the years 1 to 9999 once converted to UTC"
+        ) from None
+
 
 Size = Annotated[int, Query(ge=1, le=_MAX_PAGE, description="items per page")]
 After = Annotated[
@@ -146,23 +198,41 @@ ClientName = Annotated[
 ]
 Since = Annotated[
     AwareDatetime | None,
+    AfterValidator(_in_utc),
     Query(description="requests created at or after this instant (ISO 8601, with offset)"),
 ]
 Until = Annotated[
     AwareDatetime | None,
+    AfterValidator(_in_utc),
     Query(description="requests created before this instant (ISO 8601, with offset)"),
 ]
 
 
-def _refuse(exc: LLMReqError) -> NoReturn:
-    """Turn a library error into the HTTP error it means."""
-    if isinstance(exc, InvalidInput):
+@contextlib.contextmanager
+def _answering(timeout: float) -> Iterator[None]:
+    """Give MongoDB ``timeout`` seconds, and turn what goes wrong into the HTTP error it means.
+
+    ``pymongo.timeout`` bounds everything inside, server selection included, so a
+    stopped MongoDB costs ``timeout`` rather than the driver's 30 s.
+    """
+    try:
+        with pymongo.timeout(timeout):
+            yield
+    except InvalidInput as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
-    if isinstance(exc, StorageError):
+    except (StorageError, PyMongoError) as exc:
         raise HTTPException(
-            status_code=503, detail="the request history is unavailable; try again later"
+            status_code=503,
+            detail=f"the request history is unavailable (MongoDB did not answer within "
+            f"{timeout:g} s); try again later",
         ) from exc
-    raise exc
+    except OverflowError as exc:
+        # Date arithmetic on a bound or a cursor value at the very end of the calendar.
+        raise HTTPException(
+            status_code=400,
+            detail="a date in this request is too near the ends of the calendar; "
+            "narrow the window, or start the listing over",
+        ) from exc
 
 
 async def _client_id(name: str | None) -> ObjectId | None:
@@ -184,6 +254,7 @@ _SESSION_KEYS = (("until", 1), ("last_at", -1), ("session_key", 1), ("llm_client
 
 async def _session_page(
     *,
+    base: str,
     client_id: ObjectId | None,
     since: dt.datetime | None,
     until: dt.datetime | None,
@@ -194,7 +265,8 @@ async def _session_page(
 
     The first page fixes ``until`` (now, unless given) and every later page
     carries it in its cursor, so requests arriving meanwhile neither move a
-    session between pages nor change the counts while paging.
+    session between pages nor change the counts while paging. ``base`` is the
+    path of the listing, which each session's ``requests_url`` extends.
     """
     start, end = check_window(since, until)
     print_ = fingerprint(
@@ -247,6 +319,7 @@ async def _session_page(
             _SESSION_KEYS,
             [snapshot, to_utc_ms(last["last_at"]), last["_id"]["s"], last["_id"]["c"]],
         )
+    names = await _client_names({row["_id"]["c"] for row in rows})
     items = [
         SessionOut(
             session_key=row["_id"]["s"],
@@ -254,10 +327,26 @@ async def _session_page(
             requests=int(row["requests"]),
             first_at=to_utc_ms(row["first_at"]),
             last_at=to_utc_ms(row["last_at"]),
+            requests_url=_requests_url(base, row["_id"]["s"], names.get(row["_id"]["c"])),
         )
         for row in rows
     ]
     return SessionPage(items=items, next_cursor=next_cursor)
+
+
+async def _client_names(ids: set[ObjectId]) -> dict[ObjectId, str]:
+    if not ids:
+        return {}
+    with storage_errors("look up LLM clients"):
+        cursor = LLMClient.get_pymongo_collection().find({"_id": {"$in": list(ids)}}, {"name": 1})
+        return {doc["_id"]: doc["name"] async for doc in cursor}
+
+
+def _requests_url(base: str, session_key: str, client: str | None) -> str:
+    """The path of a session's requests: every character of the key that is not
+    unreserved, ``/`` included, is percent-encoded, so the key is one path part."""
+    url = f"{base}/{quote(session_key, safe='')}/requests"
+    return url if client is None else f"{url}?client={quote(client, safe='')}"
 
 
 # -- the router ------------------------------------------------------------------------------
@@ -269,6 +358,7 @@ def history_router(
     public: bool = False,
     prefix: str = "",
     tags: Sequence[str] = ("llmreq history",),
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> APIRouter:
     """A read-only JSON API over the recorded requests, documented in OpenAPI.
 
@@ -276,16 +366,25 @@ def history_router(
 
     - ``GET /clients``: the LLM clients, by name, paged.
     - ``GET /sessions``: sessions by last activity (``client``, ``since``,
-      ``until``), paged.
+      ``until``), paged; each carries its ``requests_url``.
     - ``GET /sessions/{session_key}/requests``: one session's requests in
-      order (``client``, ``order``), paged.
+      order (``client``, ``order``), paged. The key is the rest of the path
+      up to ``/requests``, percent-decoded, so a key holding ``/`` (sent as
+      ``%2F`` or as is), ``%``, spaces or any Unicode is read as it was
+      recorded.
     - ``GET /usage``: request counts per day or hour (``by``, ``client``,
       ``session_key``, ``since``, ``until``, ``tz``).
     - ``GET /usage/clients``: requests, sessions, first and last seen per client.
 
     Pages take ``size`` (1 to 200) and ``after`` (the previous page's
     ``next_cursor``); a cursor that was altered or belongs to another listing
-    answers 400. Datetimes must carry a UTC offset (a naive one answers 422).
+    answers 400. Datetimes must carry a UTC offset (a naive one answers 422),
+    and every datetime in an answer is UTC to the millisecond
+    (``2026-03-01T22:30:19.970Z``).
+
+    Each endpoint gives MongoDB ``timeout`` seconds (server selection, the
+    query and reading its results); past it, or when MongoDB cannot be
+    reached, it answers 503 instead of waiting out the driver's 30 s.
 
     The API shows every recorded payload. Protect it with ``dependencies``,
     for example ``[Depends(require_api_key)]``; to mount it without any, say
@@ -299,7 +398,7 @@ def history_router(
 
     Raises:
         InvalidInput: neither ``dependencies`` nor ``public=True`` was given,
-            or both were; or ``prefix`` or ``tags`` is malformed.
+            or both were; or ``prefix``, ``tags`` or ``timeout`` is malformed.
     """
     deps = list(dependencies or ())
     if not isinstance(public, bool):
@@ -321,15 +420,14 @@ def history_router(
         raise InvalidInput(f"prefix must be empty or a path such as '/llmreq', got {prefix!r}")
     if isinstance(tags, str):
         raise InvalidInput(f"tags takes a sequence of tag names, got the string {tags!r}")
+    timeout = check_timeout(timeout)
     router = APIRouter(prefix=prefix, tags=list(tags), dependencies=deps, responses=_ERRORS)
 
     @router.get("/clients", response_model=ClientPage, summary="List the LLM clients")
     async def list_clients(size: Size = _DEFAULT_PAGE, after: After = None) -> ClientPage:
         """The LLM clients, ordered by name."""
-        try:
+        with _answering(timeout):
             page = await LLMClient.objects.order_by("name").page(size=size, after=after)
-        except LLMReqError as exc:
-            _refuse(exc)
         items = [
             ClientOut(
                 id=str(c.id),
@@ -344,6 +442,7 @@ def history_router(
 
     @router.get("/sessions", response_model=SessionPage, summary="List sessions")
     async def list_sessions(
+        request: Request,
         client: ClientName = None,
         since: Since = None,
         until: Until = None,
@@ -355,16 +454,19 @@ def history_router(
         The first page fixes the listing's end (``until``, or now); later
         pages keep it, so records arriving while paging do not shift pages.
         """
-        try:
+        with _answering(timeout):
             client_id = await _client_id(client)
             return await _session_page(
-                client_id=client_id, since=since, until=until, size=size, after=after
+                base=request.url.path.rstrip("/"),
+                client_id=client_id,
+                since=since,
+                until=until,
+                size=size,
+                after=after,
             )
-        except LLMReqError as exc:
-            _refuse(exc)
 
     @router.get(
-        "/sessions/{session_key}/requests",
+        "/sessions/{session_key:path}/requests",
         response_model=RequestPage,
         summary="One session's requests",
     )
@@ -377,15 +479,17 @@ def history_router(
         size: Size = _DEFAULT_PAGE,
         after: After = None,
     ) -> RequestPage:
-        """A session's requests in time order, aggregation rollups included."""
-        try:
+        """A session's requests in time order, aggregation rollups included.
+
+        The session key is the rest of the path before ``/requests``,
+        percent-decoded: ``/sessions/user%2F42/requests`` reads ``user/42``.
+        """
+        with _answering(timeout):
             client_id = await _client_id(client)
             qs = LLMClientRequest.objects.for_session(session_key, llm_client=client_id)
             if order == "desc":
                 qs = qs.order_by("-created_at")
             page = await qs.page(size=size, after=after)
-        except LLMReqError as exc:
-            _refuse(exc)
         items = [
             RequestOut(
                 id=str(r.id),
@@ -409,7 +513,7 @@ def history_router(
         tz: Annotated[str, Query(min_length=1, max_length=64, description="IANA zone")] = "UTC",
     ) -> UsageOut:
         """Raw requests per bucket, oldest first, empty buckets included."""
-        try:
+        with _answering(timeout):
             client_id = await _client_id(client)
             buckets = await analytics.request_counts(
                 by=by,
@@ -419,8 +523,6 @@ def history_router(
                 until=until,
                 tz=tz,
             )
-        except LLMReqError as exc:
-            _refuse(exc)
         return UsageOut(
             by=by,
             tz=tz,
@@ -430,10 +532,8 @@ def history_router(
     @router.get("/usage/clients", response_model=list[ClientUsageOut], summary="Usage per client")
     async def usage_by_client(since: Since = None, until: Until = None) -> list[ClientUsageOut]:
         """Per client: requests, distinct sessions, first and last seen; busiest first."""
-        try:
+        with _answering(timeout):
             rows = await analytics.client_usage(since=since, until=until)
-        except LLMReqError as exc:
-            _refuse(exc)
         return [
             ClientUsageOut(
                 llm_client_id=str(u.llm_client_id),

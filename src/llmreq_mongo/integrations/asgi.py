@@ -116,7 +116,8 @@ class RequestLoggerStats:
     Attributes:
         seen: requests to a recorded path with a recorded method.
         recorded: bodies handed to the recorder.
-        skipped_not_json: bodies that were empty or not JSON.
+        skipped_not_json: bodies that were empty or not JSON, or that a malformed
+            ``Content-Length`` announced (not ASCII digits, or several different values).
         skipped_too_large: bodies over ``max_body_bytes`` (passed on, not recorded).
         skipped_incomplete: the client disconnected before the body ended.
         record_errors: bodies the recorder refused or could not take (an invalid payload,
@@ -152,10 +153,11 @@ class LLMRequestLogger:
     through: their bodies are never read.
 
     A body over ``max_body_bytes`` (by its ``Content-Length`` or as it arrives) is passed
-    on whole but not recorded; an empty or non-JSON body is not recorded; both are counted
-    and logged in one line. After a body is recorded, the record's id and the session key
-    are put in the scope's ``state`` (``llmreq_record_id``, ``llmreq_session_key``), which
-    Starlette and FastAPI expose as ``request.state``.
+    on whole but not recorded; an empty or non-JSON body, or one announced by a malformed
+    ``Content-Length``, is not recorded; each is counted and logged in one line. After a
+    body is recorded, the record's id and the session key are put in the scope's ``state``
+    (``llmreq_record_id``, ``llmreq_session_key``), which Starlette and FastAPI expose as
+    ``request.state``.
 
     Args:
         app: the ASGI application to wrap.
@@ -238,7 +240,17 @@ class LLMRequestLogger:
             await self.app(scope, receive, send)
             return
         self.stats.seen += 1
-        declared = _content_length(scope)
+        try:
+            declared = _content_length(scope)
+        except ValueError as exc:
+            # The body cannot be trusted to be what the header says: like a body that is
+            # not JSON, it is passed on untouched and not recorded.
+            self.stats.skipped_not_json += 1
+            logger.warning(
+                "llmreq: not recording %s %s: %s", scope.get("method"), scope.get("path"), exc
+            )
+            await self.app(scope, receive, send)
+            return
         if declared is not None and declared > self.max_body_bytes:
             self._skip_too_large(scope, declared)
             await self.app(scope, receive, send)
@@ -374,8 +386,29 @@ def _methods(methods: Iterable[str]) -> frozenset[str]:
     return frozenset(result)
 
 
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+# Digits beyond this many announce more than any body this middleware reads; int() of
+# thousands of digits is also refused by Python itself.
+_MAX_LENGTH_DIGITS = 18
+_HUGE_LENGTH: int = 10**_MAX_LENGTH_DIGITS
+
+
 def _content_length(scope: Scope) -> int | None:
-    values = header_values(scope, "content-length")
-    if len(values) != 1 or not values[0].strip().isdigit():
+    """The declared body size: None without the header.
+
+    Raises:
+        ValueError: the header is not a number of bytes in ASCII digits (``str.isdigit``
+            also accepts ``"²"`` and other scripts' digits, which ``int`` then refuses or
+            reads as another number), or is repeated with different values.
+    """
+    values = {value.strip(" \t") for value in header_values(scope, "content-length")}
+    if not values:
         return None
-    return int(values[0])
+    if len(values) > 1:
+        raise ValueError(f"the Content-Length header has several values {sorted(values)!r}")
+    (text,) = values
+    if not _ASCII_DIGITS.fullmatch(text):
+        raise ValueError(f"the Content-Length header {text!r} is not a number of bytes")
+    if len(text) > _MAX_LENGTH_DIGITS:
+        return _HUGE_LENGTH
+    return int(text)

@@ -25,6 +25,7 @@ dependencies (:func:`get_recorder`, :func:`get_llm_client`, :func:`get_session_k
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -41,8 +42,19 @@ try:
 except ImportError as exc:
     raise ExtraMissing("fastapi", feature="llmreq_mongo.integrations.fastapi") from exc
 
-from llmreq_mongo._connection import ENV_URI, Handle, init
+from llmreq_mongo._checks import a_type
+from llmreq_mongo._connection import (
+    DEFAULT_TIMEOUT,
+    ENV_URI,
+    Handle,
+    check_database_name,
+    check_document_models,
+    check_target,
+    check_timeout,
+    init,
+)
 from llmreq_mongo._documents import LLMClient
+from llmreq_mongo._recording.options import check_options
 from llmreq_mongo._recording.recorder import Recorder
 from llmreq_mongo.errors import InvalidInput, LifespanError, RecorderClosed
 
@@ -69,6 +81,52 @@ AppLifespan: TypeAlias = Callable[[Any], contextlib.AbstractAsyncContextManager[
 
 _STATE_ATTRIBUTE = "llmreq"
 _MAX_BODY_FOR_KEY = 1024 * 1024
+
+
+# -- recorder options, checked when the lifespan is built ----------------------------------
+
+
+def _check_recorder_options(options: object) -> dict[str, Any]:
+    """``options`` as a dict, if each is a ``Recorder`` option with a valid value.
+
+    The Recorder's own option checks run on them (the defaults filling the
+    rest), so the lifespan refuses exactly what the Recorder would, at once
+    and without building one.
+
+    Raises:
+        InvalidInput: not a mapping of names to values, an unknown name (the
+            message lists the known ones), or a value the Recorder would refuse.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise InvalidInput(
+            "recorder_options takes a mapping of Recorder options, such as "
+            f'{{"spill_path": "/var/lib/app/llmreq.spill"}}, got {a_type(options)}'
+        )
+    defaults = {
+        p.name: p.default
+        for p in inspect.signature(Recorder).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    for name in options:
+        if name not in defaults:
+            raise InvalidInput(
+                f"recorder_options has {name!r}, which is not a Recorder option; "
+                f"the options are {', '.join(defaults)}"
+            )
+    for name, value in options.items():
+        try:
+            check_options(**{**defaults, name: value})
+        except InvalidInput as exc:
+            # "max_batch must be ..." -> "recorder_options['max_batch'] must be ..."
+            why = str(exc).removeprefix(name).lstrip()
+            raise InvalidInput(f"recorder_options[{name!r}] {why}") from None
+    try:  # rules across options (spill="always" needs a spill_path)
+        check_options(**{**defaults, **options})
+    except InvalidInput as exc:
+        raise InvalidInput(f"recorder_options: {exc}") from None
+    return dict(options)
 
 
 class LLMReqLifespan:
@@ -99,9 +157,14 @@ class LLMReqLifespan:
         recorder_options: keyword options for the :class:`~llmreq_mongo.Recorder`
             (``spill_path``, ``max_queue``, ...); checked here.
         document_models: your own documents, passed on to ``init``.
+        timeout: seconds MongoDB has to answer at start-up (``init``'s
+            ``timeout``, 10 by default); past it the app fails to start with
+            a one-line :class:`~llmreq_mongo.errors.ServerUnreachable`.
 
     Raises:
-        InvalidInput: an option is invalid (checked here, not at start-up).
+        InvalidInput: an option is invalid (checked here, not at start-up; a
+            malformed URI is refused by ``init`` at start-up).
+        UnsupportedClient: ``target`` is a Motor object or of an unknown type.
     """
 
     def __init__(
@@ -115,6 +178,7 @@ class LLMReqLifespan:
         embedded: bool | str | os.PathLike[str] = False,
         recorder_options: Mapping[str, Any] | None = None,
         document_models: Sequence[type[Document]] = (),
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if app_lifespan is not None and not callable(app_lifespan):
             raise InvalidInput(
@@ -129,20 +193,15 @@ class LLMReqLifespan:
             )
         if not isinstance(embedded, (bool, str, os.PathLike)):
             raise InvalidInput(f"embedded must be True, False or a directory, got {embedded!r}")
-        if not isinstance(database, str) or not database:
-            raise InvalidInput(f"database must be a database name, got {database!r}")
-        options = dict(recorder_options or {})
-        try:
-            Recorder(**options)  # check the options now rather than at start-up
-        except TypeError as exc:
-            raise InvalidInput(f"recorder_options are not Recorder options: {exc}") from None
+        check_target(target)
         self._app_lifespan = app_lifespan
         self._target = target
-        self._database = database
+        self._database = check_database_name(database)
         self._client_name = llm_client
         self._embedded = embedded
-        self._recorder_options = options
-        self._document_models = tuple(document_models)
+        self._recorder_options = _check_recorder_options(recorder_options)
+        self._document_models = check_document_models(document_models)
+        self._timeout = check_timeout(timeout)
         self._recorder: Recorder | None = None
         self._llm_client: LLMClient | None = None
         self._handle: Handle | None = None
@@ -164,7 +223,10 @@ class LLMReqLifespan:
                 engine = await stack.enter_async_context(EmbeddedMongo(path))
                 target = engine.uri
             handle = await init(
-                target, database=self._database, document_models=self._document_models
+                target,
+                database=self._database,
+                document_models=self._document_models,
+                timeout=self._timeout,
             )
             stack.push_async_callback(handle.close)
             if self._client_name is not None:
