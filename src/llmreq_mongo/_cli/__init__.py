@@ -13,6 +13,15 @@ __all__ = ["app", "main"]
 
 # Each module registers its commands when imported, and ``llmreq --help``
 # lists them in this order.
-for _module in ("_demo", "_inspect", "_export", "_import", "_retention", "_aggregate", "_follow"):
+for _module in (
+    "_demo",
+    "_inspect",
+    "_export",
+    "_import",
+    "_retention",
+    "_aggregate",
+    "_follow",
+    "_serve",
+):
     importlib.import_module(f"{__name__}.{_module}")
 del _module
