@@ -42,7 +42,7 @@ from llmreq_mongo._connection import ENV_URI, Handle, client_for, init
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
 
-from ._interrupt import Interrupted, install_process_handler, interruptible, status_of
+from ._interrupt import Interrupted, install, interruptible, set_last_words, status_of
 from ._served import running_server
 
 __all__ = [
@@ -90,6 +90,8 @@ class Settings:
     debug: bool
     timeout: float = 5.0
     data_dir: Path = DEFAULT_DATA_DIR
+    #: The command being run (``retention`` for ``retention set``).
+    command: str | None = None
 
     @property
     def console(self) -> Console:
@@ -145,6 +147,7 @@ def _global(
         debug=debug,
         timeout=timeout,
         data_dir=data_dir,
+        command=ctx.invoked_subcommand,
     )
 
 
@@ -287,14 +290,6 @@ def _has_store(data_dir: Path) -> bool:
     return (data_dir / "WiredTiger").is_file()
 
 
-def _creates_store() -> bool:
-    """Whether the running command may create the embedded store."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    return ctx is not None and ctx.command.name in CREATING_COMMANDS
-
-
 @contextlib.asynccontextmanager
 async def store(settings: Settings, *, create: bool | None = None) -> AsyncIterator[Handle]:
     """Connect to the configured store.
@@ -313,7 +308,7 @@ async def store(settings: Settings, *, create: bool | None = None) -> AsyncItera
             uri = served.uri
         else:
             if not _has_store(settings.data_dir) and not (
-                _creates_store() if create is None else create
+                settings.command in CREATING_COMMANDS if create is None else create
             ):
                 raise StorageError(NO_STORE)
             _check_not_in_use(settings.data_dir)
@@ -401,7 +396,8 @@ def main() -> None:
     Ctrl-C anywhere outside a command's work (while it starts, at a prompt)
     also ends with one line and status 130, not Click's "Aborted!" and 1.
     """
-    started = install_process_handler()
+    started = install()
+    set_last_words(lambda signum: interrupted_line(signum, time.monotonic() - started))
     try:
         app(prog_name="llmreq")
     except Interrupted as stop:

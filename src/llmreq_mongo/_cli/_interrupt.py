@@ -10,6 +10,7 @@ runs with durable commits, so ending it that way loses nothing acknowledged.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
 import os
@@ -18,9 +19,16 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["GRACE_SECONDS", "Interrupted", "interruptible", "status_of"]
+__all__ = [
+    "GRACE_SECONDS",
+    "Interrupted",
+    "install",
+    "interruptible",
+    "set_last_words",
+    "status_of",
+]
 
 T = TypeVar("T")
 #: Seconds a command may spend cleaning up after Ctrl-C before it is ended.
@@ -49,52 +57,82 @@ def status_of(signum: int) -> int:
     return 128 + signum
 
 
+class _Signals:
+    """What the process knows about stop signals: the first caught, and who to tell."""
+
+    def __init__(self) -> None:
+        self.caught: list[int] = []
+        self.watching = False  # the watcher thread takes the signals
+        self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = None
+        self.last_words: Callable[[int], str] = lambda signum: signal.Signals(signum).name
+        self._lock = threading.Lock()
+
+    def caught_one(self, signum: int) -> None:
+        """A stop signal came: cancel the work, and end the process if it lingers."""
+        with self._lock:
+            if self.caught:  # a second Ctrl-C: do not wait for the clean-up
+                self.force_exit(self.caught[0])
+            self.caught.append(signum)
+            timer = threading.Timer(GRACE_SECONDS, self.force_exit, args=(signum,))
+            timer.daemon = True
+            timer.start()
+            target = self.task
+        if target is not None:
+            loop, task = target
+            with contextlib.suppress(RuntimeError):  # the loop has just closed
+                loop.call_soon_threadsafe(task.cancel)
+                return
+        if self.watching:  # no loop running: raise Interrupted in the main thread
+            _thread.interrupt_main(signal.Signals(signum))
+
+    def force_exit(self, signum: int) -> None:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            os.write(2, (self.last_words(signum) + "\n").encode(errors="replace"))
+        os._exit(status_of(signum))
+
+    def watch(self) -> None:
+        """The watcher thread: take each stop signal as it comes (see ``install``)."""
+        while True:
+            self.caught_one(signal.sigwait(_STOP_SIGNALS))
+
+
+_SIGNALS = _Signals()
+
+
 def interruptible(main: Callable[[], Awaitable[T]], *, last_words: Callable[[int], str]) -> T:
     """Run ``main()`` in a new event loop; a stop signal raises :class:`Interrupted`.
 
     Args:
         main: the command's work.
-        last_words: the line to print when the grace period runs out and the
-            process must end without returning (given the signal).
+        last_words: the line to print if the clean-up outlasts the grace
+            period and the process is ended without returning (given the signal).
     """
-    caught: list[int] = []
-    watchdog: list[threading.Timer] = []
-
-    def force_exit(signum: int) -> None:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        with contextlib.suppress(Exception):
-            os.write(2, (last_words(signum) + "\n").encode(errors="replace"))
-        os._exit(status_of(signum))
+    signals = _SIGNALS
+    signals.last_words = last_words
 
     async def guarded() -> T:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-
-        def on_signal(signum: int) -> None:
-            if caught:  # a second Ctrl-C: do not wait for the clean-up
-                force_exit(caught[0])
-            caught.append(signum)
+        signals.task = (loop, task)
+        if not signals.watching:  # called without the console script (in tests, say)
+            for signum in _STOP_SIGNALS:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(signum, signals.caught_one, signum)
+        if signals.caught:  # it came while the loop was starting
             task.cancel()
-            timer = threading.Timer(GRACE_SECONDS, force_exit, args=(signum,))
-            timer.daemon = True
-            timer.start()
-            watchdog.append(timer)
-
-        for signum in _STOP_SIGNALS:
-            # Not in the main thread, or on Windows: Ctrl-C stays a
-            # KeyboardInterrupt, which the caller handles too.
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, on_signal, signum)
         try:
             result = await main()
         except BaseException as exc:
-            if caught:  # whatever the clean-up raised, the signal is the reason
-                raise Interrupted(caught[0]) from exc
+            if signals.caught:  # whatever the clean-up raised, the signal is the reason
+                raise Interrupted(signals.caught[0]) from exc
             raise
-        if caught:  # the work finished before the cancellation reached it
-            raise Interrupted(caught[0])
+        finally:
+            signals.task = None
+        if signals.caught:  # the work finished before the cancellation reached it
+            raise Interrupted(signals.caught[0])
         return result
 
     # The loop's clean-up resets SIGINT to Python's default handler; put back
@@ -105,24 +143,40 @@ def interruptible(main: Callable[[], Awaitable[T]], *, last_words: Callable[[int
     except KeyboardInterrupt:  # before the handlers were installed
         raise Interrupted(signal.SIGINT) from None
     finally:
-        for timer in watchdog:
-            timer.cancel()
         if threading.current_thread() is threading.main_thread():
             for signum, handler in previous.items():
                 with contextlib.suppress(TypeError, ValueError):
                     signal.signal(signum, handler)
+        if not signals.watching:
+            signals.caught.clear()
 
 
-def install_process_handler() -> float:
-    """Make SIGINT raise :class:`Interrupted` anywhere in the process; returns the start time.
+def install() -> float:
+    """Take SIGINT and SIGTERM for the whole process; returns the start time.
 
-    Used by the console script, so that Ctrl-C outside a command's event loop
-    (while it starts, or in a prompt) also ends with one line and status 130.
+    Used by the console script. The signals are blocked in every thread and
+    taken by one watcher thread, so a signal is acted on even while the main
+    thread is busy inside a C call (the engine opening its storage, say):
+    the command's task is cancelled, and the grace period is counted from
+    then. Outside a command's event loop (while it starts, in a prompt), the
+    main thread gets :class:`Interrupted` instead.
     """
+    started = time.monotonic()
 
     def raise_interrupted(signum: int, _frame: object) -> None:
         raise Interrupted(signum)
 
-    with contextlib.suppress(ValueError):  # not the main thread
-        signal.signal(signal.SIGINT, raise_interrupted)
-    return time.monotonic()
+    if threading.current_thread() is not threading.main_thread():
+        return started
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, raise_interrupted)  # what interrupt_main() runs
+    if hasattr(signal, "pthread_sigmask") and hasattr(signal, "sigwait"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        _SIGNALS.watching = True
+        threading.Thread(target=_SIGNALS.watch, name="llmreq-signals", daemon=True).start()
+    return started
+
+
+def set_last_words(last_words: Callable[[int], str]) -> None:
+    """The line printed if the process must be ended outside any command's work."""
+    _SIGNALS.last_words = last_words
