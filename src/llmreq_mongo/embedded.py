@@ -143,13 +143,19 @@ class EmbeddedMongo:
         else:
             from secantus import SecantusDBServer
 
-            server = SecantusDBServer(
-                storage_path=storage,
-                port=self._port,
-                sync_on_commit=self._durable,
-                **self._options,
-            )
-            await asyncio.to_thread(server.start)
+            def open_and_listen() -> Any:
+                # Opening the storage takes a few hundred milliseconds in C:
+                # off the event loop, like the start itself.
+                server = SecantusDBServer(
+                    storage_path=storage,
+                    port=self._port,
+                    sync_on_commit=self._durable,
+                    **self._options,
+                )
+                server.start()
+                return server
+
+            server = await asyncio.to_thread(open_and_listen)
             self._server = server
             self._port = int(server.address[1])
         self._uri = f"mongodb://127.0.0.1:{self._port}/"
