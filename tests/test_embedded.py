@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 import llmreq_mongo
 from llmreq_mongo import InvalidInput, LLMClient
@@ -71,5 +77,44 @@ async def test_child_process_engine_restarts_on_its_port(tmp_path: Path) -> None
 
 
 def test_child_process_refuses_options_it_cannot_pass() -> None:
-    with pytest.raises(InvalidInput, match="ttl_sweep_seconds"):
-        EmbeddedMongo(process=True, ttl_sweep_seconds=1)
+    with pytest.raises(InvalidInput, match="max_connections"):
+        EmbeddedMongo(process=True, max_connections=3)
+
+
+async def test_stop_ends_the_accept_thread(tmp_path: Path) -> None:
+    # Closing the listening socket alone leaves the thread blocked in accept()
+    # for good on Linux (and the engine's stop waits 2 s for it).
+    before = _accept_threads()
+    engine = EmbeddedMongo(tmp_path / "data")
+    await engine.start()
+    assert _accept_threads() == before + 1
+    await engine.stop()
+    assert _accept_threads() == before
+    # The store is closed cleanly: it opens again with what was written.
+    async with EmbeddedMongo(tmp_path / "data") as again:
+        handle = await llmreq_mongo.init(again.uri, database="reopen")
+        assert await LLMClient.objects.count() == 0
+        await handle.close()
+
+
+def _accept_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "secantus-accept" and t.is_alive())
+
+
+@pytest.mark.parametrize("process", [False, True], ids=["in-process", "child-process"])
+async def test_ttl_sweep_interval_expires_documents(tmp_path: Path, process: bool) -> None:
+    engine = EmbeddedMongo(tmp_path / "data", process=process, ttl_sweep_seconds=0.5)
+    async with engine:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(engine.uri)
+        try:
+            docs = client["ttl"]["docs"]
+            await docs.create_index("at", expireAfterSeconds=0)
+            await docs.insert_many([{"at": dt.datetime.now(dt.timezone.utc)} for _ in range(3)])
+            deadline = time.monotonic() + 30
+            left = await docs.count_documents({})
+            while left and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                left = await docs.count_documents({})
+            assert left == 0
+        finally:
+            await client.close()

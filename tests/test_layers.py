@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "analytics": 3,
     # connecting, the engine, the test fixtures
     "_connection": 4,
+    "_engine_process": 4,  # the embedded engine's server process and its fast stop
     "embedded": 4,
     "pytest_plugin": 4,
     # the faces

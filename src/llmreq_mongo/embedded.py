@@ -15,13 +15,17 @@ With ``process=True`` the engine runs as a child process instead of in the
 caller's process: it then has a CPU core of its own rather than sharing the
 caller's interpreter, and it can be stopped and restarted on the same port,
 which is what fault-injection tests need.
+
+Both modes stop in a few milliseconds: the listening socket is shut down
+before the engine's own stop, which would otherwise wait 2 s for its accept
+thread (docs/embedded-engine.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
+import json
 import socket
 import subprocess
 import sys
@@ -31,18 +35,23 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from llmreq_mongo._engine_process import stop_server
 from llmreq_mongo.errors import ExtraMissing, InvalidInput, StorageError
 
 __all__ = ["EmbeddedMongo"]
 
-#: Engine options a child process takes, and the command-line flag for each.
-_PROCESS_FLAGS = {
-    "require_auth": "--auth",
-    "enable_test_commands": "--enable-test-commands",
-    "tls_cert_file": "--tls-cert-file",
-    "tls_key_file": "--tls-key-file",
-    "tls_ca_file": "--tls-ca-file",
-}
+#: Engine options a child process takes.
+_PROCESS_OPTIONS = frozenset(
+    {
+        "require_auth",
+        "enable_test_commands",
+        "ttl_sweep_seconds",
+        "tls_cert_file",
+        "tls_key_file",
+        "tls_ca_file",
+    }
+)
+_LAUNCHER = Path(__file__).with_name("_engine_process.py")
 _START_TIMEOUT = 60.0
 
 
@@ -58,9 +67,12 @@ class EmbeddedMongo:
             stop and a restart of the same object).
         process: run the engine as a child process.
         options: further keyword options for the engine (for example
-            ``require_auth=True`` or ``tls_cert_file=...``); a child process
-            takes ``require_auth``, ``enable_test_commands`` (fail points;
-            off by default there, as on mongod) and the ``tls_*_file`` options.
+            ``require_auth=True``, ``tls_cert_file=...``, or
+            ``ttl_sweep_seconds=5``: how often TTL indexes are swept, 60 s by
+            default, the first sweep coming that long after the start); a
+            child process takes ``require_auth``, ``enable_test_commands``
+            (fail points; off by default there, as on mongod),
+            ``ttl_sweep_seconds`` and the ``tls_*_file`` options.
     """
 
     def __init__(
@@ -76,8 +88,8 @@ class EmbeddedMongo:
             raise InvalidInput(f"path must be a directory path or None, got {path!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidInput(f"port must be an integer from 0 to 65535, got {port!r}")
-        if process and set(options) - set(_PROCESS_FLAGS):
-            unknown = ", ".join(sorted(set(options) - set(_PROCESS_FLAGS)))
+        if process and set(options) - _PROCESS_OPTIONS:
+            unknown = ", ".join(sorted(set(options) - _PROCESS_OPTIONS))
             raise InvalidInput(f"a child-process engine does not take: {unknown}")
         self._path = Path(path) if path is not None else None
         self._durable = durable
@@ -130,13 +142,19 @@ class EmbeddedMongo:
         else:
             from secantus import SecantusDBServer
 
-            server = SecantusDBServer(
-                storage_path=storage,
-                port=self._port,
-                sync_on_commit=self._durable,
-                **self._options,
-            )
-            await asyncio.to_thread(server.start)
+            def open_and_listen() -> Any:
+                # Opening the storage takes a few hundred milliseconds in C:
+                # off the event loop, like the start itself.
+                server = SecantusDBServer(
+                    storage_path=storage,
+                    port=self._port,
+                    sync_on_commit=self._durable,
+                    **self._options,
+                )
+                server.start()
+                return server
+
+            server = await asyncio.to_thread(open_and_listen)
             self._server = server
             self._port = int(server.address[1])
         self._uri = f"mongodb://127.0.0.1:{self._port}/"
@@ -147,16 +165,13 @@ class EmbeddedMongo:
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", 0))
                 self._port = probe.getsockname()[1]
-        args = [sys.executable, "-m", "secantus", "--host", "127.0.0.1"]
-        args += ["--port", str(self._port), "--storage-path", storage, "--log-level", "WARNING"]
-        if self._durable:
-            args.append("--sync-on-commit")
-        for option, value in self._options.items():
-            flag = _PROCESS_FLAGS[option]
-            if option in ("require_auth", "enable_test_commands"):
-                args += [flag] if value else []
-            elif value is not None:
-                args += [flag, str(value)]
+        options: dict[str, Any] = {"enable_test_commands": False, **self._options}
+        options.update(
+            host="127.0.0.1", port=self._port, storage_path=storage, sync_on_commit=self._durable
+        )
+        # -I keeps the launcher's own directory (this package's modules) off
+        # the child's sys.path, where they would shadow top-level names.
+        args = [sys.executable, "-I", str(_LAUNCHER), json.dumps(options)]
         with Path(storage, "engine.log").open("ab") as log:
             child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + _START_TIMEOUT
@@ -187,15 +202,7 @@ class EmbeddedMongo:
             await asyncio.to_thread(_stop_child, child)
         server, self._server = self._server, None
         if server is not None:
-            # The engine logs a harmless traceback while closing its storage
-            # (its oplog metadata is written after the store is closed).
-            noisy = logging.getLogger("secantus.storage.close")
-            level = noisy.level
-            noisy.setLevel(logging.CRITICAL)
-            try:
-                await asyncio.to_thread(server.stop)
-            finally:
-                noisy.setLevel(level)
+            await asyncio.to_thread(stop_server, server)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -217,7 +224,7 @@ class EmbeddedMongo:
 
 
 def _stop_child(child: subprocess.Popen[bytes]) -> None:
-    """Stop a child engine gracefully (SIGTERM flushes its storage), or kill it."""
+    """Stop a child engine gracefully (SIGTERM closes its storage), or kill it."""
     child.terminate()
     try:
         child.wait(timeout=30)

@@ -22,6 +22,7 @@ for _module in (
     "_aggregate",
     "_follow",
     "_shard",
+    "_serve",
 ):
     importlib.import_module(f"{__name__}.{_module}")
 del _module

@@ -1,23 +1,27 @@
 """The ``llmreq`` application: global options, the store, and error reporting.
 
 Every command runs against the store the global options name: ``--uri`` (or
-``LLMREQ_MONGODB_URI``), else the embedded engine with a persistent store in
-``./.llmreq-data``, started with durable commits so nothing acknowledged is
-lost on a crash.
+``LLMREQ_MONGODB_URI``), else the embedded store in ``--data-dir``
+(``./.llmreq-data``). When ``llmreq serve`` is running on that store, the
+command connects to it; otherwise it starts the engine itself, with durable
+commits so nothing acknowledged is lost on a crash. Only the commands that
+write (``demo``, ``import``, ``serve``) create a store that does not exist yet.
 
 Errors are one line on stderr and exit status 1; ``--debug`` adds the
 traceback. Usage errors (a misspelt option, a bad value) are two lines, the
 error and where to find help, with exit status 2. A password in the URI is
-never printed, traceback included.
+never printed, traceback included. Ctrl-C stops any command within a few
+seconds, with one line saying how far it got and status 130 (``_interrupt``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
+import signal
 import sys
+import time
 import traceback
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -40,22 +44,31 @@ from llmreq_mongo._connection import ENV_URI, Handle, client_for, init
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
 
+from ._interrupt import Interrupted, install, interruptible, set_last_words, status_of
+from ._served import running_server
 from ._usage import ShortUsageGroup
 
 __all__ = [
+    "CREATING_COMMANDS",
     "DEFAULT_DATA_DIR",
+    "NO_STORE",
     "JsonFlag",
     "Settings",
     "app",
+    "interrupted_line",
     "redact",
     "reported",
     "run",
+    "run_main",
     "settings_of",
     "store",
 ]
 
 T = TypeVar("T")
 DEFAULT_DATA_DIR = Path(".llmreq-data")
+#: The commands that may create the embedded store; every other one refuses to.
+CREATING_COMMANDS = frozenset({"demo", "import", "serve"})
+NO_STORE = "no store here: run `llmreq demo`, or pass `--uri`"
 _PIPE_WIDTH = 160
 
 
@@ -84,6 +97,8 @@ class Settings:
     debug: bool
     timeout: float = 5.0
     data_dir: Path = DEFAULT_DATA_DIR
+    #: The command being run (``retention`` for ``retention set``).
+    command: str | None = None
 
     @property
     def console(self) -> Console:
@@ -142,8 +157,24 @@ def _global(
             "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
         ),
     ] = False,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            file_okay=False,
+            help="Where the embedded store lives, when no --uri is given.",
+        ),
+    ] = DEFAULT_DATA_DIR,
 ) -> None:
-    ctx.obj = Settings(uri=uri or None, database=database, json=json, debug=debug, timeout=timeout)
+    ctx.obj = Settings(
+        uri=uri or None,
+        database=database,
+        json=json,
+        debug=debug,
+        timeout=timeout,
+        data_dir=data_dir,
+        command=ctx.invoked_subcommand,
+    )
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -280,13 +311,32 @@ def _check_not_in_use(data_dir: Path) -> None:
         os.close(fd)  # also releases the test lock
 
 
+def _has_store(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds an embedded store (WiredTiger writes this file first)."""
+    return (data_dir / "WiredTiger").is_file()
+
+
 @contextlib.asynccontextmanager
-async def store(settings: Settings) -> AsyncIterator[Handle]:
-    """Connect to the configured store, starting the embedded engine when no URI is set."""
+async def store(settings: Settings, *, create: bool | None = None) -> AsyncIterator[Handle]:
+    """Connect to the configured store.
+
+    With no URI: the ``llmreq serve`` running on the data directory if there
+    is one, else the embedded engine started here. A store that does not
+    exist is created only when ``create`` is true (default: when the running
+    command is one of :data:`CREATING_COMMANDS`); otherwise a
+    :class:`StorageError` says so, and nothing is written.
+    """
     async with contextlib.AsyncExitStack() as stack:
+        served = None if settings.uri else running_server(settings.data_dir)
         if settings.uri:
             uri = settings.uri
+        elif served is not None:
+            uri = served.uri
         else:
+            if not _has_store(settings.data_dir) and not (
+                settings.command in CREATING_COMMANDS if create is None else create
+            ):
+                raise StorageError(NO_STORE)
             _check_not_in_use(settings.data_dir)
             engine = EmbeddedMongo(settings.data_dir, durable=True)
             try:
@@ -306,24 +356,78 @@ async def store(settings: Settings) -> AsyncIterator[Handle]:
         yield handle
 
 
-def run(settings: Settings, work: Callable[[Handle], Awaitable[T]]) -> T:
-    """Run ``work`` against the store; errors become one line on stderr and exit 1.
+def interrupted_line(signum: int, elapsed: float, done: Callable[[], str] | None = None) -> str:
+    """The one line a command stopped by a signal leaves on stderr."""
+    verb = "interrupted" if signum == signal.SIGINT else "terminated"
+    line = f"{verb} after {elapsed:.1f} s"
+    if done is not None:
+        with contextlib.suppress(Exception):  # the report must not fail the exit
+            line += f": {done()}"
+    return line
 
-    Ctrl-C ends the command quietly with status 130.
+
+def run_main(
+    settings: Settings,
+    main: Callable[[], Awaitable[T]],
+    *,
+    done: Callable[[], str] | None = None,
+) -> T:
+    """Run a command's async ``main``; errors and signals end it in one line.
+
+    Errors become one line on stderr and status 1. Ctrl-C (or SIGTERM) stops
+    it within a few seconds with "interrupted after N s", followed by what
+    ``done()`` says was done, and status 130 (143 for SIGTERM).
     """
+    started = time.monotonic()
 
-    async def go() -> T:
-        async with store(settings) as handle:
-            return await work(handle)
+    def last_words(signum: int) -> str:
+        return interrupted_line(signum, time.monotonic() - started, done)
 
     with reported(settings):
         try:
-            result = asyncio.run(go())
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-    return result
+            return interruptible(main, last_words=last_words)
+        except Interrupted as stop:
+            settings.err.print(last_words(stop.signum), markup=False)
+            raise typer.Exit(status_of(stop.signum)) from None
+
+
+def run(
+    settings: Settings,
+    work: Callable[[Handle], Awaitable[T]],
+    *,
+    done: Callable[[], str] | None = None,
+    create: bool | None = None,
+) -> T:
+    """Run ``work`` against the store (see :func:`store` and :func:`run_main`).
+
+    Args:
+        settings: the global options.
+        work: the command's work, given the open store.
+        done: says, in a few words, how much was done, for the line printed
+            when the command is interrupted ("120 of 500 requests recorded").
+        create: whether a missing embedded store may be created (default:
+            for :data:`CREATING_COMMANDS` only).
+    """
+
+    async def go() -> T:
+        async with store(settings, create=create) as handle:
+            return await work(handle)
+
+    return run_main(settings, go, done=done)
 
 
 def main() -> None:
-    """The console script's entry point."""
-    app(prog_name="llmreq")
+    """The console script's entry point.
+
+    Ctrl-C anywhere outside a command's work (while it starts, at a prompt)
+    also ends with one line and status 130, not Click's "Aborted!" and 1.
+    """
+    started = install()
+    set_last_words(lambda signum: interrupted_line(signum, time.monotonic() - started))
+    try:
+        app(prog_name="llmreq")
+    except Interrupted as stop:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        print(interrupted_line(stop.signum, time.monotonic() - started), file=sys.stderr)
+        sys.exit(status_of(stop.signum))
