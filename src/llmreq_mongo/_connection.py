@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError, OperationFailure
 from pymongo.errors import InvalidURI as DriverInvalidURI
 
+from llmreq_mongo._checks import a_type
 from llmreq_mongo._documents import LLMClient, LLMClientRequest, TimestampedDocument
 from llmreq_mongo.errors import InvalidInput, StorageError, UnsupportedClient, storage_errors
 
@@ -105,7 +106,7 @@ def _connect(
     target: str | AsyncMongoClient[Any] | AsyncDatabase[Any] | None, database: str
 ) -> Handle:
     if _is_motor(target):
-        raise UnsupportedClient(f"got a {type(target).__name__}. {_MOTOR_HINT}")
+        raise UnsupportedClient(f"got {a_type(target)}. {_MOTOR_HINT}")
     if target is None:
         target = os.environ.get(ENV_URI)
         if not target:
@@ -121,7 +122,7 @@ def _connect(
         return Handle(target.client, target, owns_client=False)
     raise UnsupportedClient(
         "init() takes a MongoDB URI, a pymongo.AsyncMongoClient or an AsyncDatabase; "
-        f"got a {type(target).__name__}"
+        f"got {a_type(target)}"
     )
 
 

@@ -243,7 +243,9 @@ def _fixture_request(
         raise InvalidInput(f"pk must be an integer, got {pk!r}")
     client_pk = fields.get("llm_client")
     if not _is_pk(client_pk) or client_pk not in clients:
-        raise InvalidInput(f"llm_client {client_pk!r} is not a {_DJANGO_CLIENT} entry of this file")
+        raise InvalidInput(
+            f"llm_client {client_pk!r} is not an {_DJANGO_CLIENT} entry of this file"
+        )
     client = clients[client_pk]
     is_aggregation = fields.get("is_aggregation", False)
     key = _payload_and_flags(fields.get("request"), fields.get("session_key"), is_aggregation)

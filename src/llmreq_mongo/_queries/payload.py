@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from llmreq_mongo._checks import a_type
 from llmreq_mongo.errors import InvalidPayload, PayloadTooLarge
 
 __all__ = [
@@ -164,8 +165,7 @@ class _Normalizer:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidPayload(
-                    f"the object key {key!r} is a {type(key).__name__}; JSON object "
-                    "keys must be strings",
+                    f"the object key {key!r} is {a_type(key)}; JSON object keys must be strings",
                     path=path,
                 )
             child = f"{path}[{key!r}]"

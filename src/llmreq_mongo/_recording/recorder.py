@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from bson import ObjectId
 
+from llmreq_mongo._checks import a_type
 from llmreq_mongo._documents import (
     LLMClient,
     LLMClientRequest,
@@ -137,7 +138,7 @@ def _seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
 
 def _callback(name: str, value: object) -> Any:
     if value is not None and not callable(value):
-        raise InvalidInput(f"{name} must be a function or None, got a {type(value).__name__}")
+        raise InvalidInput(f"{name} must be a function or None, got {a_type(value)}")
     return value
 
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, params
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from llmreq_mongo import analytics
-from llmreq_mongo._checks import check_window
+from llmreq_mongo._checks import a_type, check_window
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._queries import decode_cursor, encode_cursor, fingerprint, scoped_match
 from llmreq_mongo._time import now_ms, to_utc_ms
@@ -315,7 +315,7 @@ def history_router(
     for dep in deps:
         if not isinstance(dep, params.Depends):
             raise InvalidInput(
-                f"dependencies takes fastapi.Depends(...) objects, got a {type(dep).__name__}"
+                f"dependencies takes fastapi.Depends(...) objects, got {a_type(dep)}"
             )
     if not isinstance(prefix, str) or (prefix and (prefix[0] != "/" or prefix[-1] == "/")):
         raise InvalidInput(f"prefix must be empty or a path such as '/llmreq', got {prefix!r}")

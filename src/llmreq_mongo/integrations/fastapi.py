@@ -41,6 +41,7 @@ except ImportError as exc:
         'llmreq_mongo.integrations.fastapi needs FastAPI: pip install "llmreq-mongo[fastapi]"'
     ) from exc
 
+from llmreq_mongo._checks import a_type
 from llmreq_mongo._connection import ENV_URI, Handle, init
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recording.recorder import Recorder
@@ -118,7 +119,7 @@ class LLMReqLifespan:
         if app_lifespan is not None and not callable(app_lifespan):
             raise InvalidInput(
                 "app_lifespan must be the app's lifespan function (app -> async context "
-                f"manager), got a {type(app_lifespan).__name__}"
+                f"manager), got {a_type(app_lifespan)}"
             )
         if llm_client is not None and (
             not isinstance(llm_client, str) or not 1 <= len(llm_client) <= 255
