@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 _REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation"})
+_CREATE_FIELDS = _REQUEST_FIELDS | {"created_at", "updated_at"}
 
 
 class LLMClient(TimestampedDocument):
@@ -181,7 +182,7 @@ class LLMClientRequest(TimestampedDocument):
     async def _create(cls, fields: Mapping[str, Any]) -> Self:
         # The hot path of objects.create: kept lean, it costs little more than
         # the driver's own insert_one (see bench/record.py).
-        extra = fields.keys() - _REQUEST_FIELDS
+        extra = fields.keys() - _CREATE_FIELDS
         if extra:
             cls._check_field_names(fields, "create")
         checked = validate_request(
@@ -190,6 +191,8 @@ class LLMClientRequest(TimestampedDocument):
             fields.get("session_key"),
             fields.get("is_aggregation", False),
             client_model=LLMClient,
+            created_at=fields.get("created_at"),
+            updated_at=fields.get("updated_at"),
         )
         if extra:
             # A subclass with fields of its own: let Beanie validate and encode them.
@@ -201,15 +204,13 @@ class LLMClientRequest(TimestampedDocument):
             )
             return created
         record_id = ObjectId()
-        now = now_ms()
+        document = request_document(checked, record_id=record_id, now=now_ms())
         with storage_errors("insert LLMClientRequest"):
-            await cls.get_pymongo_collection().insert_one(
-                request_document(checked, record_id=record_id, now=now)
-            )
+            await cls.get_pymongo_collection().insert_one(document)
         values = {
             "id": PydanticObjectId(record_id),
-            "created_at": now,
-            "updated_at": now,
+            "created_at": document["created_at"],
+            "updated_at": document["updated_at"],
             "llm_client": fields["llm_client"],
             "llm_client_id": PydanticObjectId(checked.client_id),
             "request": checked.payload,
@@ -294,7 +295,11 @@ _TEMPLATES: dict[type[Any], tuple[dict[str, Any], frozenset[str], dict[str, Any]
 
 
 def _fields_of(checked: ValidatedRequest, llm_client: Any) -> dict[str, Any]:
+    times = {} if checked.created_at is None else {"created_at": checked.created_at}
+    if checked.updated_at is not None:
+        times["updated_at"] = checked.updated_at
     return {
+        **times,
         "llm_client": llm_client,
         "request": checked.payload,
         "session_key": checked.session_key,
