@@ -75,6 +75,12 @@ async def _count(llmreq_db: object) -> int:
     return await LLMClientRequest.objects.count() + await LLMClient.objects.count()
 
 
+async def _call(call: Callable[[LLMClient], Any], client: LLMClient) -> None:
+    result = call(client)  # building a query raises at once; a coroutine when awaited
+    if hasattr(result, "__await__"):
+        await result
+
+
 CALLS: list[tuple[str, Callable[[LLMClient], Any]]] = [
     ("for_session", lambda c: LLMClientRequest.objects.for_session(SURROGATE)),
     (
@@ -114,7 +120,5 @@ async def test_writes_and_reads_refuse_them_before_sending(
 ) -> None:
     before = await _count(client)
     with pytest.raises(InvalidInput):
-        result = call(client)
-        if hasattr(result, "__await__"):
-            await result
+        await _call(call, client)
     assert await _count(client) == before
