@@ -20,8 +20,6 @@ from typing_extensions import Self
 from llmreq_mongo import errors
 from llmreq_mongo._checks import MAX_SESSION_KEY, check_bool, check_session_key, client_ref
 from llmreq_mongo._queries import (
-    JSONArray,
-    JSONObject,
     QuerySet,
     decode_payload,
     encode_payload,
@@ -134,8 +132,6 @@ class LLMClientRequest(TimestampedDocument):
 
     class Settings:
         name = "llm_client_requests"
-        # The payload's awkward keys are escaped on every Beanie write path too.
-        bson_encoders = {JSONObject: encode_payload, JSONArray: encode_payload}
         indexes = [
             IndexModel(
                 [("session_key", 1), ("created_at", 1), ("_id", 1)], name="llmreq_session_time"
@@ -148,9 +144,17 @@ class LLMClientRequest(TimestampedDocument):
     @field_validator("request", mode="before")
     @classmethod
     def _normalise_request(cls, value: Any) -> Any:
-        if isinstance(value, (JSONObject, JSONArray)):
-            return value
+        if type(value) is _Checked:
+            return value.payload  # normalised already: not walked twice
         return normalize_payload(value)[0]
+
+    def __iter__(self) -> Any:
+        # Beanie encodes a document for every write it makes (insert, save,
+        # replace, state management) from this iteration: it yields the
+        # payload in its stored form, awkward keys escaped, while the
+        # attribute keeps the plain JSON types the caller gave.
+        for name, value in super().__iter__():
+            yield name, (encode_payload(value) if name == "request" else value)
 
     def _sync_client_id(self) -> None:
         link_id = _link_id(self.llm_client)
@@ -174,7 +178,8 @@ class LLMClientRequest(TimestampedDocument):
         your own values with the constructor or ``objects.create``.
         """
         if isinstance(obj, Mapping) and "request" in obj:
-            obj = {**obj, "request": decode_payload(obj["request"])}
+            payload = _Checked(decode_payload(obj["request"]))
+            obj = {**obj, "request": payload}
         doc: Self = super().model_validate(obj, *args, **kwargs)
         return doc
 
@@ -301,10 +306,19 @@ def _fields_of(checked: ValidatedRequest, llm_client: Any) -> dict[str, Any]:
     return {
         **times,
         "llm_client": llm_client,
-        "request": checked.payload,
+        "request": _Checked(checked.payload),
         "session_key": checked.session_key,
         "is_aggregation": checked.is_aggregation,
     }
+
+
+class _Checked:
+    """A payload normalised (or decoded) already, on its way into a document."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
 
 
 def _iso(value: dt.datetime) -> str:

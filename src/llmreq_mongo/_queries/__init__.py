@@ -21,8 +21,6 @@ from .pagination import (
 from .payload import (
     MAX_DOCUMENT_BYTES,
     MAX_PAYLOAD_BYTES,
-    JSONArray,
-    JSONObject,
     decode_payload,
     encode_payload,
     escape_key,
@@ -36,8 +34,6 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "RAW_ONLY",
     "FieldSpec",
-    "JSONArray",
-    "JSONObject",
     "Manager",
     "ManagerDescriptor",
     "Page",
