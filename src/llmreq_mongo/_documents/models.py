@@ -8,10 +8,20 @@ hot write path (``objects.create`` and the recorder) lives in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
-from beanie import Delete, Insert, Link, PydanticObjectId, Replace, Save, SaveChanges, before_event
+from beanie import (
+    Delete,
+    Insert,
+    Link,
+    PydanticObjectId,
+    Replace,
+    Save,
+    SaveChanges,
+    after_event,
+    before_event,
+)
 from bson import DBRef, ObjectId
 from pydantic import Field, field_validator, model_validator
 from pymongo import IndexModel
@@ -36,6 +46,7 @@ __all__ = [
     "LLMClient",
     "LLMClientRequest",
     "LLMClientRequests",
+    "verify_clients",
 ]
 
 _REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation"})
@@ -67,15 +78,25 @@ class LLMClient(TimestampedDocument):
             raise errors.InvalidInput(f"LLMClient {self.name!r} is not saved; it has no requests")
         return LLMClientRequest.objects.filter(llm_client_id=self.id)
 
+    # Deleting a client: its requests, then the client, then its requests
+    # again. Requests go first, so an interruption leaves a client with fewer
+    # requests, never requests without a client. The final sweep removes
+    # those that landed while the client was being deleted; a write that
+    # lands after the sweep has begun finds the client gone and removes its
+    # own record (`verify_clients`). Together: no request outlives its client.
+
     @before_event(Delete)
     async def _cascade(self) -> None:
         if self.id is not None:
             await LLMClientRequest._delete_matching({"llm_client_id": self.id})
 
+    @after_event(Delete)
+    async def _sweep(self) -> None:
+        if self.id is not None:
+            await LLMClientRequest._delete_matching({"llm_client_id": self.id})
+
     @classmethod
     async def _delete_matching(cls, query: Mapping[str, Any]) -> int:
-        # Requests go first: an interruption then leaves clients with fewer
-        # requests, never requests without a client.
         with storage_errors("delete LLM clients"):
             coll = cls.get_pymongo_collection()
             ids = [doc["_id"] async for doc in coll.find(query, projection={"_id": 1})]
@@ -83,6 +104,7 @@ class LLMClient(TimestampedDocument):
                 return 0
             await LLMClientRequest._delete_matching({"llm_client_id": {"$in": ids}})
             result = await coll.delete_many({"_id": {"$in": ids}})
+            await LLMClientRequest._delete_matching({"llm_client_id": {"$in": ids}})
         return int(result.deleted_count)
 
     def to_json(self) -> dict[str, Any]:
@@ -207,11 +229,13 @@ class LLMClientRequest(TimestampedDocument):
                     **_fields_of(checked, fields["llm_client"]),
                 }
             )
+            await _refuse_if_deleted(cls, checked.client_id)
             return created
         record_id = ObjectId()
         document = request_document(checked, record_id=record_id, now=now_ms())
         with storage_errors("insert LLMClientRequest"):
             await cls.get_pymongo_collection().insert_one(document)
+        await _refuse_if_deleted(cls, checked.client_id)
         values = {
             "id": PydanticObjectId(record_id),
             "created_at": document["created_at"],
@@ -310,6 +334,49 @@ def _fields_of(checked: ValidatedRequest, llm_client: Any) -> dict[str, Any]:
         "session_key": checked.session_key,
         "is_aggregation": checked.is_aggregation,
     }
+
+
+async def verify_clients(
+    client_ids: Collection[ObjectId], *, model: type[LLMClientRequest] | None = None
+) -> frozenset[ObjectId]:
+    """After a write of requests: the clients among ``client_ids`` that no longer exist.
+
+    The requests of those clients are deleted from ``model``'s collection
+    (``LLMClientRequest`` by default) before this returns: they were written
+    while their client was being deleted, and no request outlives its client.
+    Every writer of requests calls this once its write is acknowledged
+    (``objects.create`` for one record, the recorder once per batch).
+
+    Raises:
+        StorageError: MongoDB could not be asked, or the orphans not deleted.
+    """
+    wanted = list(dict.fromkeys(client_ids))
+    if not wanted:
+        return frozenset()
+    target = LLMClientRequest if model is None else model
+    with storage_errors("check that the clients of new requests exist"):
+        coll = LLMClient.get_pymongo_collection()
+        if len(wanted) == 1:
+            # Plain equality: the shape every planner serves from _id.
+            found = await coll.find_one({"_id": wanted[0]}, projection={"_id": 1})
+            present = set() if found is None else {wanted[0]}
+        else:
+            cursor = coll.find({"_id": {"$in": wanted}}, projection={"_id": 1})
+            present = {doc["_id"] async for doc in cursor}
+        missing = frozenset(wanted) - present
+        if missing:
+            await target.get_pymongo_collection().delete_many(
+                {"llm_client_id": {"$in": list(missing)}}
+            )
+    return missing
+
+
+async def _refuse_if_deleted(model: type[LLMClientRequest], client_id: ObjectId) -> None:
+    if await verify_clients((client_id,), model=model):
+        raise LLMClient.DoesNotExist(
+            f"LLMClient(id={client_id}) was deleted while this request was being written, "
+            "so the request was removed again; record it against an existing client"
+        )
 
 
 class _Checked:
