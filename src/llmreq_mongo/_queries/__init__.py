@@ -27,6 +27,7 @@ from .payload import (
     normalize_payload,
 )
 from .queryset import QuerySet
+from .values import ValuesQuerySet
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
@@ -38,6 +39,7 @@ __all__ = [
     "ManagerDescriptor",
     "Page",
     "QuerySet",
+    "ValuesQuerySet",
     "cursor_values",
     "decode_cursor",
     "decode_payload",
