@@ -82,3 +82,17 @@ async def test_the_shared_write_path_takes_the_same_times(client: LLMClient) -> 
         validate_request(
             client, {}, None, False, client_model=LLMClient, created_at=dt.datetime(2024, 1, 1)
         )
+
+
+async def test_pages_go_past_the_last_representable_millisecond(client: LLMClient) -> None:
+    last = dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+    for when in (last, last - dt.timedelta(days=1)):
+        await LLMClientRequest.objects.create(
+            llm_client=client, request={}, session_key="end", created_at=when
+        )
+    history = LLMClientRequest.objects.for_session("end").order_by("-created_at")
+    first = await history.page(size=1)
+    assert [r.created_at for r in first.items] == [last]
+    assert first.next_cursor is not None
+    second = await history.page(size=1, after=first.next_cursor)
+    assert [r.created_at for r in second.items] == [last - dt.timedelta(days=1)]
