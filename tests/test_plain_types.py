@@ -91,3 +91,10 @@ async def test_int_subclasses_and_str_subclasses_go_in_as_plain_types(client: LL
     made = await LLMClientRequest.objects.create(llm_client=client, request=payload)
     assert_plain(made.request)
     assert made.request == {"n": 5, "c": "red", "red": [2**40]}
+
+
+async def test_client_metadata_reads_back_plain(llmreq_db: object) -> None:
+    made = await LLMClient.objects.create(name="meta", metadata={"quota": 2**40, "l": [2**35]})
+    got = await LLMClient.objects.get(pk=made.id)
+    assert got.metadata == {"quota": 2**40, "l": [2**35]}
+    assert_plain(got.metadata)

@@ -290,7 +290,7 @@ def test_django_fixture_with_a_bad_entry(cli, tmp_path):
     assert result.exit_code == 1
     starts = [n for n, text in enumerate(path.read_text().splitlines(), 1) if text == "  {"]
     line = starts[3]  # where the 4th entry begins
-    assert f"error: line {line}: llm_client 7 is not a llm_client.llmclient" in result.stderr
+    assert f"error: line {line}: llm_client 7 is not an llm_client.llmclient" in result.stderr
     assert cli.requests.count_documents({}) == 0
     summary = cli.json("import", "--on-error", "skip", str(path))
     assert summary["imported"] == 2

@@ -22,7 +22,7 @@ from beanie import (
     after_event,
     before_event,
 )
-from bson import DBRef, ObjectId
+from bson import DBRef, Int64, ObjectId
 from pydantic import Field, field_validator, model_validator
 from pymongo import IndexModel
 from typing_extensions import Self
@@ -71,6 +71,13 @@ class LLMClient(TimestampedDocument):
         name = "llm_clients"
         indexes = [IndexModel([("name", 1)], name="llmreq_name_unique", unique=True)]
 
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _plain_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Read back, a 64-bit integer is the driver's bson.Int64: give an int.
+        plain: dict[str, Any] = _without_int64(value)
+        return plain
+
     @property
     def llmclientrequests(self) -> QuerySet[LLMClientRequest]:
         """This client's requests (the reference's related name)."""
@@ -117,6 +124,16 @@ class LLMClient(TimestampedDocument):
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
+
+
+def _without_int64(value: Any) -> Any:
+    if type(value) is Int64:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _without_int64(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_int64(v) for v in value]
+    return value
 
 
 def _link_id(value: Any) -> ObjectId | None:
