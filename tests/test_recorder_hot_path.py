@@ -11,8 +11,6 @@ from hypothesis import strategies as st
 from llmreq_mongo import LLMClient, LLMClientRequest
 from llmreq_mongo._queries.payload import (
     MAX_PAYLOAD_BYTES,
-    JSONArray,
-    JSONObject,
     _fast_normalize,
     _Normalizer,
     _NotPlainJSON,
@@ -96,7 +94,7 @@ def test_fresh_containers_of_the_payload_types() -> None:
     payload = {"a": [{"b": 1}], "$c": {"d.e": None}}
     normalised, escaped = normalize_payload(payload)
     assert escaped is True
-    assert type(normalised) is JSONObject and type(normalised["a"]) is JSONArray
+    assert type(normalised) is dict and type(normalised["a"]) is list
     assert normalised == payload and normalised["a"] is not payload["a"]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, overload
 
 from beanie import Link
@@ -31,6 +31,9 @@ __all__ = [
     "check_int",
     "check_seconds",
     "check_session_key",
+    "check_storable",
+    "check_text",
+    "check_timestamps",
     "check_window",
     "client_ref",
 ]
@@ -58,6 +61,47 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
+def check_text(name: str, value: str) -> str:
+    """Return ``value`` if it encodes to UTF-8, as every string BSON stores must.
+
+    A lone surrogate (``"\\ud800"``) is a valid Python string that no UTF-8
+    encoder accepts: refused here, it cannot fail later inside the driver.
+    """
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"{name} is not valid Unicode: a lone surrogate ({value[exc.start]!r}) at position "
+            f"{exc.start}; pass text that encodes to UTF-8"
+        ) from None
+    return value
+
+
+def check_storable(name: str, value: Any) -> None:
+    """Refuse the strings inside ``value`` (a field's value) that BSON cannot encode.
+
+    Walks dicts, lists and tuples: every string must encode to UTF-8, and a
+    key may not hold NUL either. Other types are left to the field's own
+    validation.
+    """
+    if isinstance(value, str):
+        check_text(name, value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                if "\x00" in key:
+                    raise InvalidInput(
+                        f"{name} has a key containing NUL ({key!r}), which BSON cannot store"
+                    )
+                check_text(f"a key of {name}", key)
+            check_storable(f"{name}[{key!r}]", item)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_storable(f"{name}[{index}]", item)
+
+
 def check_bool(name: str, value: Any) -> bool:
     """Return ``value`` if it is ``True`` or ``False`` (not 0, 1 or None)."""
     if not isinstance(value, bool):
@@ -70,7 +114,9 @@ def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = 
     positive = minimum == 1 and maximum is None
     if isinstance(value, bool) or not isinstance(value, int):
         kind = "a positive integer" if positive else "an integer"
-        raise InvalidInput(f"{name} must be {kind}, got {a_type(value)}")
+        plain = value is None or isinstance(value, (bool, float, str))
+        got = repr(value) if plain else a_type(value)
+        raise InvalidInput(f"{name} must be {kind}, got {got}")
     if value < minimum or (maximum is not None and value > maximum):
         if positive:
             wanted = "a positive integer"
@@ -134,15 +180,7 @@ def check_session_key(value: Any, *, nullable: bool = True) -> str | None:
         raise InvalidInput(
             f"session_key is {len(value)} characters long; at most {MAX_SESSION_KEY} are allowed"
         )
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidInput(
-                f"session_key is not valid Unicode (a lone surrogate at position {exc.start}); "
-                "send text that encodes to UTF-8"
-            ) from None
-    return value
+    return check_text("session_key", value)
 
 
 def check_window(since: Any, until: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -159,6 +197,37 @@ def check_window(since: Any, until: Any) -> tuple[dt.datetime | None, dt.datetim
             "the window is [since, until)"
         )
     return start, end
+
+
+def check_timestamps(
+    created_at: Any, updated_at: Any
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Check the times a backfilled record is stored with (``created_at=``, ``updated_at=``).
+
+    Both are aware datetimes (UTC, truncated to milliseconds, as BSON keeps
+    them) or None. ``updated_at`` defaults to ``created_at``; it may only be
+    given with ``created_at``, and never before it.
+
+    Raises:
+        InvalidInput: a naive or out-of-range datetime, another type,
+            ``updated_at`` alone, or ``updated_at`` before ``created_at``.
+    """
+    created = check_aware("created_at", created_at)
+    updated = check_aware("updated_at", updated_at)
+    if created is None:
+        if updated is not None:
+            raise InvalidInput(
+                "updated_at was given without created_at; give both (a backfill), or neither "
+                "and the library stamps them"
+            )
+        return None, None
+    if updated is None:
+        return created, created
+    if updated < created:
+        raise InvalidInput(
+            f"updated_at ({updated.isoformat()}) is before created_at ({created.isoformat()})"
+        )
+    return created, updated
 
 
 @overload

@@ -40,16 +40,26 @@ def aware_utc(name: str, value: Any, *, error: type[InvalidInput] = InvalidInput
     here, so naive datetimes are refused the same way everywhere.
 
     Raises:
-        error: not a datetime, or a naive one.
+        error: not a datetime, a naive one, or one whose UTC time is out of
+            Python's range (years 1 to 9999).
     """
     if not isinstance(value, dt.datetime):
-        raise error(f"{name} must be a timezone-aware datetime, got a {type(value).__name__}")
+        raise error(
+            f"{name} must be a timezone-aware datetime, got a value of type {type(value).__name__}"
+        )
     if value.tzinfo is None or value.utcoffset() is None:
         raise error(
             f"{name} is a naive datetime; pass a timezone-aware one, such as "
             "datetime.now(timezone.utc)"
         )
-    return value.astimezone(dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        # 0001-01-01T00:00+14:00 is in Python's range, its UTC instant is not.
+        raise error(
+            f"{name} ({value.isoformat()}) is out of range: its UTC time falls outside "
+            "years 1 to 9999; pass a time within them"
+        ) from None
 
 
 def check_aware(name: str, value: Any) -> dt.datetime | None:

@@ -6,7 +6,7 @@ and is what the reports, the recorder and everything above build on.
 
 from .base import TimestampedDocument
 from .managers import RequestManager
-from .models import LLMClient, LLMClientRequest, LLMClientRequests
+from .models import LLMClient, LLMClientRequest, LLMClientRequests, verify_clients
 from .records import ValidatedRequest, request_document, validate_request
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "ValidatedRequest",
     "request_document",
     "validate_request",
+    "verify_clients",
 ]

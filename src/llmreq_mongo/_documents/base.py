@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from typing_extensions import Self
 
 from llmreq_mongo import errors
+from llmreq_mongo._checks import check_storable, check_timestamps
 from llmreq_mongo._queries import ManagerDescriptor
 from llmreq_mongo._time import now_ms, to_utc_ms
 from llmreq_mongo.errors import storage_errors
@@ -58,7 +59,9 @@ _BY_ID = frozenset({"_id", "revision_id"})
 class TimestampedDocument(Document):
     """A Beanie document with ``created_at`` and ``updated_at`` that manage themselves.
 
-    ``created_at`` is set once, when the document is inserted. ``updated_at``
+    ``created_at`` is set once, when the document is inserted, unless it was
+    given (``objects.create(created_at=...)`` or the constructor: a backfill,
+    with ``updated_at`` the same unless given too). ``updated_at``
     is refreshed by every write the library offers: ``insert``, ``save``,
     ``replace``, the manager's ``update``, and Beanie's ``set``/``inc``/
     ``update`` on a document. Both are indexed by :func:`llmreq_mongo.init`.
@@ -118,7 +121,13 @@ class TimestampedDocument(Document):
 
     @before_event(Insert)
     def _stamp_insert(self) -> None:
-        self.created_at = self.updated_at = now_ms()
+        # A document built with an explicit created_at keeps it (a backfill);
+        # updated_at then defaults to it.
+        given = self.model_fields_set
+        if "created_at" not in given:
+            self.created_at = self.updated_at = now_ms()
+        elif "updated_at" not in given:
+            self.updated_at = self.created_at
 
     @before_event(Replace, Save, SaveChanges, Update)
     def _stamp_update(self) -> None:
@@ -220,12 +229,21 @@ class TimestampedDocument(Document):
 
     @classmethod
     async def _create(cls, fields: Mapping[str, Any]) -> Self:
-        """Validate ``fields`` and insert a new document (``objects.create``)."""
+        """Validate ``fields`` and insert a new document (``objects.create``).
+
+        ``created_at`` (and ``updated_at``) given here are kept: a backfill.
+        """
         cls._check_field_names(fields, "create")
+        values = dict(fields)
+        created, updated = check_timestamps(values.get("created_at"), values.get("updated_at"))
+        if created is not None:
+            values["created_at"], values["updated_at"] = created, updated
         try:
-            doc = cls(**fields)
+            doc = cls(**values)
         except ValidationError as exc:
             raise errors.InvalidInput(f"cannot create {cls.__name__}: {exc}") from None
+        for name in fields:
+            check_storable(name, getattr(doc, name))
         await doc._insert_checked()
         return doc
 

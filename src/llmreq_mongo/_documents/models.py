@@ -7,8 +7,10 @@ hot write path (``objects.create`` and the recorder) lives in
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 from beanie import (
@@ -22,7 +24,7 @@ from beanie import (
     after_event,
     before_event,
 )
-from bson import DBRef, ObjectId
+from bson import DBRef, Int64, ObjectId
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pymongo import IndexModel
 from typing_extensions import Self
@@ -30,8 +32,6 @@ from typing_extensions import Self
 from llmreq_mongo import errors
 from llmreq_mongo._checks import MAX_SESSION_KEY, check_bool, check_session_key, client_ref
 from llmreq_mongo._queries import (
-    JSONArray,
-    JSONObject,
     QuerySet,
     decode_payload,
     encode_payload,
@@ -48,9 +48,11 @@ __all__ = [
     "LLMClient",
     "LLMClientRequest",
     "LLMClientRequests",
+    "verify_clients",
 ]
 
 _REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation"})
+_CREATE_FIELDS = _REQUEST_FIELDS | {"created_at", "updated_at"}
 
 
 class LLMClient(TimestampedDocument):
@@ -71,6 +73,13 @@ class LLMClient(TimestampedDocument):
         name = "llm_clients"
         indexes = [IndexModel([("name", 1)], name="llmreq_name_unique", unique=True)]
 
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _plain_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Read back, a 64-bit integer is the driver's bson.Int64: give an int.
+        plain: dict[str, Any] = _without_int64(value)
+        return plain
+
     @property
     def llmclientrequests(self) -> QuerySet[LLMClientRequest]:
         """This client's requests (the reference's related name)."""
@@ -78,15 +87,29 @@ class LLMClient(TimestampedDocument):
             raise errors.InvalidInput(f"LLMClient {self.name!r} is not saved; it has no requests")
         return LLMClientRequest.objects.filter(llm_client_id=self.id)
 
+    # Deleting a client: its requests, then the client, then its requests
+    # again. Requests go first, so an interruption leaves a client with fewer
+    # requests, never requests without a client. The final sweep removes
+    # those that landed while the client was being deleted; a write that
+    # lands after the sweep has begun finds the client gone and removes its
+    # own record (`verify_clients`). Together: no request outlives its client.
+    # The final sweep waits CLIENT_CHECK_WINDOW, the time writers trust a
+    # client they have seen, so a delete takes about a second longer.
+
     @before_event(Delete)
     async def _cascade(self) -> None:
         if self.id is not None:
             await LLMClientRequest._delete_matching({"llm_client_id": self.id})
 
+    @after_event(Delete)
+    async def _sweep(self) -> None:
+        if self.id is not None:
+            _SEEN.pop(ObjectId(self.id), None)
+            await asyncio.sleep(CLIENT_CHECK_WINDOW)
+            await LLMClientRequest._delete_matching({"llm_client_id": self.id})
+
     @classmethod
     async def _delete_matching(cls, query: Mapping[str, Any]) -> int:
-        # Requests go first: an interruption then leaves clients with fewer
-        # requests, never requests without a client.
         with storage_errors("delete LLM clients"):
             coll = cls.get_pymongo_collection()
             ids = [doc["_id"] async for doc in coll.find(query, projection={"_id": 1})]
@@ -94,6 +117,10 @@ class LLMClient(TimestampedDocument):
                 return 0
             await LLMClientRequest._delete_matching({"llm_client_id": {"$in": ids}})
             result = await coll.delete_many({"_id": {"$in": ids}})
+            for cid in ids:
+                _SEEN.pop(cid, None)
+            await asyncio.sleep(CLIENT_CHECK_WINDOW)
+            await LLMClientRequest._delete_matching({"llm_client_id": {"$in": ids}})
         return int(result.deleted_count)
 
     def to_json(self) -> dict[str, Any]:
@@ -106,6 +133,16 @@ class LLMClient(TimestampedDocument):
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
+
+
+def _without_int64(value: Any) -> Any:
+    if type(value) is Int64:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _without_int64(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_int64(v) for v in value]
+    return value
 
 
 def _link_id(value: Any) -> ObjectId | None:
@@ -156,8 +193,6 @@ class LLMClientRequest(TimestampedDocument):
 
     class Settings:
         name = "llm_client_requests"
-        # The payload's awkward keys are escaped on every Beanie write path too.
-        bson_encoders = {JSONObject: encode_payload, JSONArray: encode_payload}
         indexes = [
             IndexModel(
                 [("session_key", 1), ("created_at", 1), ("_id", 1)], name="llmreq_session_time"
@@ -170,9 +205,17 @@ class LLMClientRequest(TimestampedDocument):
     @field_validator("request", mode="before")
     @classmethod
     def _normalise_request(cls, value: Any) -> Any:
-        if isinstance(value, (JSONObject, JSONArray)):
-            return value
+        if type(value) is _Checked:
+            return value.payload  # normalised already: not walked twice
         return normalize_payload(value)[0]
+
+    def __iter__(self) -> Any:
+        # Beanie encodes a document for every write it makes (insert, save,
+        # replace, state management) from this iteration: it yields the
+        # payload in its stored form, awkward keys escaped, while the
+        # attribute keeps the plain JSON types the caller gave.
+        for name, value in super().__iter__():
+            yield name, (encode_payload(value) if name == "request" else value)
 
     def _sync_client_id(self) -> None:
         link_id = _link_id(self.llm_client)
@@ -200,7 +243,8 @@ class LLMClientRequest(TimestampedDocument):
         your own values with the constructor or ``objects.create``.
         """
         if isinstance(obj, Mapping) and "request" in obj:
-            obj = {**obj, "request": decode_payload(obj["request"])}
+            payload = _Checked(decode_payload(obj["request"]))
+            obj = {**obj, "request": payload}
         doc: Self = super().model_validate(obj, *args, **kwargs)
         doc._remember_stored()
         return doc
@@ -209,7 +253,7 @@ class LLMClientRequest(TimestampedDocument):
     async def _create(cls, fields: Mapping[str, Any]) -> Self:
         # The hot path of objects.create: kept lean, it costs little more than
         # the driver's own insert_one (see bench/record.py).
-        extra = fields.keys() - _REQUEST_FIELDS
+        extra = fields.keys() - _CREATE_FIELDS
         if extra:
             cls._check_field_names(fields, "create")
         checked = validate_request(
@@ -218,6 +262,8 @@ class LLMClientRequest(TimestampedDocument):
             fields.get("session_key"),
             fields.get("is_aggregation", False),
             client_model=LLMClient,
+            created_at=fields.get("created_at"),
+            updated_at=fields.get("updated_at"),
         )
         if extra:
             # A subclass with fields of its own: let Beanie validate and encode them.
@@ -227,17 +273,17 @@ class LLMClientRequest(TimestampedDocument):
                     **_fields_of(checked, fields["llm_client"]),
                 }
             )
+            await _refuse_if_deleted(cls, checked.client_id)
             return created
         record_id = ObjectId()
-        now = now_ms()
+        document = request_document(checked, record_id=record_id, now=now_ms())
         with storage_errors("insert LLMClientRequest"):
-            await cls.get_pymongo_collection().insert_one(
-                request_document(checked, record_id=record_id, now=now)
-            )
+            await cls.get_pymongo_collection().insert_one(document)
+        await _refuse_if_deleted(cls, checked.client_id)
         values = {
             "id": PydanticObjectId(record_id),
-            "created_at": now,
-            "updated_at": now,
+            "created_at": document["created_at"],
+            "updated_at": document["updated_at"],
             "llm_client": fields["llm_client"],
             "llm_client_id": PydanticObjectId(checked.client_id),
             "request": checked.payload,
@@ -325,12 +371,94 @@ _TEMPLATES: dict[type[Any], tuple[dict[str, Any], frozenset[str], dict[str, Any]
 
 
 def _fields_of(checked: ValidatedRequest, llm_client: Any) -> dict[str, Any]:
+    times = {} if checked.created_at is None else {"created_at": checked.created_at}
+    if checked.updated_at is not None:
+        times["updated_at"] = checked.updated_at
     return {
+        **times,
         "llm_client": llm_client,
-        "request": checked.payload,
+        "request": _Checked(checked.payload),
         "session_key": checked.session_key,
         "is_aggregation": checked.is_aggregation,
     }
+
+
+#: How long a client seen to exist is trusted by the writers of this process
+#: without asking again, and so how long a client's delete waits before its
+#: final sweep (see ``verify_clients``).
+CLIENT_CHECK_WINDOW = 1.0
+
+#: Client id -> ``time.monotonic()`` just before a read that found the client.
+_SEEN: dict[ObjectId, float] = {}
+_SEEN_MAX = 10_000
+
+
+async def verify_clients(
+    client_ids: Collection[ObjectId], *, model: type[LLMClientRequest] | None = None
+) -> frozenset[ObjectId]:
+    """After a write of requests: the clients among ``client_ids`` that no longer exist.
+
+    The requests of those clients are deleted from ``model``'s collection
+    (``LLMClientRequest`` by default) before this returns: they were written
+    while their client was being deleted, and no request outlives its client.
+    Every writer of requests calls this once its write is acknowledged
+    (``objects.create`` for one record, the recorder once per batch).
+
+    A client found within the last ``CLIENT_CHECK_WINDOW`` seconds is not
+    asked for again, so the check costs one read per client and window, not
+    one per write. That is safe because a client's delete waits the same
+    window before its final sweep: a write that skipped the read was
+    acknowledged less than a window after a read that saw the client, so
+    before the sweep began, and the sweep removes it.
+
+    Raises:
+        StorageError: MongoDB could not be asked, or the orphans not deleted.
+    """
+    now = time.monotonic()
+    wanted = [
+        cid
+        for cid in dict.fromkeys(client_ids)
+        if now - _SEEN.get(cid, -CLIENT_CHECK_WINDOW) >= CLIENT_CHECK_WINDOW
+    ]
+    if not wanted:
+        return frozenset()
+    target = LLMClientRequest if model is None else model
+    with storage_errors("check that the clients of new requests exist"):
+        coll = LLMClient.get_pymongo_collection()
+        if len(wanted) == 1:
+            # Plain equality: the shape every planner serves from _id.
+            found = await coll.find_one({"_id": wanted[0]}, projection={"_id": 1})
+            present = set() if found is None else {wanted[0]}
+        else:
+            cursor = coll.find({"_id": {"$in": wanted}}, projection={"_id": 1})
+            present = {doc["_id"] async for doc in cursor}
+        if len(_SEEN) + len(present) > _SEEN_MAX:
+            _SEEN.clear()
+        for cid in present:
+            _SEEN[cid] = now
+        missing = frozenset(wanted) - present
+        if missing:
+            await target.get_pymongo_collection().delete_many(
+                {"llm_client_id": {"$in": list(missing)}}
+            )
+    return missing
+
+
+async def _refuse_if_deleted(model: type[LLMClientRequest], client_id: ObjectId) -> None:
+    if await verify_clients((client_id,), model=model):
+        raise LLMClient.DoesNotExist(
+            f"LLMClient(id={client_id}) was deleted while this request was being written, "
+            "so the request was removed again; record it against an existing client"
+        )
+
+
+class _Checked:
+    """A payload normalised (or decoded) already, on its way into a document."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
 
 
 def _iso(value: dt.datetime) -> str:

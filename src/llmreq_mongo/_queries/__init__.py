@@ -21,14 +21,13 @@ from .pagination import (
 from .payload import (
     MAX_DOCUMENT_BYTES,
     MAX_PAYLOAD_BYTES,
-    JSONArray,
-    JSONObject,
     decode_payload,
     encode_payload,
     escape_key,
     normalize_payload,
 )
 from .queryset import QuerySet
+from .values import ValuesQuerySet
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
@@ -36,12 +35,11 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "RAW_ONLY",
     "FieldSpec",
-    "JSONArray",
-    "JSONObject",
     "Manager",
     "ManagerDescriptor",
     "Page",
     "QuerySet",
+    "ValuesQuerySet",
     "cursor_values",
     "decode_cursor",
     "decode_payload",

@@ -18,6 +18,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from llmreq_mongo._checks import a_type, check_text
 from llmreq_mongo.errors import InvalidInput
 
 from .payload import escape_key
@@ -45,11 +46,12 @@ def payload_path(path: Any, *, name: str = "group_by") -> str:
         InvalidInput: not a string, empty segments, ``$`` or NUL anywhere, too long.
     """
     if not isinstance(path, str):
-        raise InvalidInput(f"{name} must be a string path such as 'model', got a {type(path)}")
+        raise InvalidInput(f"{name} must be a string path such as 'model', got {a_type(path)}")
     if not path or len(path) > _MAX_PATH:
         raise InvalidInput(f"{name} must be 1 to {_MAX_PATH} characters long")
     if "$" in path or "\x00" in path:
         raise InvalidInput(f"{name} {path!r} may not contain '$' or NUL; name a payload field")
+    check_text(name, path)
     segments = _SPLIT.split(path)
     if any(not s for s in segments) or len(segments) > _MAX_SEGMENTS:
         raise InvalidInput(

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from beanie import Link, PydanticObjectId
 from bson import ObjectId
 
-from llmreq_mongo._checks import client_ref
+from llmreq_mongo._checks import a_type, check_text, client_ref
 from llmreq_mongo._time import aware_utc
 from llmreq_mongo.errors import InvalidInput, InvalidLookup, InvalidPayload
 
@@ -138,6 +138,7 @@ def resolve_field(model: type[Any], name: str) -> tuple[FieldSpec, str]:
         InvalidLookup: the field is unknown, or a path goes into a field that
             is not JSON.
     """
+    _check_name(name)
     head, *path = name.split("__")
     specs = field_specs(model)
     spec = specs.get(head)
@@ -156,9 +157,22 @@ def resolve_field(model: type[Any], name: str) -> tuple[FieldSpec, str]:
     return spec, ".".join([spec.db_name, *(escape_key(part) for part in path)])
 
 
+def _check_name(name: str) -> None:
+    # BSON field names cannot hold NUL, and no string may hold a lone surrogate.
+    if "\x00" in name:
+        raise InvalidLookup(f"{name!r} contains a NUL character, which no field name can hold")
+    _text(name, "the lookup", name)
+
+
+def _text(key: str, what: str, value: str) -> str:
+    try:
+        return check_text(what, value)
+    except InvalidInput as exc:
+        raise InvalidLookup(f"{key!r}: {exc}") from None
+
+
 def _reject(key: str, expected: str, value: Any) -> InvalidLookup:
-    shown = type(value).__name__
-    return InvalidLookup(f"{key} expects {expected}, got a {shown}; pass {expected}")
+    return InvalidLookup(f"{key!r} expects {expected}, got {a_type(value)}; pass {expected}")
 
 
 def _coerce(spec: FieldSpec, key: str, value: Any) -> Any:
@@ -166,7 +180,7 @@ def _coerce(spec: FieldSpec, key: str, value: Any) -> Any:
     kind = spec.kind
     if kind == "str":
         if isinstance(value, str):
-            return value
+            return _text(key, "the value", value)
         raise _reject(key, "a string", value)
     if kind == "bool":
         if isinstance(value, bool):
@@ -188,7 +202,9 @@ def _coerce(spec: FieldSpec, key: str, value: Any) -> Any:
         except InvalidPayload as exc:
             raise InvalidLookup(f"{key}: {exc}") from None
         return encode_payload(normalised)
-    if value is None or isinstance(value, (str, int, float, dt.datetime, ObjectId)):
+    if isinstance(value, str):
+        return _text(key, "the value", value)
+    if value is None or isinstance(value, (int, float, dt.datetime, ObjectId)):
         return _coerce_datetime(key, value) if isinstance(value, dt.datetime) else value
     raise _reject(key, "a plain value (string, number, boolean or datetime)", value)
 
@@ -229,7 +245,7 @@ def _condition(spec: FieldSpec, key: str, op: str, value: Any) -> dict[str, Any]
             raise InvalidLookup(f"{key}: __{op} applies to strings, not to {spec.name!r}")
         if not isinstance(value, str):
             raise _reject(key, "a string", value)
-        pattern = re.escape(value)
+        pattern = re.escape(_text(key, "the value", value))
         return {"$regex": "^" + pattern if op == "startswith" else pattern}
     if op in _ORDERED and value is None:
         raise InvalidLookup(f"{key} cannot compare with None; use __isnull")
@@ -253,6 +269,7 @@ def translate_lookups(model: type[Any], lookups: Mapping[str, Any]) -> dict[str,
     by_path: dict[str, dict[str, Any]] = {}
     extra: list[dict[str, Any]] = []
     for key, value in lookups.items():
+        _check_name(key)
         name, op = key, "exact"
         head, sep, last = key.rpartition("__")
         if sep and last in _OPERATORS:

@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from bson import ObjectId, json_util
 
+from llmreq_mongo._checks import a_type
 from llmreq_mongo.errors import InvalidCursor, InvalidInput
 
 __all__ = [
@@ -111,7 +112,7 @@ def _tag(path: str, value: Any) -> list[Any]:
     if isinstance(value, ObjectId):
         return ["o", str(value)]
     raise InvalidInput(
-        f"cannot page after a document whose {path!r} holds a {type(value).__name__}; "
+        f"cannot page after a document whose {path!r} holds {a_type(value)}; "
         "order by fields holding strings, numbers, booleans, datetimes or ids"
     )
 
@@ -133,6 +134,7 @@ def _untag(item: Any) -> Any:
     if tag == "f" and type(value) is float and math.isfinite(value):
         return value
     if tag == "s" and isinstance(value, str):
+        value.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
         return value
     if tag == "d" and type(value) is int:
         return _EPOCH + dt.timedelta(milliseconds=value)  # OverflowError if absurd
@@ -179,7 +181,7 @@ def decode_cursor(token: Any, print_: bytes, sort: Sort) -> list[Any]:
             made by another query or sort.
     """
     if not isinstance(token, str):
-        raise _invalid(f"a cursor is a string, got a {type(token).__name__}")
+        raise _invalid(f"a cursor is a string, got {a_type(token)}")
     if not token or len(token) > _MAX_CURSOR_CHARS or not _ALPHABET.fullmatch(token):
         raise _invalid("not a base64url string")
     if len(token) % 4 == 1:
@@ -226,6 +228,8 @@ def _successor(value: Any) -> Any:
     ``x < _successor(v)`` is then exactly ``x <= v`` for values of that type.
     """
     if isinstance(value, dt.datetime):
+        if value >= dt.datetime.max.replace(tzinfo=value.tzinfo, microsecond=999000):
+            return None  # the last millisecond Python represents has no successor
         return value + dt.timedelta(milliseconds=1)  # BSON datetimes are whole milliseconds
     if isinstance(value, str):
         return value + "\x00"  # the first string after ``value`` in binary order

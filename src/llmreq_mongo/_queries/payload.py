@@ -25,13 +25,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from bson import Int64
+
+from llmreq_mongo._checks import a_type
 from llmreq_mongo.errors import InvalidPayload, PayloadTooLarge
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
     "MAX_PAYLOAD_BYTES",
-    "JSONArray",
-    "JSONObject",
     "decode_payload",
     "encode_payload",
     "escape_key",
@@ -51,18 +52,6 @@ _INT64_MAX = 2**63 - 1
 _MAX_DEPTH = 179
 _UNESCAPE = re.compile(r"%(25|2E|24)")
 _UNESCAPED = {"25": "%", "2E": ".", "24": "$"}
-
-
-class JSONObject(dict[str, Any]):
-    """A normalised JSON object held by a document's ``request`` field.
-
-    It is a plain ``dict`` in every way that matters; the subclass only tells
-    the BSON encoder that its keys must be escaped on the way to MongoDB.
-    """
-
-
-class JSONArray(list[Any]):
-    """A normalised JSON array held by a document's ``request`` field."""
 
 
 def escape_key(key: str) -> str:
@@ -110,7 +99,8 @@ class _Normalizer:
         # The order of the checks follows how common each type is in payloads.
         if isinstance(value, str):
             self.size += _string_size(value, path, "a string") + 5
-            return value
+            # A str subclass (an enum member, say) is stored, and read back, as a str.
+            return value if type(value) is str else str.__str__(value)
         if value is None:
             return None
         if isinstance(value, bool):
@@ -157,15 +147,14 @@ class _Normalizer:
                 path=path,
             )
 
-    def mapping(self, value: Mapping[Any, Any], path: str, depth: int) -> JSONObject:
+    def mapping(self, value: Mapping[Any, Any], path: str, depth: int) -> dict[str, Any]:
         self._check_depth(path, depth)
-        out = JSONObject()
+        out: dict[str, Any] = {}
         self.size += 5
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidPayload(
-                    f"the object key {key!r} is a {type(key).__name__}; JSON object "
-                    "keys must be strings",
+                    f"the object key {key!r} is {a_type(key)}; JSON object keys must be strings",
                     path=path,
                 )
             child = f"{path}[{key!r}]"
@@ -179,13 +168,13 @@ class _Normalizer:
                 self.size += _string_size(escape_key(key), child, "an object key") + 2
             else:
                 self.size += _string_size(key, child, "an object key") + 2
-            out[key] = self.value(item, child, depth)
+            out[key if type(key) is str else str.__str__(key)] = self.value(item, child, depth)
         return out
 
-    def sequence(self, value: Any, path: str, depth: int) -> JSONArray:
+    def sequence(self, value: Any, path: str, depth: int) -> list[Any]:
         self._check_depth(path, depth)
         self.size += 5
-        out = JSONArray()
+        out: list[Any] = []
         for index, item in enumerate(value):
             self.size += len(str(index)) + 2
             out.append(self.value(item, f"{path}[{index}]", depth))
@@ -211,7 +200,7 @@ def _utf8_size(value: str) -> int:
 def _fast_dict(value: dict[Any, Any], depth: int, sizes: list[int], escaped: list[bool]) -> Any:
     if depth > _MAX_DEPTH:
         raise _NotPlainJSON
-    out = JSONObject()
+    out = {}
     size = 5
     for key, item in value.items():
         if type(key) is not str or "\x00" in key:
@@ -251,7 +240,7 @@ def _fast_dict(value: dict[Any, Any], depth: int, sizes: list[int], escaped: lis
 def _fast_list(value: list[Any], depth: int, sizes: list[int], escaped: list[bool]) -> Any:
     if depth > _MAX_DEPTH:
         raise _NotPlainJSON
-    out = JSONArray()
+    out = []
     size = 5
     for index, item in enumerate(value):
         size += (1 if index < 10 else len(str(index))) + 2
@@ -343,9 +332,52 @@ def encode_payload(value: Any) -> Any:
 
 
 def decode_payload(value: Any) -> Any:
-    """Turn a payload read from MongoDB back into what was recorded."""
-    if isinstance(value, dict):
-        return JSONObject((_unescape_key(k), decode_payload(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return JSONArray(decode_payload(v) for v in value)
+    """Turn a payload read from MongoDB back into what was recorded.
+
+    The result holds exactly ``dict``, ``list``, ``str``, ``int``, ``float``,
+    ``bool`` and None, the types that went in: escaped keys are decoded, and
+    the driver's ``bson.Int64`` (what a BSON 64-bit integer decodes to)
+    becomes a plain ``int``.
+    """
+    kind = type(value)
+    if kind is dict or isinstance(value, Mapping):
+        return _decode_dict(value)
+    if kind is list:
+        return _decode_list(value)
+    if kind is Int64:
+        return int(value)
     return value
+
+
+# The same per-value branch twice, as in the fast walk above: this runs for
+# every payload read.
+
+
+def _decode_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if "%" in key:
+            key = _unescape_key(key)
+        kind = type(item)
+        if kind is dict:
+            item = _decode_dict(item)
+        elif kind is list:
+            item = _decode_list(item)
+        elif kind is Int64:
+            item = int(item)
+        out[key] = item
+    return out
+
+
+def _decode_list(value: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in value:
+        kind = type(item)
+        if kind is dict:
+            item = _decode_dict(item)
+        elif kind is list:
+            item = _decode_list(item)
+        elif kind is Int64:
+            item = int(item)
+        out.append(item)
+    return out

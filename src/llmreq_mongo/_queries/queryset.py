@@ -1,7 +1,7 @@
-"""Lazy, chainable queries (``QuerySet``) and the per-model ``objects`` manager.
+"""Lazy, chainable queries: ``QuerySet``.
 
-A ``QuerySet`` is immutable: ``filter``, ``exclude``, ``order_by`` and
-``limit`` return a new one, and nothing touches the database until it is
+A ``QuerySet`` is immutable: ``filter``, ``exclude``, ``order_by``, ``limit``
+and slicing return a new one, and nothing touches the database until it is
 awaited through ``to_list()``, ``count()``, ``first()`` and the like or
 iterated with ``async for``. Lookups are translated, and bad ones refused,
 when the ``QuerySet`` is built, never when it runs.
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from llmreq_mongo._checks import check_count, check_int
+from llmreq_mongo._checks import a_type, check_bool, check_count, check_int
 from llmreq_mongo.errors import InvalidInput, InvalidLookup, storage_errors
 
 from .lookups import resolve_field, translate_lookups
@@ -28,6 +28,7 @@ from .pagination import (
     keyset_pipeline,
     with_tiebreak,
 )
+from .values import ValuesQuerySet, row_builder
 
 if TYPE_CHECKING:
     from llmreq_mongo._documents.base import TimestampedDocument
@@ -52,7 +53,7 @@ class QuerySet(Generic[D]):
             print(req.created_at, req.request)
     """
 
-    __slots__ = ("_clauses", "_limit", "_sort", "_tiebreak", "model")
+    __slots__ = ("_clauses", "_empty", "_limit", "_skip", "_sort", "_tiebreak", "model")
 
     def __init__(
         self,
@@ -61,12 +62,17 @@ class QuerySet(Generic[D]):
         clauses: tuple[Mapping[str, Any], ...] = (),
         sort: Sort = (),
         limit: int = 0,
+        skip: int = 0,
+        empty: bool = False,
         tiebreak: bool = False,
     ) -> None:
         self.model = model
         self._clauses = clauses
         self._sort = sort
         self._limit = limit
+        self._skip = skip
+        # A slice such as [5:5]: matches nothing, without asking the server.
+        self._empty = empty
         # Set by ``for_session``: every order it is given ends with ``_id``.
         self._tiebreak = tiebreak
 
@@ -75,6 +81,8 @@ class QuerySet(Generic[D]):
             "clauses": self._clauses,
             "sort": self._sort,
             "limit": self._limit,
+            "skip": self._skip,
+            "empty": self._empty,
             "tiebreak": self._tiebreak,
         }
         state.update(changes)
@@ -114,8 +122,97 @@ class QuerySet(Generic[D]):
         return self._clone(sort=tuple(sort))
 
     def limit(self, n: int) -> QuerySet[D]:
-        """Return at most ``n`` documents."""
+        """Return at most ``n`` documents (after a slice's start, if any)."""
         return self._clone(limit=check_int("limit", n, minimum=1))
+
+    @overload
+    def __getitem__(self, key: slice) -> QuerySet[D]: ...
+    @overload
+    def __getitem__(self, key: int) -> Coroutine[Any, Any, D]: ...
+    def __getitem__(self, key: slice | int) -> QuerySet[D] | Coroutine[Any, Any, D]:
+        """``qs[20:30]``: a window of the query; ``await qs[5]``: one document.
+
+        Slices use MongoDB's ``skip`` and ``limit``: a deep slice costs what
+        skipping that many documents costs, and documents inserted between
+        two slices can shift them; ``page()`` has neither problem. A query
+        without ``order_by`` is ordered by ``_id`` when sliced, so
+        consecutive slices do not overlap. Slicing a slice narrows it.
+
+        Raises:
+            InvalidInput: a negative index or bound, a step, or not an int.
+            DoesNotExist: ``await qs[i]`` with fewer than ``i + 1`` documents
+                (a ``LookupError``, as ``IndexError`` is).
+        """
+        if isinstance(key, slice):
+            if key.step is not None:
+                raise InvalidInput("a QuerySet slice takes no step; use [start:stop]")
+            start = 0 if key.start is None else _index("a slice start", key.start)
+            stop = None if key.stop is None else _index("a slice stop", key.stop)
+            return self._window(start, stop)
+        index = _index("an index", key)
+        return self._window(index, index + 1)._at(index)
+
+    def _window(self, start: int, stop: int | None) -> QuerySet[D]:
+        """The documents ``start`` to ``stop`` (exclusive) of this query's own window."""
+        begin = self._skip + start
+        ends = [self._skip + self._limit] if self._limit else []
+        if stop is not None:
+            ends.append(self._skip + stop)
+        end = min(ends) if ends else None
+        sort = self._sort or (("_id", 1),)
+        if end is not None and end <= begin:
+            return self._clone(sort=sort, skip=begin, limit=0, empty=True)
+        return self._clone(sort=sort, skip=begin, limit=0 if end is None else end - begin)
+
+    async def _at(self, index: int) -> D:
+        found = await self.first()
+        if found is None:
+            raise self.model.DoesNotExist(
+                f"no {self.model.__name__} at index {index} of this query: it holds fewer "
+                f"than {index + 1}"
+            )
+        return found
+
+    def values(self, *fields: str) -> ValuesQuerySet[dict[str, Any]]:
+        """The matching documents as plain dicts of the named fields, as in Django.
+
+        Fields are named as in lookups: ``"session_key"``, ``"id"``/``"pk"``,
+        ``"llm_client"`` (its id), payload paths such as ``"request__model"``
+        (None where the payload lacks it). Without fields: every field, the
+        link as its id. Values are as stored: ids as ``ObjectId``, times as
+        aware UTC datetimes, payloads as plain JSON.
+
+        Example::
+
+            rows = await LLMClientRequest.objects.filter(session_key="abc").values(
+                "id", "request__model"
+            ).to_list()   # [{"id": ObjectId(...), "request__model": "gpt-4o"}, ...]
+
+        Raises:
+            InvalidLookup: an unknown field.
+        """
+        build = row_builder(self.model, fields, shape="dict")
+        return ValuesQuerySet(self, build)
+
+    def values_list(self, *fields: str, flat: bool = False) -> ValuesQuerySet[Any]:
+        """Like ``values()``, as tuples in the order of ``fields``; ``flat`` for one field alone.
+
+        Example::
+
+            keys = await LLMClientRequest.objects.values_list("session_key", flat=True).to_list()
+
+        Raises:
+            InvalidLookup: an unknown field.
+            InvalidInput: ``flat=True`` with other than one field.
+        """
+        check_bool("flat", flat)
+        if flat and len(fields) != 1:
+            raise InvalidInput(
+                f"values_list(flat=True) takes exactly one field, got {len(fields)}; "
+                "drop flat for tuples"
+            )
+        build = row_builder(self.model, fields, shape="flat" if flat else "tuple")
+        return ValuesQuerySet(self, build)
 
     @property
     def query(self) -> dict[str, Any]:
@@ -133,28 +230,51 @@ class QuerySet(Generic[D]):
 
     # -- running --------------------------------------------------------------
 
-    def _find(self, *, sort: Sort | None = None, limit: int | None = None) -> Any:
+    def _find(
+        self,
+        *,
+        sort: Sort | None = None,
+        limit: int | None = None,
+        projection: Mapping[str, Any] | None = None,
+        batch_size: int = 0,
+    ) -> Any:
         order = self._sort if sort is None else sort
         return self.model.get_pymongo_collection().find(
             self.query,
+            projection=projection,
             sort=list(order) or None,
+            skip=self._skip,
             limit=self._limit if limit is None else limit,
+            batch_size=batch_size,
         )
+
+    async def _raw_list(self, projection: Mapping[str, Any] | None = None) -> list[Any]:
+        if self._empty:
+            return []
+        with storage_errors(f"read {self.model.__name__} documents"):
+            raw: list[Any] = await self._find(projection=projection).to_list(None)
+        return raw
+
+    async def _raw_stream(
+        self, projection: Mapping[str, Any] | None = None, batch_size: int = 0
+    ) -> AsyncIterator[Any]:
+        if self._empty:
+            return
+        with storage_errors(f"read {self.model.__name__} documents"):
+            cursor = self._find(projection=projection, batch_size=batch_size)
+            try:
+                async for doc in cursor:
+                    yield doc
+            finally:
+                await cursor.close()
 
     async def to_list(self) -> list[D]:
         """All matching documents, in order."""
-        with storage_errors(f"read {self.model.__name__} documents"):
-            raw = await self._find().to_list(None)
-        return [self.model.from_mongo(doc) for doc in raw]
+        return [self.model.from_mongo(doc) for doc in await self._raw_list()]
 
     async def __aiter__(self) -> AsyncIterator[D]:
-        with storage_errors(f"read {self.model.__name__} documents"):
-            cursor = self._find()
-            try:
-                async for doc in cursor:
-                    yield self.model.from_mongo(doc)
-            finally:
-                await cursor.close()
+        async for doc in self._raw_stream():
+            yield self.model.from_mongo(doc)
 
     def iterator(self, *, batch_size: int = 1000) -> AsyncIterator[D]:
         """Stream the matching documents, ``batch_size`` at a time from the server.
@@ -174,26 +294,18 @@ class QuerySet(Generic[D]):
         return self._stream(batch_size)
 
     async def _stream(self, batch_size: int) -> AsyncIterator[D]:
-        with storage_errors(f"read {self.model.__name__} documents"):
-            cursor = self.model.get_pymongo_collection().find(
-                self.query,
-                sort=list(self._sort) or None,
-                limit=self._limit,
-                batch_size=batch_size,
-            )
-            try:
-                async for doc in cursor:
-                    yield self.model.from_mongo(doc)
-            finally:
-                await cursor.close()
+        async for doc in self._raw_stream(batch_size=batch_size):
+            yield self.model.from_mongo(doc)
 
     def _page_plan(
         self, size: Any, after: Any
     ) -> tuple[list[tuple[str, int]], bytes, list[dict[str, Any]]]:
         """Check the arguments of ``page`` and build its pipeline (no I/O)."""
         check_count("size", size, maximum=MAX_PAGE_SIZE)
-        if self._limit:
-            raise InvalidInput("page() pages through the whole query; drop limit() and set size")
+        if self._limit or self._skip or self._empty:
+            raise InvalidInput(
+                "page() pages through the whole query; drop limit() or the slice and set size"
+            )
         sort = with_tiebreak(self._sort)
         query = self.query
         collection = self.model.get_collection_name()
@@ -242,42 +354,72 @@ class QuerySet(Generic[D]):
         return Page([self.model.from_mongo(doc) for doc in raw], next_cursor)
 
     async def count(self) -> int:
-        """The number of matching documents (capped by ``limit``)."""
+        """The number of matching documents (within ``limit`` and a slice)."""
+        if self._empty:
+            return 0
+        options: dict[str, Any] = {}
+        if self._skip:
+            options["skip"] = self._skip
+        if self._limit:
+            options["limit"] = self._limit
         with storage_errors(f"count {self.model.__name__} documents"):
             coll = self.model.get_pymongo_collection()
-            if self._limit:
-                return int(await coll.count_documents(self.query, limit=self._limit))
-            return int(await coll.count_documents(self.query))
+            return int(await coll.count_documents(self.query, **options))
 
     async def exists(self) -> bool:
-        """Whether any document matches."""
-        with storage_errors(f"read {self.model.__name__} documents"):
-            doc = await self.model.get_pymongo_collection().find_one(
-                self.query, projection={"_id": 1}
-            )
-        return doc is not None
+        """Whether any document matches (within a slice)."""
+        return bool(await self._raw_edge(last=False, projection={"_id": 1}))
 
     async def first(self) -> D | None:
         """The first document in order (by ``_id`` when unordered), or None."""
-        rows = await self._one(self._sort or (("_id", 1),))
-        return rows[0] if rows else None
+        rows = await self._raw_edge(last=False)
+        return self.model.from_mongo(rows[0]) if rows else None
 
     async def last(self) -> D | None:
-        """The last document in order (by ``_id`` when unordered), or None."""
-        order = tuple((path, -direction) for path, direction in self._sort)
-        rows = await self._one(order or (("_id", -1),))
-        return rows[0] if rows else None
+        """The last document in order (by ``_id`` when unordered), or None.
 
-    async def _one(self, sort: Sort) -> list[D]:
+        On a limited or sliced query, the last document of that window.
+        """
+        rows = await self._raw_edge(last=True)
+        return self.model.from_mongo(rows[0]) if rows else None
+
+    async def _raw_edge(
+        self, *, last: bool, projection: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """The first (or last) raw document of this query's window, as a list of 0 or 1."""
+        if self._empty:
+            return []
+        order = self._sort or (("_id", 1),)
+        reverse = tuple((path, -direction) for path, direction in order)
         with storage_errors(f"read {self.model.__name__} documents"):
-            raw = await self._find(sort=sort, limit=1).to_list(1)
-        return [self.model.from_mongo(doc) for doc in raw]
+            if not last:
+                raw: list[Any] = await self._find(
+                    sort=order, limit=1, projection=projection
+                ).to_list(1)
+            elif not (self._skip or self._limit):
+                raw = await self._find(sort=reverse, limit=1, projection=projection).to_list(1)
+            else:
+                # The window is cut in the query's own order, then its end is taken.
+                stages: list[dict[str, Any]] = [{"$match": self.query}, {"$sort": dict(order)}]
+                if self._skip:
+                    stages.append({"$skip": self._skip})
+                if self._limit:
+                    stages.append({"$limit": self._limit})
+                stages += [{"$sort": dict(reverse)}, {"$limit": 1}]
+                if projection:
+                    stages.append({"$project": dict(projection)})
+                cursor = await self.model.get_pymongo_collection().aggregate(stages)
+                raw = await cursor.to_list(1)
+        return raw
 
     async def get(self, **lookups: Any) -> D:
         """The one document matching; raises ``DoesNotExist`` or ``MultipleObjectsReturned``."""
         qs = self.filter(**lookups)
-        with storage_errors(f"read {self.model.__name__} documents"):
-            raw = await qs._find(limit=2).to_list(2)
+        if qs._empty:
+            raw: list[Any] = []
+        else:
+            with storage_errors(f"read {self.model.__name__} documents"):
+                raw = await qs._find(limit=min(qs._limit or 2, 2)).to_list(2)
         if not raw:
             raise self.model.DoesNotExist(
                 f"{self.model.__name__} matching {qs.query} does not exist",
@@ -294,8 +436,8 @@ class QuerySet(Generic[D]):
         return self.model.from_mongo(raw[0])
 
     def _refuse_limited(self, action: str) -> None:
-        if self._limit:
-            raise InvalidInput(f"cannot {action} a limited query; filter instead")
+        if self._limit or self._skip or self._empty:
+            raise InvalidInput(f"cannot {action} a limited or sliced query; filter instead")
 
     async def update(self, **fields: Any) -> int:
         """Set fields on every matching document; returns how many matched.
@@ -338,6 +480,17 @@ async def _update_each(
         result = await coll.update_one({"$and": [key, query]} if query else key, {"$set": changes})
         matched += int(result.matched_count)
     return matched
+
+
+def _index(what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what} of a QuerySet must be an int, got {a_type(value)}")
+    if value < 0:
+        raise InvalidInput(
+            f"{what} of a QuerySet cannot be negative ({value}): MongoDB has no count from "
+            "the end; reverse order_by() and slice from the start"
+        )
+    return value
 
 
 def _nullable_paths(model: type[Any], sort: Sort | list[tuple[str, int]]) -> frozenset[str]:

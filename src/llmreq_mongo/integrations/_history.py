@@ -33,7 +33,7 @@ from pydantic import (
 from pymongo.errors import PyMongoError
 
 from llmreq_mongo import analytics
-from llmreq_mongo._checks import check_window
+from llmreq_mongo._checks import a_type, check_window
 from llmreq_mongo._connection import check_timeout
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._queries import decode_cursor, encode_cursor, fingerprint, scoped_match
@@ -414,7 +414,7 @@ def history_router(
     for dep in deps:
         if not isinstance(dep, params.Depends):
             raise InvalidInput(
-                f"dependencies takes fastapi.Depends(...) objects, got a {type(dep).__name__}"
+                f"dependencies takes fastapi.Depends(...) objects, got {a_type(dep)}"
             )
     if not isinstance(prefix, str) or (prefix and (prefix[0] != "/" or prefix[-1] == "/")):
         raise InvalidInput(f"prefix must be empty or a path such as '/llmreq', got {prefix!r}")

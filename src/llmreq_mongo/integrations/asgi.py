@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from bson import ObjectId
 
+from llmreq_mongo._checks import a_type
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo.errors import InvalidInput
 
@@ -190,11 +191,11 @@ class LLMRequestLogger:
         stats: RequestLoggerStats | None = None,
     ) -> None:
         if not callable(app):
-            raise InvalidInput(f"app must be an ASGI application, got a {type(app).__name__}")
+            raise InvalidInput(f"app must be an ASGI application, got {a_type(app)}")
         if not (isinstance(recorder, SupportsRecord) or callable(recorder)):
             raise InvalidInput(
                 "recorder must be a llmreq_mongo.Recorder or a callable returning one, "
-                f"got a {type(recorder).__name__}"
+                f"got {a_type(recorder)}"
             )
         if isinstance(llm_client, LLMClient):
             if llm_client.id is None:
@@ -205,7 +206,7 @@ class LLMRequestLogger:
         elif not callable(llm_client):
             raise InvalidInput(
                 "llm_client must be a saved LLMClient or a callable returning one, "
-                f"got a {type(llm_client).__name__}"
+                f"got {a_type(llm_client)}"
             )
         if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
             raise InvalidInput(f"max_body_bytes must be an integer, got {max_body_bytes!r}")

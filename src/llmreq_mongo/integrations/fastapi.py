@@ -183,7 +183,7 @@ class LLMReqLifespan:
         if app_lifespan is not None and not callable(app_lifespan):
             raise InvalidInput(
                 "app_lifespan must be the app's lifespan function (app -> async context "
-                f"manager), got a {type(app_lifespan).__name__}"
+                f"manager), got {a_type(app_lifespan)}"
             )
         if llm_client is not None and (
             not isinstance(llm_client, str) or not 1 <= len(llm_client) <= 255
