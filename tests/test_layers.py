@@ -25,6 +25,8 @@ LAYERS: dict[str, int] = {
     "_types": 0,
     # queries, then the documents on them
     "_queries": 1,
+    # what came back from a call, read as it passes (uses the payload checks)
+    "_capture": 1,
     "_documents": 2,
     # what is built on the documents
     "_reports": 3,
