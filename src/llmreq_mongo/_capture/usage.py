@@ -8,7 +8,9 @@ The target names follow OpenTelemetry's GenAI conventions
 ``input_tokens`` counts every input token, cached ones included:
 
 - OpenAI (chat completions and the Responses API) reports it so already:
-  ``cached_tokens`` is a part of ``prompt_tokens`` / ``input_tokens``.
+  ``cached_tokens`` (read from the cache) and ``cache_write_tokens``
+  (written to it), in ``prompt_tokens_details`` / ``input_tokens_details``,
+  are parts of ``prompt_tokens`` / ``input_tokens``.
 - Anthropic reports three disjoint counts, so ``input_tokens`` here is
   ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens``
   (the absent ones counting for nothing), and ``total_tokens``, which
@@ -53,7 +55,9 @@ def usage_from_chat(usage: Any) -> TokenUsage | None:
         output_tokens=_count(usage, "completion_tokens"),
         total_tokens=_count(usage, "total_tokens"),
         cache_read_input_tokens=_count(usage.get("prompt_tokens_details"), "cached_tokens"),
-        cache_creation_input_tokens=None,
+        cache_creation_input_tokens=_count(
+            usage.get("prompt_tokens_details"), "cache_write_tokens"
+        ),
         reasoning_output_tokens=_count(usage.get("completion_tokens_details"), "reasoning_tokens"),
     )
 
@@ -67,7 +71,7 @@ def usage_from_responses(usage: Any) -> TokenUsage | None:
         output_tokens=_count(usage, "output_tokens"),
         total_tokens=_count(usage, "total_tokens"),
         cache_read_input_tokens=_count(usage.get("input_tokens_details"), "cached_tokens"),
-        cache_creation_input_tokens=None,
+        cache_creation_input_tokens=_count(usage.get("input_tokens_details"), "cache_write_tokens"),
         reasoning_output_tokens=_count(usage.get("output_tokens_details"), "reasoning_tokens"),
     )
 
