@@ -18,8 +18,8 @@ from typing import Any
 
 from .chat import read_chat_body
 from .messages import read_messages_body
-from .outcome import API, Outcome, error_text
-from .responses import read_responses_body, usage_in_tail
+from .outcome import API, Outcome, error_text, usage_in_tail
+from .responses import read_responses_body
 from .usage import usage_from_anthropic, usage_from_chat, usage_from_responses
 
 __all__ = ["api_of_body", "api_of_event", "read_body", "read_oversized_body"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .outcome import Outcome, error_text, string_or_none
+from .outcome import Outcome, error_text, string_or_none, usage_in_tail
 from .sse import SSEEvent
 from .usage import usage_from_chat
 
@@ -104,6 +104,10 @@ class ChatStream:
             self._done = True
             return
         if event.overflowed:
+            # Too large to keep (one huge delta): a usage it carries is at its end.
+            usage = usage_in_tail(data)
+            if usage is not None:
+                self._usage = usage
             return
         try:
             chunk = json.loads(data)

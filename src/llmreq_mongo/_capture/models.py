@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -43,7 +43,27 @@ Count = Annotated[StrictInt, Field(ge=0, le=_INT64_MAX)] | None
 Millis = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
-class TokenUsage(BaseModel):
+class _Checked(BaseModel):
+    """A model whose refusals, on construction and on assignment, are ``InvalidInput``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+    #: How messages name the model's fields.
+    _root: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _refusal(self._root, exc) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise _refusal(self._root, exc) from None
+
+
+class TokenUsage(_Checked):
     """The tokens one call used, named after OpenTelemetry's ``gen_ai.usage.*``.
 
     Every count is the provider's own figure, or None when it reported none.
@@ -62,7 +82,7 @@ class TokenUsage(BaseModel):
         reasoning_output_tokens: ``gen_ai.usage.reasoning.output_tokens``.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+    _root: ClassVar[str] = "usage"
 
     input_tokens: Count = None
     output_tokens: Count = None
@@ -71,14 +91,8 @@ class TokenUsage(BaseModel):
     cache_creation_input_tokens: Count = None
     reasoning_output_tokens: Count = None
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise _refusal("usage", exc) from None
 
-
-class LLMResponse(BaseModel):
+class LLMResponse(_Checked):
     """The response to one call, as the client received it.
 
     Attributes:
@@ -99,7 +113,7 @@ class LLMResponse(BaseModel):
         truncated: the body was larger than the capture limit and was not kept.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+    _root: ClassVar[str] = "response"
 
     status: Annotated[StrictInt, Field(ge=100, le=599)] | None = None
     body: Any = None
@@ -113,12 +127,6 @@ class LLMResponse(BaseModel):
     ttft_ms: Millis | None = None
     completed_at: dt.datetime = Field(default_factory=now_ms)
     truncated: StrictBool = False
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise _refusal("response", exc) from None
 
     @field_validator("body", mode="before")
     @classmethod

@@ -7,13 +7,23 @@ turns any of them into an :class:`~.models.LLMResponse` the same way.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from .models import TokenUsage
 from .sse import SSEEvent
 
-__all__ = ["API", "Assembler", "Outcome", "api_for_path", "error_text", "string_or_none"]
+__all__ = [
+    "API",
+    "Assembler",
+    "Outcome",
+    "api_for_path",
+    "error_text",
+    "string_or_none",
+    "usage_in_tail",
+]
 
 #: The APIs whose responses are understood.
 API = Literal["chat", "responses", "messages"]
@@ -23,6 +33,7 @@ _PATH_ENDINGS: tuple[tuple[str, API], ...] = (
     ("/responses", "responses"),
     ("/messages", "messages"),
 )
+_USAGE_KEY = re.compile(r'"usage"\s*:\s*')
 
 
 @dataclasses.dataclass
@@ -86,3 +97,19 @@ def error_text(error: Any) -> str | None:
     if isinstance(kind, str) and kind:
         return kind
     return "the response is an error object without a message"
+
+
+def usage_in_tail(tail: str) -> Any:
+    """The last ``"usage": {...}`` object in the end of a JSON text, or None.
+
+    Used for an event or a body too large to keep, whose usage sits near its end.
+    """
+    decoder = json.JSONDecoder()
+    for match in reversed(list(_USAGE_KEY.finditer(tail))):
+        try:
+            value, _ = decoder.raw_decode(tail, match.end())
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None

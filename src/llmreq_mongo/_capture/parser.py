@@ -40,6 +40,10 @@ DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 # its id and model (at the start) and its usage (at the end).
 _HEAD = 4096
 _TAIL = 16 * 1024
+# Whatever max_bytes is, an event this large is still read whole: the events
+# that carry usage and ids are small, and must be read even when the body is
+# not kept.
+_MIN_EVENT_BYTES = 64 * 1024
 
 _ASSEMBLERS: dict[API, type[ChatStream] | type[ResponsesStream] | type[MessagesStream]] = {
     "chat": ChatStream,
@@ -105,7 +109,9 @@ class ResponseParser:
         self._api: API | None = api_for_path(path)
         #: Whether the response is an event stream.
         self.stream = _is_event_stream(content_type)
-        self._sse = SSEParser(max_event_bytes=self._max) if self.stream else None
+        self._sse = (
+            SSEParser(max_event_bytes=max(self._max, _MIN_EVENT_BYTES)) if self.stream else None
+        )
         self._assembler: Assembler | None = None
         self._chunks: list[bytes] = []
         self._received = 0

@@ -11,10 +11,9 @@ received. ``finish_reasons`` holds the reason of an incomplete response
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from .outcome import Outcome, error_text, string_or_none
+from .outcome import Outcome, error_text, string_or_none, usage_in_tail
 from .sse import SSEEvent
 from .usage import usage_from_responses
 
@@ -22,7 +21,6 @@ __all__ = ["ResponsesStream", "read_responses_body"]
 
 _TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
 _NOT_ENDED = "the stream ended before response.completed: the body holds what was received"
-_USAGE_KEY = re.compile(r'"usage"\s*:\s*')
 
 
 def read_responses_body(body: dict[str, Any]) -> Outcome:
@@ -41,22 +39,6 @@ def read_responses_body(body: dict[str, Any]) -> Outcome:
         usage=usage_from_responses(body.get("usage")),
         error=error,
     )
-
-
-def usage_in_tail(tail: str) -> Any:
-    """The last ``"usage": {...}`` object in the end of a JSON text, or None.
-
-    Used for an event or a body too large to keep, whose usage sits near its end.
-    """
-    decoder = json.JSONDecoder()
-    for match in reversed(list(_USAGE_KEY.finditer(tail))):
-        try:
-            value, _ = decoder.raw_decode(tail, match.end())
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
 
 
 class ResponsesStream:

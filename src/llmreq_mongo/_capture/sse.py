@@ -136,6 +136,11 @@ class SSEParser:
         return []
 
     @property
+    def buffered(self) -> int:
+        """How many bytes of the stream the parser holds now (at most about ``max_event_bytes``)."""
+        return len(self._pending) + sum(len(part) for part in self._data)
+
+    @property
     def partial(self) -> bool:
         """Whether the stream so far ends inside an event (bytes not yet dispatched)."""
         return bool(self._pending) or bool(self._data) or self._overflowed
