@@ -87,12 +87,13 @@ def _merge_indexed(have: list[dict[str, Any]], deltas: list[Any]) -> None:
 class ChatStream:
     """Assembles a chat completions stream (see the module docstring)."""
 
-    __slots__ = ("_choices", "_done", "_error", "_keep", "_reasons", "_top", "_usage")
+    __slots__ = ("_choices", "_done", "_error", "_keep", "_pieces", "_reasons", "_top", "_usage")
 
     def __init__(self) -> None:
         self._top: dict[str, Any] | None = None
         self._choices: dict[int, dict[str, Any]] = {}
         self._reasons: dict[int, str] = {}
+        self._pieces: dict[int, list[str]] = {}
         self._usage: Any = None
         self._done = False
         self._error: str | None = None
@@ -153,8 +154,15 @@ class ChatStream:
                 "logprobs": None,
             }
         delta = choice.get("delta")
-        if isinstance(delta, dict):
-            _merge(snapshot["message"], delta)
+        if type(delta) is dict:
+            content = delta.get("content")
+            if len(delta) == 1 and type(content) is str:
+                # Nearly every chunk of a text answer: one more piece of content,
+                # joined once at the end (adding to a string each time is quadratic).
+                self._pieces.setdefault(index, []).append(content)
+            else:
+                self._flush(index)
+                _merge(snapshot["message"], delta)
         if isinstance(reason, str):
             snapshot["finish_reason"] = reason
         logprobs = choice.get("logprobs")
@@ -163,9 +171,17 @@ class ChatStream:
                 snapshot["logprobs"] = {"content": None, "refusal": None}
             _merge(snapshot["logprobs"], logprobs)
 
+    def _flush(self, index: int) -> None:
+        pieces = self._pieces.pop(index, None)
+        if pieces:
+            message = self._choices[index]["message"]
+            have = message.get("content")
+            message["content"] = (have if isinstance(have, str) else "") + "".join(pieces)
+
     def drop_body(self) -> None:
         self._keep = False
         self._choices = {}
+        self._pieces = {}
 
     def outcome(self) -> Outcome:
         top = self._top or {}
@@ -173,6 +189,7 @@ class ChatStream:
         if self._keep and self._top is not None:
             choices = []
             for index in sorted(self._choices):
+                self._flush(index)
                 choice = self._choices[index]
                 message = choice["message"]
                 message.setdefault("role", "assistant")

@@ -44,12 +44,13 @@ def read_messages_body(body: dict[str, Any]) -> Outcome:
 class MessagesStream:
     """Assembles a Messages stream (see the module docstring)."""
 
-    __slots__ = ("_blocks", "_ended", "_error", "_json", "_keep", "_message", "_usage")
+    __slots__ = ("_blocks", "_ended", "_error", "_json", "_keep", "_message", "_texts", "_usage")
 
     def __init__(self) -> None:
         self._message: dict[str, Any] | None = None
         self._blocks: dict[int, dict[str, Any]] = {}
         self._json: dict[int, list[str]] = {}
+        self._texts: dict[tuple[int, str], list[str]] = {}
         self._usage: dict[str, Any] = {}
         self._ended = False
         self._error: str | None = None
@@ -101,7 +102,8 @@ class MessagesStream:
             key = _DELTA_FIELDS[kind]
             text = delta.get(key)
             if isinstance(text, str):
-                block[key] = (block.get(key) or "") + text
+                # Joined once, when the block is read (adding each time is quadratic).
+                self._texts.setdefault((data["index"], key), []).append(text)
         elif kind == "signature_delta":
             block["signature"] = delta.get("signature")
         elif kind == "citations_delta":
@@ -139,10 +141,19 @@ class MessagesStream:
                 if value is not None or key in ("stop_reason", "stop_sequence", "stop_details"):
                     self._message[key] = value
 
+    def _join_texts(self) -> None:
+        for (index, key), pieces in self._texts.items():
+            block = self._blocks.get(index)
+            if block is not None:
+                have = block.get(key)
+                block[key] = (have if isinstance(have, str) else "") + "".join(pieces)
+        self._texts = {}
+
     def drop_body(self) -> None:
         self._keep = False
         self._blocks = {}
         self._json = {}
+        self._texts = {}
 
     def outcome(self) -> Outcome:
         message = self._message
@@ -150,6 +161,7 @@ class MessagesStream:
         if message is not None and self._keep:
             for index in list(self._json):
                 self._stop(index)
+            self._join_texts()
             body = {
                 **message,
                 "content": [self._blocks[i] for i in sorted(self._blocks)],

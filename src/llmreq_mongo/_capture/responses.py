@@ -44,11 +44,15 @@ def read_responses_body(body: dict[str, Any]) -> Outcome:
 class ResponsesStream:
     """Assembles a Responses API stream (see the module docstring)."""
 
-    __slots__ = ("_error", "_final", "_items", "_keep", "_snapshot", "_usage")
+    __slots__ = ("_error", "_final", "_items", "_keep", "_snapshot", "_texts", "_usage")
 
     def __init__(self) -> None:
         self._snapshot: dict[str, Any] | None = None
         self._items: dict[int, dict[str, Any]] = {}
+        # Deltas not yet joined into their part or item (adding each time is
+        # quadratic), by the id of the object they extend; the object is kept
+        # beside them so that the id stays its own.
+        self._texts: dict[tuple[int, str], tuple[dict[str, Any], list[str]]] = {}
         self._final: Outcome | None = None
         self._error: str | None = None
         self._keep = True
@@ -113,15 +117,16 @@ class ResponsesStream:
                 key = "text" if kind == "response.output_text.delta" else "refusal"
                 part = content[at]
                 if isinstance(part, dict) and isinstance(delta, str):
-                    part[key] = (part.get(key) or "") + delta
+                    self._texts.setdefault((id(part), key), (part, []))[1].append(delta)
         elif kind == "response.function_call_arguments.delta":
             delta = data.get("delta")
             if isinstance(delta, str):
-                item["arguments"] = (item.get("arguments") or "") + delta
+                self._texts.setdefault((id(item), "arguments"), (item, []))[1].append(delta)
 
     def drop_body(self) -> None:
         self._keep = False
         self._items = {}
+        self._texts = {}
 
     def outcome(self) -> Outcome:
         final = self._final
@@ -138,6 +143,10 @@ class ResponsesStream:
                 final.error = self._error
             return final
         body = None
+        for (_, key), (target, pieces) in self._texts.items():
+            have = target.get(key)
+            target[key] = (have if isinstance(have, str) else "") + "".join(pieces)
+        self._texts = {}
         if snapshot is not None and self._keep:
             body = {**snapshot, "output": [self._items[i] for i in sorted(self._items)]}
         return Outcome(

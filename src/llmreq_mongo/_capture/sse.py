@@ -113,8 +113,23 @@ class SSEParser:
             self._overflow(lines[0], newline=False)
             self._long_line = False
             lines = lines[1:]
+        # The two lines of nearly every event, inline: this runs for every chunk.
         for line in lines:
-            self._line(line, events)
+            if not line:
+                if self._data:
+                    self._dispatch(events)
+                else:
+                    self._event = None
+                    self._overflowed = False
+            elif line[:6] == b"data: " and not self._overflowed:
+                size = self._size + len(line) - 5
+                if size > self._max:
+                    self._line(line, events)
+                else:
+                    self._size = size
+                    self._data.append(line[6:])
+            else:
+                self._line(line, events)
         if len(rest) + self._size > self._max:
             # One line longer than the limit: keep its tail, and the tail of what follows.
             self._overflow(rest[6:] if rest.startswith(b"data: ") else rest)
@@ -183,17 +198,22 @@ class SSEParser:
         self._size = 0
 
     def _dispatch(self, events: list[SSEEvent]) -> None:
-        if self._data:
-            data = b"\n".join(self._data) if len(self._data) > 1 else self._data[0]
+        parts = self._data
+        if parts:
+            data = b"\n".join(parts) if len(parts) > 1 else parts[0]
+            kind = self._event
             events.append(
                 SSEEvent(
-                    self._event.decode("utf-8", "replace") if self._event else "message",
+                    kind.decode("utf-8", "replace") if kind else "message",
                     data.decode("utf-8", "replace"),
                     None if self._id is None else self._id.decode("utf-8", "replace"),
                     self._overflowed,
                 )
             )
-        self._reset()
+            self._data = []
+        self._event = None
+        self._size = 0
+        self._overflowed = False
 
     def _reset(self) -> None:
         self._event = None
