@@ -222,3 +222,40 @@ def test_usage_is_never_summed_across_chunks() -> None:
     response = run("/v1/chat/completions", SSE, chunks)
     assert response.usage == TokenUsage(input_tokens=5, output_tokens=3, total_tokens=8)
     assert CHAT_USAGE["prompt_tokens"] == 31
+
+
+def test_content_pieces_keep_their_order_around_other_deltas() -> None:
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    deltas = [
+        {"role": "assistant", "content": "a"},
+        {"content": "b"},
+        {"content": "c", "refusal": None},
+        {"content": "d"},
+    ]
+    chunks = [
+        _sse({**base, "choices": [{"index": i % 2, "delta": d, "finish_reason": None}]})
+        for i, d in enumerate(deltas * 2)
+    ]
+    chunks.append(_sse("[DONE]"))
+    body = run("/v1/chat/completions", SSE, chunks).body
+    # Choice 0 got deltas 0 and 2 of each round, choice 1 deltas 1 and 3.
+    assert [c["message"]["content"] for c in body["choices"]] == ["acac", "bdbd"]
+
+
+def test_responses_cut_inside_a_function_call_keeps_its_arguments_so_far() -> None:
+    events = responses_stream_events("tools")
+    # Up to the first call's first argument piece.
+    kept = events[:4]
+    response = run("/v1/responses", SSE, kept)
+    assert response.error is not None and "ended before" in response.error
+    (call,) = response.body["output"]
+    assert call["type"] == "function_call" and call["arguments"] == '{"city": "Par'
+
+
+def test_anthropic_blocks_in_order_with_their_own_text() -> None:
+    events = messages_stream_events("thinking")
+    response = run("/v1/messages", SSE, events)
+    assert [b["type"] for b in response.body["content"]] == ["thinking", "text"]
+    assert response.body["content"][1]["text"] == TEXT
+    assert response.body["stop_reason"] == "end_turn"
+    assert response.body["usage"]["output_tokens"] == 57
