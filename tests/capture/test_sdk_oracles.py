@@ -9,6 +9,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from capture_tee import Exchange
 from capture_upstream import (
     ANTHROPIC_OUTPUT_TOKENS,
     ANTHROPIC_START_USAGE,
@@ -16,7 +17,6 @@ from capture_upstream import (
     TEXT_PIECES,
 )
 
-from conftest import Exchange
 from llmreq_mongo._capture import LLMResponse, ResponseParser, TokenUsage
 
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
