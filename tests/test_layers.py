@@ -26,6 +26,8 @@ LAYERS: dict[str, int] = {
     # queries, then the documents on them
     "_queries": 1,
     "_sharding": 1,  # the shard key's shape and the shardCollection command
+    # what came back from a call, read as it passes (uses the payload checks)
+    "_capture": 1,
     "_documents": 2,
     # what is built on the documents
     "_reports": 3,

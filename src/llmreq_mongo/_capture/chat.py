@@ -1,0 +1,213 @@
+"""OpenAI chat completions: the JSON body, and a stream assembled into one.
+
+A stream is a series of ``chat.completion.chunk`` objects, then
+``data: [DONE]``. The assembled body is what the same call would have
+returned without ``stream``: one ``choices[i].message`` per choice index,
+its ``content`` (and ``refusal``) concatenated, its ``tool_calls`` merged by
+``index`` with their ``function.arguments`` concatenated (``id``, ``type``
+and ``function.name`` taken from the first delta that has them), and its
+``finish_reason``. Usage comes from the last chunk that carries one (the
+final chunk of ``stream_options.include_usage``): it is taken, never summed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .outcome import Outcome, error_text, string_or_none, usage_in_tail
+from .sse import SSEEvent
+from .usage import usage_from_chat
+
+__all__ = ["ChatStream", "read_chat_body"]
+
+# Fields of a delta that are set once: a later value never replaces or extends them.
+_SET_ONCE = frozenset({"role", "id", "type", "name", "index"})
+_NOT_ENDED = "the stream ended before its final [DONE] event: the body holds what was received"
+
+
+def read_chat_body(body: dict[str, Any]) -> Outcome:
+    """Read a non-streamed chat completion."""
+    choices = body.get("choices")
+    reasons = [
+        choice["finish_reason"]
+        for choice in (choices if isinstance(choices, list) else [])
+        if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str)
+    ]
+    return Outcome(
+        body=body,
+        model=string_or_none(body.get("model")),
+        response_id=string_or_none(body.get("id")),
+        finish_reasons=reasons,
+        usage=usage_from_chat(body.get("usage")),
+        error=error_text(body.get("error")),
+    )
+
+
+def _merge(into: dict[str, Any], delta: dict[str, Any]) -> None:
+    """Merge one delta object into what was received before."""
+    for key, value in delta.items():
+        if value is None:
+            into.setdefault(key, None)
+            continue
+        have = into.get(key)
+        if have is None:
+            if isinstance(value, list) and key == "tool_calls":
+                into[key] = have = []
+            elif isinstance(value, dict):
+                into[key] = have = {}
+            else:
+                into[key] = value
+                continue
+        if key in _SET_ONCE:
+            continue
+        if isinstance(have, str) and isinstance(value, str):
+            into[key] = have + value
+        elif isinstance(have, dict) and isinstance(value, dict):
+            _merge(have, value)
+        elif key == "tool_calls" and isinstance(have, list) and isinstance(value, list):
+            _merge_indexed(have, value)
+        elif isinstance(have, list) and isinstance(value, list):
+            have.extend(value)
+        else:
+            into[key] = value
+
+
+def _merge_indexed(have: list[dict[str, Any]], deltas: list[Any]) -> None:
+    for delta in deltas:
+        if not isinstance(delta, dict):
+            continue
+        index = delta.get("index")
+        position = index if type(index) is int and index >= 0 else len(have)
+        while len(have) <= position:
+            have.append({})
+        _merge(have[position], delta)
+
+
+class ChatStream:
+    """Assembles a chat completions stream (see the module docstring)."""
+
+    __slots__ = ("_choices", "_done", "_error", "_keep", "_pieces", "_reasons", "_top", "_usage")
+
+    def __init__(self) -> None:
+        self._top: dict[str, Any] | None = None
+        self._choices: dict[int, dict[str, Any]] = {}
+        self._reasons: dict[int, str] = {}
+        self._pieces: dict[int, list[str]] = {}
+        self._usage: Any = None
+        self._done = False
+        self._error: str | None = None
+        self._keep = True
+
+    def event(self, event: SSEEvent) -> None:
+        data = event.data
+        if data == "[DONE]":
+            self._done = True
+            return
+        if event.overflowed:
+            # Too large to keep (one huge delta): a usage it carries is at its end.
+            usage = usage_in_tail(data)
+            if usage is not None:
+                self._usage = usage
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(chunk, dict):
+            return
+        if chunk.get("error"):
+            self._error = error_text(chunk["error"])
+            return
+        if self._top is None:
+            self._top = {
+                "system_fingerprint": None,
+                **{k: v for k, v in chunk.items() if k not in ("choices", "obfuscation", "usage")},
+                "object": "chat.completion",
+            }
+        elif "system_fingerprint" in chunk:
+            self._top["system_fingerprint"] = chunk["system_fingerprint"]
+        usage = chunk.get("usage")
+        if usage is not None:
+            self._usage = usage
+        choices = chunk.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict):
+                    self._choice(choice)
+
+    def _choice(self, choice: dict[str, Any]) -> None:
+        index = choice.get("index")
+        if type(index) is not int:
+            return
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            self._reasons[index] = reason
+        if not self._keep:
+            return
+        snapshot = self._choices.get(index)
+        if snapshot is None:
+            snapshot = self._choices[index] = {
+                "index": index,
+                "message": {},
+                "finish_reason": None,
+                "logprobs": None,
+            }
+        delta = choice.get("delta")
+        if type(delta) is dict:
+            content = delta.get("content")
+            if len(delta) == 1 and type(content) is str:
+                # Nearly every chunk of a text answer: one more piece of content,
+                # joined once at the end (adding to a string each time is quadratic).
+                self._pieces.setdefault(index, []).append(content)
+            else:
+                self._flush(index)
+                _merge(snapshot["message"], delta)
+        if isinstance(reason, str):
+            snapshot["finish_reason"] = reason
+        logprobs = choice.get("logprobs")
+        if isinstance(logprobs, dict):
+            if snapshot["logprobs"] is None:
+                snapshot["logprobs"] = {"content": None, "refusal": None}
+            _merge(snapshot["logprobs"], logprobs)
+
+    def _flush(self, index: int) -> None:
+        pieces = self._pieces.pop(index, None)
+        if pieces:
+            message = self._choices[index]["message"]
+            have = message.get("content")
+            message["content"] = (have if isinstance(have, str) else "") + "".join(pieces)
+
+    def drop_body(self) -> None:
+        self._keep = False
+        self._choices = {}
+        self._pieces = {}
+
+    def outcome(self) -> Outcome:
+        top = self._top or {}
+        body: dict[str, Any] | None = None
+        if self._keep and self._top is not None:
+            choices = []
+            for index in sorted(self._choices):
+                self._flush(index)
+                choice = self._choices[index]
+                message = choice["message"]
+                message.setdefault("role", "assistant")
+                message.setdefault("content", None)
+                for call in message.get("tool_calls") or ():
+                    call.pop("index", None)
+                choices.append(choice)
+            body = {**self._top, "choices": choices}
+            if self._usage is not None:
+                body["usage"] = self._usage
+        error = self._error
+        if error is None and not self._done:
+            error = _NOT_ENDED
+        return Outcome(
+            body=body,
+            model=string_or_none(top.get("model")),
+            response_id=string_or_none(top.get("id")),
+            finish_reasons=[self._reasons[i] for i in sorted(self._reasons)],
+            usage=usage_from_chat(self._usage),
+            error=error,
+        )

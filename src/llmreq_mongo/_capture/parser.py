@@ -1,0 +1,229 @@
+"""One entry point for reading a response as it passes: :class:`ResponseParser`.
+
+The ASGI middleware (server side) and the httpx transport (client side) both
+create one per call, hand it every body chunk as it goes by, and ask it for
+the :class:`~.models.LLMResponse` at the end. It never raises on what the
+upstream sent: whatever it cannot read is left out and, where that matters,
+said in ``error``.
+
+Cost and memory are bounded. A JSON body is buffered up to ``max_bytes``; an
+event stream is parsed event by event and only its assembled body is kept,
+and only while the stream is within ``max_bytes``. Beyond that the body is
+dropped and ``truncated`` set, but usage, ids and finish reasons are still
+read: from every later event of a stream, and from the two ends of a JSON
+body.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from llmreq_mongo._checks import check_int
+from llmreq_mongo._time import now_ms
+from llmreq_mongo.errors import InvalidInput
+
+from .bodies import api_of_event, read_body, read_oversized_body
+from .chat import ChatStream
+from .messages import MessagesStream
+from .models import LLMResponse
+from .outcome import API, Assembler, Outcome, api_for_path
+from .responses import ResponsesStream
+from .sse import SSEEvent, SSEParser
+
+__all__ = ["DEFAULT_MAX_BYTES", "ResponseParser"]
+
+#: How much of a response body is kept by default (4 MiB).
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+# Of a JSON body over the limit, its first and last bytes are kept to read
+# its id and model (at the start) and its usage (at the end).
+_HEAD = 4096
+_TAIL = 16 * 1024
+# Whatever max_bytes is, an event this large is still read whole: the events
+# that carry usage and ids are small, and must be read even when the body is
+# not kept.
+_MIN_EVENT_BYTES = 64 * 1024
+
+_ASSEMBLERS: dict[API, type[ChatStream] | type[ResponsesStream] | type[MessagesStream]] = {
+    "chat": ChatStream,
+    "responses": ResponsesStream,
+    "messages": MessagesStream,
+}
+
+
+def _is_event_stream(content_type: str | None) -> bool:
+    return bool(content_type) and content_type.split(";", 1)[0].strip().lower() == (  # type: ignore[union-attr]
+        "text/event-stream"
+    )
+
+
+class ResponseParser:
+    """Reads one response, chunk by chunk, into an :class:`LLMResponse`.
+
+    Args:
+        path: the request's path (``/v1/chat/completions``): it says which API
+            answered. None (or another path) lets the body's shape decide.
+        content_type: the response's ``Content-Type``; ``text/event-stream``
+            is read as a stream, anything else as one JSON body.
+        max_bytes: the most body bytes kept (the assembled body of a stream is
+            dropped once the stream passes it).
+        started: when the request arrived, as a :func:`time.perf_counter`
+            reading; by default, when the parser is created.
+
+    Example::
+
+        parser = ResponseParser("/v1/chat/completions", "text/event-stream")
+        async for chunk in stream:
+            parser.feed(chunk)
+        response = parser.finish(status=200)
+
+    Raises:
+        InvalidInput: ``max_bytes`` is not a positive integer.
+    """
+
+    __slots__ = (
+        "_api",
+        "_assembler",
+        "_chunks",
+        "_first_byte",
+        "_head",
+        "_max",
+        "_received",
+        "_sse",
+        "_started",
+        "_tail",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        path: str | None,
+        content_type: str | None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        started: float | None = None,
+    ) -> None:
+        self._max = check_int("max_bytes", max_bytes)
+        self._started = time.perf_counter() if started is None else started
+        self._api: API | None = api_for_path(path)
+        #: Whether the response is an event stream.
+        self.stream = _is_event_stream(content_type)
+        self._sse = (
+            SSEParser(max_event_bytes=max(self._max, _MIN_EVENT_BYTES)) if self.stream else None
+        )
+        self._assembler: Assembler | None = None
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._first_byte: float | None = None
+        self._head: bytes | None = None
+        self._tail = b""
+
+    @property
+    def received(self) -> int:
+        """How many body bytes were fed."""
+        return self._received
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the body went past ``max_bytes`` (and is no longer kept)."""
+        return self._received > self._max
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next chunk of the body, as it was sent."""
+        if not chunk:
+            return
+        if self._first_byte is None:
+            self._first_byte = time.perf_counter()
+        was_within = self._received <= self._max
+        self._received += len(chunk)
+        within = self._received <= self._max
+        if self._sse is not None:
+            for event in self._sse.feed(chunk):
+                self._event(event)
+            if was_within and not within and self._assembler is not None:
+                self._assembler.drop_body()
+        elif within:
+            self._chunks.append(chunk)
+        elif was_within:
+            kept = b"".join([*self._chunks, chunk])
+            self._head = kept[:_HEAD]
+            self._tail = kept[-_TAIL:]
+            self._chunks = []
+        else:
+            self._tail = (self._tail + chunk)[-_TAIL:]
+
+    def _event(self, event: SSEEvent) -> None:
+        assembler = self._assembler
+        if assembler is None:
+            api = self._api or api_of_event(event.event, event.data)
+            if api is None:
+                return
+            assembler = self._assembler = _ASSEMBLERS[api]()
+            if self.truncated:
+                assembler.drop_body()
+        assembler.event(event)
+
+    def finish(self, *, status: int | None = None, error: str | None = None) -> LLMResponse:
+        """The response as received so far; call it once, when the response has ended.
+
+        Args:
+            status: the HTTP status, if known.
+            error: what went wrong outside the body (the upstream could not be
+                reached, the client went away, the handler raised); it takes
+                precedence over what the body says.
+        """
+        end = time.perf_counter()
+        outcome = self._outcome()
+        truncated = self.truncated
+        if truncated:
+            outcome.body = None
+        fields: dict[str, Any] = {
+            "status": status,
+            "body": outcome.body,
+            "model": outcome.model,
+            "response_id": outcome.response_id,
+            "finish_reasons": outcome.finish_reasons,
+            "usage": outcome.usage,
+            "error": error or outcome.error,
+            "stream": self.stream,
+            "latency_ms": max(0.0, (end - self._started) * 1000),
+            "ttft_ms": (
+                max(0.0, (self._first_byte - self._started) * 1000)
+                if self.stream and self._first_byte is not None
+                else None
+            ),
+            "completed_at": now_ms(),
+            "truncated": truncated,
+        }
+        try:
+            return LLMResponse(**fields)
+        except InvalidInput as exc:
+            # The provider's body is not storable JSON (an integer over 64 bits,
+            # say): keep everything else, and say why the body is missing.
+            fields["body"] = None
+            fields["error"] = fields["error"] or f"the body was not kept: {exc}"
+            if not (isinstance(status, int) and 100 <= status <= 599):
+                fields["status"] = None
+            return LLMResponse(**fields)
+
+    def _outcome(self) -> Outcome:
+        if self._sse is not None:
+            self._sse.close()
+            if self._assembler is None:
+                return Outcome()
+            return self._assembler.outcome()
+        if self._head is not None:
+            return read_oversized_body(self._head, self._tail, self._api)
+        raw = b"".join(self._chunks)
+        if not raw:
+            return Outcome()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            # Not JSON (a proxy's error page, say): kept as text when it is text.
+            try:
+                return Outcome(body=raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                return Outcome(error="the body is neither JSON nor text")
+        return read_body(body, self._api)
