@@ -43,7 +43,7 @@ async def mongo(llmreq_engine: TestServer) -> AsyncIterator[AsyncMongoClient[dic
 
 def fresh_name(mongo: AsyncMongoClient[dict[str, Any]]) -> str:
     name = f"llmreq_conn_{uuid.uuid4().hex[:10]}"
-    mongo.test_names.append(name)  # type: ignore[attr-defined]
+    mongo.test_names.append(name)
     return name
 
 
@@ -274,7 +274,7 @@ async def test_the_default_timeout_is_ten_seconds(silent_port: int) -> None:
     with pytest.raises(ServerUnreachable) as info:
         await asyncio.wait_for(llmreq_mongo.init(f"mongodb://{address}/"), 25)
     assert_one_line_naming(info.value, address)
-    assert info.value.timeout == llmreq_mongo.init.__kwdefaults__["timeout"] == 10
+    assert info.value.timeout == (llmreq_mongo.init.__kwdefaults__ or {})["timeout"] == 10
 
 
 async def test_a_server_that_never_answers_fails_within_the_timeout() -> None:

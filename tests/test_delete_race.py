@@ -78,6 +78,7 @@ async def test_verify_clients_removes_what_a_batch_wrote_for_a_deleted_client(
     assert missing == {gone.id}
     assert await LLMClientRequest.objects.filter(llm_client_id=gone.id).count() == 0
     assert await LLMClientRequest.objects.filter(llm_client_id=client.id).count() == 2
+    assert client.id is not None
     assert await verify_clients([client.id]) == frozenset()
     assert await verify_clients([]) == frozenset()
 

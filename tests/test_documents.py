@@ -212,7 +212,7 @@ async def test_reassigning_the_link_keeps_the_id_in_step(client: LLMClient) -> N
     other = await LLMClient.objects.create(name="other")
     req = LLMClientRequest(llm_client=client)
     await req.insert()
-    req.llm_client = other  # type: ignore[assignment]
+    req.llm_client = other
     await req.save()
     raw = await LLMClientRequest.get_pymongo_collection().find_one({"_id": req.id})
     assert raw is not None and raw["llm_client_id"] == other.id

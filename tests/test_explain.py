@@ -248,8 +248,8 @@ async def test_session_summaries_and_top_sessions(llmreq_engine: TestServer, dat
 
 
 async def test_request_counts(llmreq_engine: TestServer, data: Data) -> None:
-    common = {"by": "hour", "tz": "Europe/Paris", "group_by": None}
-    cases = [
+    common: dict[str, Any] = {"by": "hour", "tz": "Europe/Paris", "group_by": None}
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"llm_client": None, "session_key": None, **DAY2}, "llmreq_created_at"),
         ({"llm_client": data.clients[3], "session_key": None, **DAY2}, "llmreq_client_time"),
         (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -98,9 +99,9 @@ async def test_slices_are_skip_and_limit_in_order(rows: list[LLMClientRequest]) 
     ],
     ids=["neg-start", "neg-stop", "step", "neg-index", "str", "bool"],
 )
-def test_bad_slices_are_refused(key: object, match: str) -> None:
+def test_bad_slices_are_refused(key: Any, match: str) -> None:
     with pytest.raises(InvalidInput, match=match):
-        LLMClientRequest.objects.all()[key]  # type: ignore[index]
+        LLMClientRequest.objects.all()[key]
 
 
 async def test_sliced_queries_refuse_writes_and_pages(rows: list[LLMClientRequest]) -> None:

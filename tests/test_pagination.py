@@ -53,8 +53,8 @@ async def seed(
     return [doc["_id"] for doc in docs]
 
 
-async def all_pages(qs: QuerySet[LLMClientRequest], size: int) -> list[list[ObjectId]]:
-    pages: list[list[ObjectId]] = []
+async def all_pages(qs: QuerySet[LLMClientRequest], size: int) -> list[list[ObjectId | None]]:
+    pages: list[list[ObjectId | None]] = []
     after = None
     while True:
         page = await qs.page(size=size, after=after)

@@ -52,7 +52,7 @@ async def test_every_read_path_gives_plain_json(client: LLMClient) -> None:
         *[r.request async for r in qs.iterator(batch_size=1)],
         (await LLMClientRequest.find(LLMClientRequest.session_key == "s").to_list())[0].request,
         (await LLMClientRequest.get(made.id)).request,  # type: ignore[union-attr]
-        (await LLMClientRequest.find_one({"session_key": "s"})).request,  # type: ignore[union-attr]
+        (await LLMClientRequest.find_one({"session_key": "s"})).request,
         (await LLMClientRequest.objects.for_session("s").to_list())[0].request,
     ]
     raw = await LLMClientRequest.get_pymongo_collection().find_one({"_id": made.id})

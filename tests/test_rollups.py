@@ -122,7 +122,10 @@ async def test_windows_are_separate_and_scoped_by_client(client: LLMClient) -> N
 
 async def test_rollups_never_count_as_requests(client: LLMClient) -> None:
     now = now_ms()
-    window = {"since": now - dt.timedelta(hours=1), "until": now + dt.timedelta(hours=1)}
+    window: dict[str, Any] = {
+        "since": now - dt.timedelta(hours=1),
+        "until": now + dt.timedelta(hours=1),
+    }
     await put(client, "s1", now - dt.timedelta(minutes=5), chat(2))
     await put(client, "s1", now - dt.timedelta(minutes=4), chat(2))
     await aggregate_sessions(**window)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx
@@ -30,7 +30,11 @@ def tee2() -> Any:
 async def openai_client(tee: Any) -> AsyncIterator[openai.AsyncOpenAI]:
     async with httpx.AsyncClient(transport=tee) as http:
         yield openai.AsyncOpenAI(
-            api_key="sk-test", base_url="http://upstream.test/v1", http_client=http, max_retries=0
+            api_key="sk-test",
+            base_url="http://upstream.test/v1",
+            # openai 3.x still takes an httpx client, though it is typed for httpx2.
+            http_client=cast(Any, http),
+            max_retries=0,
         )
 
 

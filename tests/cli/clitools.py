@@ -42,6 +42,6 @@ def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> Path:
     return path
 
 
-def chat(*turns: tuple[str, str], model: str = "gpt-4o") -> dict[str, Any]:
+def chat(*turns: tuple[str, Any], model: str = "gpt-4o") -> dict[str, Any]:
     """A chat-completion payload."""
     return {"model": model, "messages": [{"role": r, "content": c} for r, c in turns]}

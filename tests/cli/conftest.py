@@ -17,8 +17,7 @@ from typing import Any
 
 import pymongo
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from llmreq_mongo._cli import app
 from llmreq_mongo.pytest_plugin import TestServer

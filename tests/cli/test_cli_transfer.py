@@ -182,7 +182,7 @@ def test_on_error_skip_imports_the_good_lines(cli, tmp_path):
     assert cli.requests.count_documents({}) == 3
 
 
-def _fixture() -> list[dict[str, object]]:
+def _fixture() -> list[dict[str, Any]]:
     """What Django's dumpdata writes for the reference's two models."""
     return [
         {
@@ -288,7 +288,7 @@ def test_django_fixture_import(cli, tmp_path):
 
 def test_django_fixture_with_a_bad_entry(cli, tmp_path):
     entries = _fixture()
-    entries[3]["fields"]["llm_client"] = 7  # type: ignore[index]
+    entries[3]["fields"]["llm_client"] = 7
     path = tmp_path / "dump.json"
     path.write_text(json.dumps(entries, indent=2))
     result = cli("import", str(path), ok=False)
@@ -394,15 +394,15 @@ def test_django_fixture_with_null_is_aggregation_imports_false(cli, tmp_path):
     # blank=True, null=True), and its dumpdata writes null for unset rows.
     entries = _fixture()
     for entry in entries[2:5]:
-        entry["fields"]["is_aggregation"] = None  # type: ignore[index]
-    del entries[3]["fields"]["is_aggregation"]  # type: ignore[index]
+        entry["fields"]["is_aggregation"] = None
+    del entries[3]["fields"]["is_aggregation"]
     path = tmp_path / "dump.json"
     path.write_text(json.dumps(entries, indent=2))
     summary = cli.json("import", str(path))
     assert summary["imported"] == 3 and summary["skipped"] == []
     assert [d["is_aggregation"] for d in cli.requests.find()] == [False, False, False]
     bad = _fixture()
-    bad[2]["fields"]["is_aggregation"] = "yes"  # type: ignore[index]
+    bad[2]["fields"]["is_aggregation"] = "yes"
     path.write_text(json.dumps(bad, indent=2))
     result = cli("import", str(path), ok=False)
     assert "is_aggregation must be true or false, got str" in result.stderr

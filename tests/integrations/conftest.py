@@ -54,7 +54,7 @@ def serve() -> Callable[[ASGIApp], contextlib.AbstractAsyncContextManager[httpx.
             await from_app.put(message)
 
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}
-        task = asyncio.create_task(app(scope, receive, send))
+        task = asyncio.ensure_future(app(scope, receive, send))
         await to_app.put({"type": "lifespan.startup"})
         started = await from_app.get()
         if started["type"] != "lifespan.startup.complete":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -62,7 +62,9 @@ async def litestar_complete(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
 
 
 def litestar_app(options: dict[str, Any]) -> ASGIApp:
-    return Litestar([litestar_complete], middleware=[DefineMiddleware(LLMRequestLogger, **options)])
+    # Litestar types its middleware and apps with its own scope TypedDicts.
+    middleware = DefineMiddleware(cast(Any, LLMRequestLogger), **options)
+    return cast(ASGIApp, Litestar([litestar_complete], middleware=[middleware]))
 
 
 @pytest.mark.parametrize("make_app", [starlette_app, fastapi_app, litestar_app])

@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
@@ -33,7 +33,7 @@ from llmreq_mongo.pytest_plugin import TestServer
 OPERATOR = '{"$ne": ""}'
 
 
-async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def _echo(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     """A bare ASGI app that drains the body and answers 200."""
     while True:
         message = await receive()
@@ -130,7 +130,7 @@ def cli_store(llmreq_engine: TestServer) -> Any:
 
     asyncio.run(seed())
     yield llmreq_engine.uri, name
-    with MongoClient(llmreq_engine.uri) as sync:
+    with MongoClient[dict[str, Any]](llmreq_engine.uri) as sync:
         sync.drop_database(name)
 
 
@@ -257,11 +257,13 @@ def _crafted_cursors() -> list[tuple[str, dict[str, str]]]:
         ("desc", LLMClientRequest.objects.for_session("s1").order_by("-created_at")),
     ):
         sort, print_, _ = qs._page_plan(1, None)
-        for values in ([_LAST_MS, oid], [_FIRST, oid], ["text", 7], [None, None]):
+        cases: list[list[Any]] = [[_LAST_MS, oid], [_FIRST, oid], ["text", 7], [None, None]]
+        for values in cases:
             cursor = encode_cursor(print_, sort, values)
             out.append(("/h/sessions/s1/requests", {"order": order, "after": cursor}))
     sort, print_, _ = LLMClient.objects.order_by("name")._page_plan(1, None)
-    for values in ([_LAST_MS, oid], [None, "x"], [1.5, True]):
+    client_cases: list[list[Any]] = [[_LAST_MS, oid], [None, "x"], [1.5, True]]
+    for values in client_cases:
         out.append(("/h/clients", {"after": encode_cursor(print_, sort, values)}))
     return out
 

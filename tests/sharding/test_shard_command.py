@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -91,7 +92,7 @@ def test_llmreq_shard_says_why_it_left_the_collection_alone(llmreq_engine: TestS
     finally:
         import pymongo
 
-        with pymongo.MongoClient(llmreq_engine.uri) as sync:
+        with pymongo.MongoClient[dict[str, Any]](llmreq_engine.uri) as sync:
             sync.drop_database(name)
 
 
