@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from llmreq_mongo import InvalidInput, LLMClient, LLMClientRequest
+from llmreq_mongo import InvalidInput, LLMClient, LLMClientRequest, Recorder
 from llmreq_mongo._documents import request_document, validate_request
 
 UTC = dt.timezone.utc
@@ -96,3 +96,14 @@ async def test_pages_go_past_the_last_representable_millisecond(client: LLMClien
     assert first.next_cursor is not None
     second = await history.page(size=1, after=first.next_cursor)
     assert [r.created_at for r in second.items] == [last - dt.timedelta(days=1)]
+
+
+async def test_the_recorder_backfills_like_objects_create(client: LLMClient) -> None:
+    when = dt.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
+    async with Recorder(flush_interval=0.01) as recorder:
+        with pytest.raises(InvalidInput, match="naive"):
+            recorder.record(client, {"q": 1}, created_at=dt.datetime(2026, 3, 1))
+        record_id = recorder.record(client, {"q": 1}, session_key="old", created_at=when)
+        await recorder.flush()
+    stored = await LLMClientRequest.objects.get(pk=record_id)
+    assert stored.created_at == stored.updated_at == when.replace(microsecond=123000)

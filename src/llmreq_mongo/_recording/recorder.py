@@ -49,6 +49,7 @@ from llmreq_mongo._documents import (
     validate_request,
 )
 from llmreq_mongo._time import now_ms
+from llmreq_mongo._types import SavedClient
 from llmreq_mongo.errors import (
     LLMReqError,
     RecorderClosed,
@@ -280,13 +281,19 @@ class Recorder:
 
     def record(
         self,
-        llm_client: Any,
+        llm_client: SavedClient,
         request: Any,
         *,
         session_key: str | None = None,
         is_aggregation: bool = False,
+        created_at: dt.datetime | None = None,
+        updated_at: dt.datetime | None = None,
     ) -> ObjectId:
         """Queue one request record and return its id at once (no I/O).
+
+        ``created_at`` backfills a record, as in ``objects.create``: an aware
+        datetime, kept to the millisecond, with ``updated_at`` the same unless
+        given. By default both are the time of the call.
 
         Raises:
             InvalidInput: a field is refused, exactly as by ``objects.create``.
@@ -294,7 +301,9 @@ class Recorder:
                 ``"block"`` (use ``arecord()`` to wait for room).
             RecorderClosed: the recorder is not running.
         """
-        document = self._build(llm_client, request, session_key, is_aggregation)
+        document = self._build(
+            llm_client, request, session_key, is_aggregation, created_at, updated_at
+        )
         if self._writer.pending >= self._options.max_queue:
             return self._writer.full(document)
         self._enqueue(document)
@@ -303,18 +312,22 @@ class Recorder:
 
     async def arecord(
         self,
-        llm_client: Any,
+        llm_client: SavedClient,
         request: Any,
         *,
         session_key: str | None = None,
         is_aggregation: bool = False,
+        created_at: dt.datetime | None = None,
+        updated_at: dt.datetime | None = None,
     ) -> ObjectId:
         """Like :meth:`record`, but waits for room when full under ``on_full="block"``.
 
         Under ``spill="always"`` it also returns only once the record is on
         disk (unless the spill file cannot be written, which is logged).
         """
-        document = self._build(llm_client, request, session_key, is_aggregation)
+        document = self._build(
+            llm_client, request, session_key, is_aggregation, created_at, updated_at
+        )
         writer = self._writer
         while writer.pending >= self._options.max_queue:
             if self._options.on_full != "block":
@@ -365,7 +378,13 @@ class Recorder:
         return snapshot(self._tally, queued=self._writer.pending)
 
     def _build(
-        self, llm_client: Any, request: Any, session_key: Any, is_aggregation: Any
+        self,
+        llm_client: Any,
+        request: Any,
+        session_key: Any,
+        is_aggregation: Any,
+        created_at: Any = None,
+        updated_at: Any = None,
     ) -> dict[str, Any]:
         if self._state != _RUNNING:
             raise RecorderClosed(
@@ -378,7 +397,13 @@ class Recorder:
         if self._options.before_record is not None:
             request = self._options.before_record(request)
         checked = validate_request(
-            llm_client, request, session_key, is_aggregation, client_model=LLMClient
+            llm_client,
+            request,
+            session_key,
+            is_aggregation,
+            client_model=LLMClient,
+            created_at=created_at,
+            updated_at=updated_at,
         )
         return request_document(checked, record_id=ObjectId(), now=self._now())
 
