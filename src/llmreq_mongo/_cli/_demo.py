@@ -7,10 +7,9 @@ chat-completion clients do. The records go through :class:`~llmreq_mongo.Recorde
 as MongoDB acknowledges each batch. Every answer is the one written for the
 question before it.
 
-The recorder stamps each record with the moment it is recorded, so a run
-would sit in one second; once written, each session is moved to its own
-moment of the last seven days (:func:`_spread_over_days`), so ``sessions``,
-``stats`` and ``show`` have days and hours to show.
+Each session starts at its own moment of the last seven days and its turns
+come 20 s to 3 min apart, recorded with those times (``created_at``, a
+backfill), so ``sessions``, ``stats`` and ``show`` have days and hours to show.
 """
 
 from __future__ import annotations
@@ -24,15 +23,13 @@ from typing import Annotated, Any
 
 import typer
 from bson import ObjectId
-from pymongo import UpdateOne
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmreq_mongo import analytics
 from llmreq_mongo._connection import Handle
-from llmreq_mongo._documents import LLMClient, LLMClientRequest
+from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recording.recorder import Recorder, RecorderStats
-from llmreq_mongo._time import now_ms, to_utc_ms
-from llmreq_mongo.errors import storage_errors
+from llmreq_mongo._time import now_ms
 
 from ._app import JsonFlag, app, run, settings_of
 from ._durations import format_time
@@ -44,8 +41,9 @@ __all__ = ["demo"]
 _SHOWN = 10
 #: The sessions of a run are spread over this many days back from now.
 _DAYS = 7
+#: The latest a session starts: hours before now, so its turns stay in the past.
+_TAIL = dt.timedelta(hours=3)
 _MAX_SUMMARIES = 10_000
-_UPDATE_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -166,6 +164,15 @@ class _Conversation:
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": persona.system}]
         self.pending: str | None = None
         self.ids: list[ObjectId] = []
+        # When its next turn happened: a start in the last days, hours before now.
+        self.clock = now_ms() - dt.timedelta(
+            seconds=rng.uniform(_TAIL.total_seconds(), dt.timedelta(days=_DAYS).total_seconds())
+        )
+
+    def next_time(self, rng: random.Random) -> dt.datetime:
+        """The time of this session's next turn: 20 s to 3 min after the last one."""
+        self.clock += dt.timedelta(seconds=rng.uniform(20, 180))
+        return min(self.clock, now_ms())
 
     def next_request(self, rng: random.Random) -> dict[str, Any]:
         # The previous question gets its own answer before the next one is asked.
@@ -185,34 +192,6 @@ class _Conversation:
         if self.persona.tools:
             payload["tools"] = _TOOLS
         return payload
-
-
-async def _spread_over_days(talks: list[_Conversation], rng: random.Random) -> None:
-    """Move each session of the run to its own moment of the last few days.
-
-    The recorder stamps every record with the time it was recorded, so a run
-    would otherwise sit in one second. Each session gets a random start in
-    the last :data:`_DAYS` days and its turns 20 s to 3 min apart, in the
-    order they were recorded; ``created_at`` and ``updated_at`` are set on
-    the records already written (by id, in bulk).
-    """
-    now = now_ms()
-    span = dt.timedelta(days=_DAYS).total_seconds()
-    updates: list[UpdateOne] = []
-    coll = LLMClientRequest.get_pymongo_collection()
-    for talk in talks:
-        gaps = [rng.uniform(20, 180) for _ in talk.ids]
-        latest = max(0.0, span - sum(gaps))
-        at = now - dt.timedelta(seconds=sum(gaps) + rng.uniform(0, latest))
-        for record_id, gap in zip(talk.ids, gaps, strict=True):
-            at += dt.timedelta(seconds=gap)
-            when = to_utc_ms(min(at, now))
-            updates.append(
-                UpdateOne({"_id": record_id}, {"$set": {"created_at": when, "updated_at": when}})
-            )
-    with storage_errors("spread the demo's sessions over the last days"):
-        for start in range(0, len(updates), _UPDATE_BATCH):
-            await coll.bulk_write(updates[start : start + _UPDATE_BATCH], ordered=False)
 
 
 @dataclass(frozen=True)
@@ -270,12 +249,16 @@ def demo(
                 for i in range(requests):
                     client, talk = talks[i % sessions] if i < sessions else rng.choice(talks)
                     talk.ids.append(
-                        await recorder.arecord(client, talk.next_request(rng), session_key=talk.key)
+                        await recorder.arecord(
+                            client,
+                            talk.next_request(rng),
+                            session_key=talk.key,
+                            created_at=talk.next_time(rng),
+                        )
                     )
                 await recorder.flush()
                 stats = recorder.stats
         seconds = time.perf_counter() - clock
-        await _spread_over_days([talk for _, talk in talks], rng)
         keys = {talk.key for _, talk in talks}
         recent = now_ms() - dt.timedelta(days=_DAYS, hours=1)
         summaries = [
