@@ -280,6 +280,7 @@ def test_public_names() -> None:
         "SessionSummary",
         "client_usage",
         "request_counts",
+        "session_page",
         "session_summaries",
         "top_sessions",
     }

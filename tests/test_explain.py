@@ -25,11 +25,12 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from llmreq_mongo import Handle, LLMClient, LLMClientRequest, aggregate_sessions
+from llmreq_mongo import Handle, LLMClient, LLMClientRequest, aggregate_sessions, analytics
 from llmreq_mongo._documents import request_document, validate_request
 from llmreq_mongo._reports import analytics as reports
 from llmreq_mongo._reports.rollups import _pipeline as rollup_pipeline
 from llmreq_mongo._reports.rollups import _summary, _writes
+from llmreq_mongo._reports.sessions import _session_page_plan as session_plan
 from llmreq_mongo.pytest_plugin import TestServer
 
 UTC = dt.timezone.utc
@@ -245,6 +246,20 @@ async def test_session_summaries_and_top_sessions(llmreq_engine: TestServer, dat
             llm_client=client, limit=10, group_by=None, order=order, since=None, until=None
         )
         await _check(llmreq_engine, data, whole_client, index="llmreq_client_time")
+
+
+async def test_session_page(llmreq_engine: TestServer, data: Data) -> None:
+    # The history API's and the browser's listing of sessions, first page and next.
+    client_id = data.clients[0].id
+    assert client_id is not None
+    page = await analytics.session_page(size=3, since=DAY2["since"], until=DAY2["until"])
+    assert page.next_cursor is not None
+    for scope, index in ((None, "llmreq_created_at"), (client_id, "llmreq_client_time")):
+        for after in (None, page.next_cursor if scope is None else None):
+            _, _, pipeline = session_plan(
+                client_id=scope, size=3, after=after, since=DAY2["since"], until=DAY2["until"]
+            )
+            await _check(llmreq_engine, data, pipeline, index=index)
 
 
 async def test_request_counts(llmreq_engine: TestServer, data: Data) -> None:

@@ -25,6 +25,7 @@ from ._reports.analytics import (
     session_summaries,
     top_sessions,
 )
+from ._reports.sessions import session_page
 
 __all__ = [
     "ClientUsage",
@@ -32,6 +33,7 @@ __all__ = [
     "SessionSummary",
     "client_usage",
     "request_counts",
+    "session_page",
     "session_summaries",
     "top_sessions",
 ]
