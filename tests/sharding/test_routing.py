@@ -192,7 +192,7 @@ async def run_scenario(
             await asyncio.to_thread(cli, uri, name, *args)
     await asyncio.sleep(1.1)  # so that `prune --older-than 1s` has records to delete
     with op("CLI prune"):
-        out = await asyncio.to_thread(cli, uri, name, "prune", "--older-than", "1s")
+        out = await asyncio.to_thread(cli, uri, name, "prune", "--older-than", "1s", "--yes")
         assert "deleted" in out
     await init(client, database=name)  # the command line rebound the documents
     with op("cascade delete (client.delete)"):
