@@ -29,7 +29,8 @@ import bson
 from bson import ObjectId
 from pymongo.errors import BulkWriteError, NetworkTimeout, PyMongoError
 
-from llmreq_mongo.errors import RecordRejected
+from llmreq_mongo._documents import verify_clients
+from llmreq_mongo.errors import RecordRejected, StorageError
 
 __all__ = ["Delivery", "Tally", "call_back"]
 
@@ -128,11 +129,40 @@ class Delivery:
         written: list[ObjectId] = []
         try:
             remaining = await self._attempts(docs, written, may_give_up=may_give_up)
+            if written:
+                await self._drop_orphans(docs, written)
         finally:
             if written:
                 self.tally.written += len(written)
                 call_back(self._after_write, "after_write", written)
         return written, remaining
+
+    async def _drop_orphans(self, docs: list[dict[str, Any]], written: list[ObjectId]) -> None:
+        """Take out of ``written`` the records whose client was deleted meanwhile.
+
+        ``verify_clients`` has already deleted them from MongoDB; each goes to
+        ``on_error``. A failed check is logged and counted: the client's own
+        delete sweeps again after its window, so no record is left behind.
+        """
+        stored = set(written)
+        clients = {doc["llm_client_id"] for doc in docs if doc["_id"] in stored}
+        try:
+            gone = await verify_clients(clients)
+        except StorageError as exc:
+            self.tally.housekeeping_errors += 1
+            _log.warning("could not check that the clients of a batch still exist: %s", exc)
+            return
+        if not gone:
+            return
+        for doc in docs:
+            if doc["_id"] in stored and doc["llm_client_id"] in gone:
+                stored.discard(doc["_id"])
+                self.tally.failed += 1
+                error = RecordRejected(
+                    doc["_id"], 0, f"its client LLMClient(id={doc['llm_client_id']}) was deleted"
+                )
+                call_back(self._on_error, "on_error", doc, error)
+        written[:] = [record_id for record_id in written if record_id in stored]
 
     async def _attempts(
         self, docs: list[dict[str, Any]], written: list[ObjectId], *, may_give_up: bool

@@ -18,8 +18,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from llmreq_mongo._documents import verify_clients
-from llmreq_mongo.errors import RecorderFull, RecordRejected, RecordsNotWritten, StorageError
+from llmreq_mongo.errors import RecorderFull, RecordRejected, RecordsNotWritten
 
 from .delivery import Delivery, Tally, call_back
 from .journal import Journal
@@ -227,37 +226,10 @@ class Writer:
         if self.delivery is None:  # start() makes it before the writer runs
             return [], docs
         written, left = await self.delivery.deliver(docs, may_give_up=may_give_up)
-        if written:
-            written = await self._drop_orphans(docs, written)
         if self.unacked:
             for record_id in written:
                 self.unacked.pop(record_id, None)
         return written, left
-
-    async def _drop_orphans(
-        self, docs: list[dict[str, Any]], written: list[ObjectId]
-    ) -> list[ObjectId]:
-        """Fail, and leave unstored, the written records whose client was deleted meanwhile.
-
-        ``verify_clients`` has already deleted them; each goes to ``on_error``.
-        A failed check is logged and counted: the client's own delete sweeps
-        again after its window, so a record is never left behind for long.
-        """
-        stored = set(written)
-        clients = {doc["llm_client_id"] for doc in docs if doc["_id"] in stored}
-        try:
-            gone = await verify_clients(clients)
-        except StorageError as exc:
-            self.tally.housekeeping_errors += 1
-            _log.warning("could not check that the clients of a batch still exist: %s", exc)
-            return written
-        if not gone:
-            return written
-        for doc in docs:
-            if doc["_id"] in stored and doc["llm_client_id"] in gone:
-                stored.discard(doc["_id"])
-                self.fail(doc, LookupError(f"LLMClient(id={doc['llm_client_id']}) was deleted"))
-        return [record_id for record_id in written if record_id in stored]
 
     async def _send_replayed(
         self, docs: list[dict[str, Any]]
