@@ -16,3 +16,4 @@ __all__ = ["app", "main"]
 for _module in ("_demo", "_inspect", "_export", "_import", "_retention", "_aggregate", "_follow"):
     importlib.import_module(f"{__name__}.{_module}")
 del _module
+importlib.import_module(f"{__name__}._ui")

@@ -18,10 +18,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, params
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from llmreq_mongo import analytics
-from llmreq_mongo._checks import check_window
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
-from llmreq_mongo._queries import decode_cursor, encode_cursor, fingerprint, scoped_match
-from llmreq_mongo._time import now_ms, to_utc_ms
+from llmreq_mongo._reports.session_pages import session_page
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError, storage_errors
 
 __all__ = [
@@ -177,10 +175,6 @@ async def _client_id(name: str | None) -> ObjectId | None:
 
 # -- sessions, paged by keyset ---------------------------------------------------------------
 
-# The order of the session list, and the labels of the values a cursor carries: the
-# snapshot instant the first page fixed, then the last session's sort key.
-_SESSION_KEYS = (("until", 1), ("last_at", -1), ("session_key", 1), ("llm_client_id", 1))
-
 
 async def _session_page(
     *,
@@ -190,74 +184,21 @@ async def _session_page(
     size: int,
     after: str | None,
 ) -> SessionPage:
-    """Sessions by last activity, keyset-paged over a fixed snapshot.
-
-    The first page fixes ``until`` (now, unless given) and every later page
-    carries it in its cursor, so requests arriving meanwhile neither move a
-    session between pages nor change the counts while paging.
-    """
-    start, end = check_window(since, until)
-    print_ = fingerprint(
-        LLMClientRequest.get_collection_name(),
-        {"sessions": True, "client": client_id, "since": start, "until": end},
-        _SESSION_KEYS,
+    """Sessions by last activity, keyset-paged over a fixed snapshot (see ``session_page``)."""
+    page = await session_page(
+        llm_client=client_id, since=since, until=until, size=size, after=after
     )
-    keyset: dict[str, Any] | None = None
-    if after is None:
-        snapshot = end if end is not None else now_ms()
-    else:
-        snapshot, last_at, key, cid = decode_cursor(after, print_, _SESSION_KEYS)
-        keyset = {
-            "$or": [
-                {"last_at": {"$lt": last_at}},
-                {"last_at": {"$eq": last_at}, "_id.s": {"$gt": key}},
-                {"last_at": {"$eq": last_at}, "_id.s": {"$eq": key}, "_id.c": {"$gt": cid}},
-            ]
-        }
-    if start is not None and start >= snapshot:
-        raise InvalidInput("since is after the moment this listing started; start over")
-    pipeline: list[dict[str, Any]] = [
-        *scoped_match(
-            client_id=client_id,
-            since=start,
-            until=snapshot,
-            extra={"session_key": {"$ne": None}},
-        ),
-        {
-            "$group": {
-                "_id": {"s": "$session_key", "c": "$llm_client_id"},
-                "requests": {"$sum": 1},
-                "first_at": {"$min": "$created_at"},
-                "last_at": {"$max": "$created_at"},
-            }
-        },
-    ]
-    if keyset is not None:
-        pipeline.append({"$match": keyset})
-    pipeline += [{"$sort": {"last_at": -1, "_id.s": 1, "_id.c": 1}}, {"$limit": size + 1}]
-    with storage_errors("list sessions"):
-        cursor = await LLMClientRequest.get_pymongo_collection().aggregate(pipeline)
-        rows: list[dict[str, Any]] = await cursor.to_list(size + 1)
-    next_cursor = None
-    if len(rows) > size:
-        rows = rows[:size]
-        last = rows[-1]
-        next_cursor = encode_cursor(
-            print_,
-            _SESSION_KEYS,
-            [snapshot, to_utc_ms(last["last_at"]), last["_id"]["s"], last["_id"]["c"]],
-        )
     items = [
         SessionOut(
-            session_key=row["_id"]["s"],
-            llm_client_id=str(row["_id"]["c"]),
-            requests=int(row["requests"]),
-            first_at=to_utc_ms(row["first_at"]),
-            last_at=to_utc_ms(row["last_at"]),
+            session_key=s.session_key,
+            llm_client_id=str(s.llm_client_id),
+            requests=s.requests,
+            first_at=s.first_at,
+            last_at=s.last_at,
         )
-        for row in rows
+        for s in page.items
     ]
-    return SessionPage(items=items, next_cursor=next_cursor)
+    return SessionPage(items=items, next_cursor=page.next_cursor)
 
 
 # -- the router ------------------------------------------------------------------------------
