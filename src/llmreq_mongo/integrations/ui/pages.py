@@ -135,7 +135,9 @@ class _Links:
 
     def __init__(self, request: Request, names: Mapping[str, str]) -> None:
         root = str(request.scope.get("root_path", "")).rstrip("/")
-        self._base: str = root + str(request.app.url_path_for(names["overview"])).rstrip("/")
+        path = root + str(request.app.url_path_for(names["overview"])).rstrip("/")
+        # The mount point is known in its decoded form: encode it back for links.
+        self._base = urllib.parse.quote(path, safe="/")
 
     def page(self, path: str = "", **query: str | None) -> str:
         kept = {k: v for k, v in query.items() if v}
