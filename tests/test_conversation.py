@@ -53,3 +53,32 @@ def test_message_content_in_parts() -> None:
     assert chat_messages({"messages": [{"content": "no role"}]}) is None
     assert chat_messages({"messages": []}) is None
     assert chat_messages(["not", "a", "dict"]) is None
+
+
+def test_a_client_that_trims_old_turns() -> None:
+    conversation = Conversation()
+    conversation.add(_chat(("system", "s"), ("user", "u1"), ("assistant", "a1"), ("user", "u2")))
+    # The oldest turn dropped, the system prompt kept: only the last two are new.
+    trimmed = conversation.add(
+        _chat(
+            ("system", "s"),
+            ("assistant", "a1"),
+            ("user", "u2"),
+            ("assistant", "a2"),
+            ("user", "u3"),
+        )
+    )
+    assert trimmed.earlier == 3
+    assert trimmed.messages == (ChatMessage("assistant", "a2"), ChatMessage("user", "u3"))
+    # The oldest turns dropped with no system prompt.
+    dropped = conversation.add(
+        _chat(("user", "u2"), ("assistant", "a2"), ("user", "u3"), ("user", "u4"))
+    )
+    assert dropped.earlier == 3 and dropped.messages == (ChatMessage("user", "u4"),)
+
+
+def test_one_matching_message_is_not_a_repeat() -> None:
+    conversation = Conversation()
+    conversation.add(_chat(("user", "hello"), ("assistant", "ok")))
+    again = conversation.add(_chat(("assistant", "ok"), ("user", "new")))
+    assert again.earlier == 0 and len(again.messages or ()) == 2

@@ -105,9 +105,36 @@ class Conversation:
         if messages is None:
             self._previous = []
             return Turn(None)
-        shown, earlier = messages, 0
-        if self._previous and messages[: len(self._previous)] == self._previous:
-            earlier = len(self._previous)
-            shown = messages[earlier:]
+        earlier = _repeated(self._previous, messages)
         self._previous = messages
+        shown = messages[earlier:]
         return Turn(tuple(ChatMessage(role, text) for role, text in shown), earlier)
+
+
+def _repeated(previous: list[tuple[str, str]], messages: list[tuple[str, str]]) -> int:
+    """How many of ``messages`` repeat the previous call (they come first).
+
+    A client resends the whole conversation (the previous messages are a
+    prefix), or trims old turns: it resends the end of the previous messages,
+    perhaps after keeping the first one (the system prompt). An overlap of a
+    single message is not trusted unless it is the whole previous call, so a
+    short reply such as "ok" said twice is not taken for a repeat.
+    """
+    if not previous:
+        return 0
+    if messages[: len(previous)] == previous:
+        return len(previous)
+    last = previous[-1]
+    for start in (0, 1):
+        if start == 1 and messages[0] != previous[0]:
+            break
+        for end in range(len(messages), start + 1, -1):
+            size = end - start
+            # The cheap test first: most candidate ends do not hold the last message.
+            if (
+                size <= len(previous)
+                and messages[end - 1] == last
+                and messages[start:end] == previous[-size:]
+            ):
+                return end
+    return 0
