@@ -183,3 +183,9 @@ async def test_screenshots_at_desktop_and_phone_width(serve: Any) -> None:
                 width = await tab.page.evaluate("document.documentElement.scrollWidth")
                 assert width <= viewport["width"], (name, size_name, width)
             tab.errors = [e for e in tab.errors if "status of 404" not in e]
+        # The system's dark mode is followed.
+        dark = await site.tab(color_scheme="dark")
+        await dark.open(pages["session"])
+        await screenshot(dark, "session-desktop-dark")
+        background = await dark.page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(17, 20, 24)"
