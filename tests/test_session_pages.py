@@ -61,3 +61,23 @@ async def test_prefix_is_text_and_cursors_are_checked(client: LLMClient) -> None
         await session_page(key_prefix=3)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
         await session_page(size=0)
+
+
+async def test_a_window_before_the_snapshot_stays_put_while_paging(client: LLMClient) -> None:
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    await _seed(client, [(f"w{i}", now - dt.timedelta(hours=i)) for i in range(1, 6)])
+    await _seed(client, [("old", now - dt.timedelta(days=9))])
+    week = dt.timedelta(days=7)
+    page = await session_page(within=week, size=2)
+    seen = [s.session_key for s in page.items]
+    while page.next_cursor:
+        page = await session_page(within=week, size=2, after=page.next_cursor)
+        seen += [s.session_key for s in page.items]
+    assert seen == ["w1", "w2", "w3", "w4", "w5"]
+    first = await session_page(within=week, size=2)
+    with pytest.raises(InvalidCursor):
+        await session_page(within=dt.timedelta(days=1), size=2, after=first.next_cursor)
+    with pytest.raises(InvalidInput, match="within"):
+        await session_page(within=week, since=now - week)
+    with pytest.raises(InvalidInput, match="within"):
+        await session_page(within=dt.timedelta(0))

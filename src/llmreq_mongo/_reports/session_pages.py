@@ -44,6 +44,7 @@ async def session_page(
     llm_client: ClientRef | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    within: dt.timedelta | None = None,
     key_prefix: str | None = None,
     size: int = 50,
     after: str | None = None,
@@ -55,6 +56,9 @@ async def session_page(
         since: count requests created at or after this instant.
         until: count requests created before this instant (default: now, as of
             the first page).
+        within: count requests of this span before the listing's end (the
+            last 7 days, say); the span is fixed with the end on the first
+            page, so later pages cover the same window. Not with ``since``.
         key_prefix: only sessions whose key starts with this text (matched
             literally, never as a pattern).
         size: sessions per page, 1 to 1,000.
@@ -67,12 +71,25 @@ async def session_page(
         InvalidCursor: ``after`` was altered or belongs to another listing.
     """
     start, end = check_window(since, until)
+    if within is not None and (
+        start is not None or not isinstance(within, dt.timedelta) or within <= dt.timedelta(0)
+    ):
+        raise InvalidInput(
+            f"within must be a positive timedelta, and not given with since; got {within!r}"
+        )
     client_id = client_ref(llm_client, model=LLMClient)
     prefix = check_session_key(key_prefix, nullable=True) or None
     size = check_count("size", size, maximum=MAX_PAGE_SIZE)
     print_ = fingerprint(
         LLMClientRequest.get_collection_name(),
-        {"sessions": True, "client": client_id, "since": start, "until": end, "prefix": prefix},
+        {
+            "sessions": True,
+            "client": client_id,
+            "since": start,
+            "until": end,
+            "within": None if within is None else within.total_seconds(),
+            "prefix": prefix,
+        },
         _SESSION_KEYS,
     )
     keyset: dict[str, Any] | None = None
@@ -87,6 +104,8 @@ async def session_page(
                 {"last_at": {"$eq": last_at}, "_id.s": {"$eq": key}, "_id.c": {"$gt": cid}},
             ]
         }
+    if within is not None:
+        start = snapshot - within
     if start is not None and start >= snapshot:
         raise InvalidInput("since is after the moment this listing started; start over")
     # The prefix is escaped, so it is matched as text whatever characters it holds.

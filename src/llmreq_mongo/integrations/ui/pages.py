@@ -199,7 +199,7 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
     @get("/sessions", "sessions")
     async def sessions_page(request: Request) -> Response:
         async def page() -> Response:
-            window = _param(request, "window", choices=(*reading.WINDOWS, "all"), default="all")
+            window = _param(request, "window", choices=(*reading.WINDOWS, "all"), default="7d")
             client_name = _param(request, "client")
             prefix = _param(request, "prefix")
             after = _param(request, "after") or None

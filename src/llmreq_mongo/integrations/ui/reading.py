@@ -129,9 +129,8 @@ async def sessions(
     after: str | None,
 ) -> Page[analytics.SessionSummary]:
     """One keyset page of sessions, latest first."""
-    since = window_start(window, now_ms())
     return await session_page(
-        llm_client=client, since=since, key_prefix=prefix, size=size, after=after
+        llm_client=client, within=WINDOWS.get(window), key_prefix=prefix, size=size, after=after
     )
 
 
