@@ -21,6 +21,7 @@ from llmreq_mongo import analytics
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._reports.session_pages import session_page
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError, storage_errors
+from llmreq_mongo.integrations._protection import checked_dependencies
 
 __all__ = [
     "ClientOut",
@@ -242,22 +243,7 @@ def history_router(
         InvalidInput: neither ``dependencies`` nor ``public=True`` was given,
             or both were; or ``prefix`` or ``tags`` is malformed.
     """
-    deps = list(dependencies or ())
-    if not isinstance(public, bool):
-        raise InvalidInput(f"public must be True or False, got {public!r}")
-    if not deps and not public:
-        raise InvalidInput(
-            "history_router() exposes every recorded request: pass "
-            "dependencies=[Depends(your_auth_check)] to protect it, or public=True to "
-            "mount it without protection on purpose"
-        )
-    if deps and public:
-        raise InvalidInput("history_router() got dependencies and public=True; choose one")
-    for dep in deps:
-        if not isinstance(dep, params.Depends):
-            raise InvalidInput(
-                f"dependencies takes fastapi.Depends(...) objects, got a {type(dep).__name__}"
-            )
+    deps = checked_dependencies(dependencies, public, what="history_router()")
     if not isinstance(prefix, str) or (prefix and (prefix[0] != "/" or prefix[-1] == "/")):
         raise InvalidInput(f"prefix must be empty or a path such as '/llmreq', got {prefix!r}")
     if isinstance(tags, str):

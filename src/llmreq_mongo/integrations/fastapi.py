@@ -47,6 +47,7 @@ from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recording.recorder import Recorder
 from llmreq_mongo.errors import InvalidInput, LifespanError, RecorderClosed
 from llmreq_mongo.integrations._history import history_router as history_router
+from llmreq_mongo.integrations._protection import checked_dependencies
 from llmreq_mongo.integrations._session_keys import (
     DEFAULT_SESSION_KEY_SOURCES,
     NO_BODY,
@@ -315,9 +316,9 @@ def history_ui(
             or both were; or ``title`` is not a short text.
         ExtraMissing: the ``ui`` extra (Jinja2) is not installed.
     """
-    from llmreq_mongo.integrations.ui import build_router, refuse_unprotected
+    from llmreq_mongo.integrations.ui import build_router
 
-    deps = refuse_unprotected(dependencies=dependencies, public=public)
+    deps = checked_dependencies(dependencies, public, what="history_ui()")
     if not isinstance(title, str) or not 1 <= len(title) <= 200:
         raise InvalidInput(f"title must be a text of 1 to 200 characters, got {title!r}")
     return build_router(dependencies=deps, title=title)

@@ -277,26 +277,4 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
             headers={"Cache-Control": "public, max-age=3600"},
         )
 
-    del overview_page, sessions_page, session_page, call_page, static_file
     return router
-
-
-def refuse_unprotected(*, dependencies: Sequence[Any], public: Any) -> list[params.Depends]:
-    """The same rule as ``history_router``: protected, or public on purpose, not both."""
-    deps = list(dependencies or ())
-    if not isinstance(public, bool):
-        raise InvalidInput(f"public must be True or False, got {public!r}")
-    if not deps and not public:
-        raise InvalidInput(
-            "history_ui() shows every recorded request: pass "
-            "dependencies=[Depends(your_auth_check)] to protect it, or public=True to "
-            "mount it without protection on purpose"
-        )
-    if deps and public:
-        raise InvalidInput("history_ui() got dependencies and public=True; choose one")
-    for dep in deps:
-        if not isinstance(dep, params.Depends):
-            raise InvalidInput(
-                f"dependencies takes fastapi.Depends(...) objects, got a {type(dep).__name__}"
-            )
-    return deps
