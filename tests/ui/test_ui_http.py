@@ -167,3 +167,23 @@ async def test_a_cursor_belongs_to_its_filters(llmreq_db: object) -> None:
         other = await http.get("/sessions", params={"after": cursor, "prefix": "k"})
         assert other.status_code == 400
         assert "belongs to another query" in other.text
+
+
+async def test_a_long_session_pages_its_calls(llmreq_db: object) -> None:
+    client = await LLMClient.objects.create(name="long")
+    start = ago(hours=1)
+    turns = [(f"question {i}", f"answer {i}") for i in range(501)]
+    await store(client, chat_session("long", turns, start=start))
+    async with web(public_app()) as http:
+        first = await http.get("/sessions/long")
+        assert first.text.count('class="call"') == 500
+        assert "question 499" in first.text and "question 500" not in first.text
+        assert "more on the next page" in first.text
+        href = first.text.split('rel="next" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        assert href.startswith("/sessions/long?after=")
+        later = await http.get(href)
+        assert later.status_code == 200
+        assert later.text.count('class="call"') == 1
+        assert "question 500" in later.text and "continued from the previous page" in later.text
+        assert 'href="/sessions/long">First calls</a>' in later.text
+        assert 'rel="next"' not in later.text
