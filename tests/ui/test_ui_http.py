@@ -184,6 +184,7 @@ async def test_a_long_session_pages_its_calls(llmreq_db: object) -> None:
         later = await http.get(href)
         assert later.status_code == 200
         assert later.text.count('class="call"') == 1
+        assert ">Call 501</a>" in later.text
         assert "question 500" in later.text and "continued from the previous page" in later.text
         assert 'href="/sessions/long">First calls</a>' in later.text
         assert 'rel="next"' not in later.text

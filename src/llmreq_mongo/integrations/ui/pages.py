@@ -231,7 +231,9 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
         async def page() -> Response:
             key = check_session_key(session_key, nullable=False)
             after = _param(request, "after") or None
-            calls, next_cursor = await reading.session_calls(key, size=_CALLS_PER_PAGE, after=after)
+            calls, next_cursor, before = await reading.session_calls(
+                key, size=_CALLS_PER_PAGE, after=after
+            )
             if not calls and after is None:
                 raise _Refused(404, f"there is no session {key!r}")
             return render(
@@ -241,6 +243,7 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
                 calls=calls,
                 next_cursor=next_cursor,
                 continued=after is not None,
+                before=before,
                 names=await reading.client_names(),
             )
 

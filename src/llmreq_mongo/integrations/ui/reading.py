@@ -145,12 +145,23 @@ class Call:
 
 async def session_calls(
     session_key: str, *, size: int, after: str | None
-) -> tuple[Sequence[Call], str | None]:
-    """One page of a session's calls in order, each with only its new messages."""
-    page = await LLMClientRequest.objects.for_session(session_key).page(size=size, after=after)
+) -> tuple[Sequence[Call], str | None, int]:
+    """One page of a session's calls in order, each with only its new messages.
+
+    Returns the calls, the next page's cursor, and how many calls come before
+    this page (so a later page numbers its calls on from the earlier ones).
+    """
+    history = LLMClientRequest.objects.for_session(session_key)
+    page = await history.page(size=size, after=after)
     conversation = Conversation()
     calls = [
         Call(record=r, turn=conversation.add(r.request), figures=call_figures(r))
         for r in page.items
     ]
-    return calls, page.next_cursor
+    before = 0
+    if after is not None and page.items:
+        # The session's order is (created_at, _id): count what sorts before the first call.
+        first = page.items[0]
+        before = await history.filter(created_at__lt=first.created_at).count()
+        before += await history.filter(created_at=first.created_at, id__lt=first.id).count()
+    return calls, page.next_cursor, before
