@@ -30,7 +30,7 @@ from llmreq_mongo._documents import request_document, validate_request
 from llmreq_mongo._reports import analytics as reports
 from llmreq_mongo._reports.rollups import _pipeline as rollup_pipeline
 from llmreq_mongo._reports.rollups import _summary, _writes
-from llmreq_mongo._reports.sessions import _session_page_plan as session_plan
+from llmreq_mongo._reports.session_pages import _session_page_plan as session_plan
 from llmreq_mongo.pytest_plugin import TestServer
 
 UTC = dt.timezone.utc
@@ -257,7 +257,13 @@ async def test_session_page(llmreq_engine: TestServer, data: Data) -> None:
     for scope, index in ((None, "llmreq_created_at"), (client_id, "llmreq_client_time")):
         for after in (None, page.next_cursor if scope is None else None):
             _, _, pipeline = session_plan(
-                client_id=scope, size=3, after=after, since=DAY2["since"], until=DAY2["until"]
+                client_id=scope,
+                start=DAY2["since"],
+                end=DAY2["until"],
+                within=None,
+                prefix=None,
+                size=3,
+                after=after,
             )
             await _check(llmreq_engine, data, pipeline, index=index)
 

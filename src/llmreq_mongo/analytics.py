@@ -25,7 +25,7 @@ from ._reports.analytics import (
     session_summaries,
     top_sessions,
 )
-from ._reports.sessions import session_page
+from ._reports.session_pages import session_page
 
 __all__ = [
     "ClientUsage",

@@ -35,6 +35,7 @@ def test_the_integration_modules_export_exactly_these_names() -> None:
         "get_recorder",
         "get_session_key",
         "history_router",
+        "history_ui",
         "session_key_dependency",
     }
     for module in (asgi, fastapi):

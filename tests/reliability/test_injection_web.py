@@ -232,7 +232,7 @@ def _crafted_cursors() -> list[tuple[str, dict[str, str]]]:
     build one, so what a cursor carries is hostile input like any other.
     """
     from llmreq_mongo._queries import encode_cursor, fingerprint
-    from llmreq_mongo._reports.sessions import _SESSION_KEYS
+    from llmreq_mongo._reports.session_pages import _SESSION_KEYS
 
     oid = ObjectId()
     sessions = fingerprint(

@@ -26,3 +26,4 @@ for _module in (
 ):
     importlib.import_module(f"{__name__}.{_module}")
 del _module
+importlib.import_module(f"{__name__}._ui")

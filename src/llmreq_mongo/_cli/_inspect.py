@@ -15,6 +15,7 @@ from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._queries import scoped_match
+from llmreq_mongo._reports.conversation import Conversation
 from llmreq_mongo._time import to_utc_ms
 from llmreq_mongo.errors import InvalidInput, storage_errors
 
@@ -23,7 +24,6 @@ from ._durations import format_time, parse_time
 from ._names import client_by_name, client_names, name_of
 from ._render import (
     bar_chart,
-    chat_messages,
     dump_json,
     plural,
     print_json,
@@ -254,7 +254,7 @@ class _Timeline:
         self.names = names
         self.as_json = as_json
         self.count = 0
-        self.previous: list[tuple[str, str]] = []
+        self.conversation = Conversation()
 
     def add(self, req: LLMClientRequest) -> None:
         client = name_of(self.names, req.llm_client_id)
@@ -273,26 +273,24 @@ class _Timeline:
             return
         self.count += 1
         payload = req.request
-        messages = chat_messages(payload)
+        turn = self.conversation.add(payload)
         heading = [format_time(req.created_at), client]
         if isinstance(payload, dict) and isinstance(payload.get("model"), str):
             heading.append(payload["model"])
         if req.is_aggregation:
             heading.append("[rollup]")
-        if messages is None:
+        if turn.messages is None:
             self.console.print("  ".join(heading), style="bold", markup=False)
             self.console.print(_indent(dump_json(payload, indent=2)), markup=False)
-            self.previous = []
             return
         # Chat clients resend the whole conversation: show only what is new.
-        shown = messages
-        if self.previous and messages[: len(self.previous)] == self.previous:
-            shown = messages[len(self.previous) :]
-            heading.append(f"(+{len(shown)} after {plural(len(self.previous), 'earlier message')})")
+        if turn.earlier:
+            shown = len(turn.messages)
+            heading.append(f"(+{shown} after {plural(turn.earlier, 'earlier message')})")
         self.console.print("  ".join(heading), style="bold", markup=False)
-        for role, text in shown:
-            self.console.print(f"  {role:<9} " + _indent(text, 12).lstrip(), markup=False)
-        self.previous = messages
+        for message in turn.messages:
+            text = _indent(message.text, 12).lstrip()
+            self.console.print(f"  {message.role:<9} " + text, markup=False)
 
     def close(self) -> None:
         if self.as_json:

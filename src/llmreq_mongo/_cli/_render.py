@@ -13,6 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from llmreq_mongo._reports.conversation import chat_messages, message_text
 from llmreq_mongo._time import to_utc_ms
 
 from ._durations import format_time
@@ -141,45 +142,6 @@ def show(console: Console, *renderables: Any) -> None:
         if i:
             console.print()
         console.print(item)
-
-
-def chat_messages(payload: Any) -> list[tuple[str, str]] | None:
-    """``(role, text)`` for each message when ``payload`` is a chat request, else None.
-
-    A chat request is an object with a ``messages`` list of objects carrying a
-    ``role``; content given as a list of parts (text, images, ...) is joined,
-    with non-text parts shown as ``[type]``.
-    """
-    if not isinstance(payload, dict):
-        return None
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return None
-    out: list[tuple[str, str]] = []
-    for message in messages:
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            return None
-        out.append((message["role"], message_text(message.get("content"))))
-    return out
-
-
-def message_text(content: Any) -> str:
-    """The text of a message's ``content`` (a string, or a list of typed parts)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-            elif isinstance(part, dict) and "type" in part:
-                parts.append(f"[{part['type']}]")
-            else:
-                parts.append(dump_json(part))
-        return " ".join(parts)
-    return dump_json(content)
 
 
 def one_line(payload: Any, *, width: int = 80) -> str:

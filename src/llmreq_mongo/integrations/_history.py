@@ -33,11 +33,13 @@ from pydantic import (
 from pymongo.errors import PyMongoError
 
 from llmreq_mongo import analytics
-from llmreq_mongo._checks import a_type
 from llmreq_mongo._connection import check_timeout
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
+from llmreq_mongo._reports.session_pages import session_page
 from llmreq_mongo._time import to_utc_ms
 from llmreq_mongo.errors import InvalidInput, StorageError, storage_errors
+
+from ._protection import checked_dependencies
 
 __all__ = [
     "ClientOut",
@@ -260,7 +262,7 @@ async def _session_page(
 
     ``base`` is the path of the listing, which each session's ``requests_url`` extends.
     """
-    page = await analytics.session_page(
+    page = await session_page(
         llm_client=client_id, since=since, until=until, size=size, after=after
     )
     names = await _client_names({s.llm_client_id for s in page.items})
@@ -344,22 +346,7 @@ def history_router(
         InvalidInput: neither ``dependencies`` nor ``public=True`` was given,
             or both were; or ``prefix``, ``tags`` or ``timeout`` is malformed.
     """
-    deps = list(dependencies or ())
-    if not isinstance(public, bool):
-        raise InvalidInput(f"public must be True or False, got {public!r}")
-    if not deps and not public:
-        raise InvalidInput(
-            "history_router() exposes every recorded request: pass "
-            "dependencies=[Depends(your_auth_check)] to protect it, or public=True to "
-            "mount it without protection on purpose"
-        )
-    if deps and public:
-        raise InvalidInput("history_router() got dependencies and public=True; choose one")
-    for dep in deps:
-        if not isinstance(dep, params.Depends):
-            raise InvalidInput(
-                f"dependencies takes fastapi.Depends(...) objects, got {a_type(dep)}"
-            )
+    deps = checked_dependencies(dependencies, public, what="history_router()")
     if not isinstance(prefix, str) or (prefix and (prefix[0] != "/" or prefix[-1] == "/")):
         raise InvalidInput(f"prefix must be empty or a path such as '/llmreq', got {prefix!r}")
     if isinstance(tags, str):

@@ -17,6 +17,7 @@ Example::
         paths=["/v1/chat/completions"],
     )
     app.include_router(history_router(dependencies=[Depends(require_api_key)]), prefix="/llmreq")
+    app.include_router(history_ui(dependencies=[Depends(require_api_key)]), prefix="/history")
 
 Routes that record by hand take the recorder, the client and the session key as
 dependencies (:func:`get_recorder`, :func:`get_llm_client`, :func:`get_session_key`).
@@ -38,7 +39,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from llmreq_mongo.errors import ExtraMissing
 
 try:
-    from fastapi import Request
+    from fastapi import APIRouter, Request, params
 except ImportError as exc:
     raise ExtraMissing("fastapi", feature="llmreq_mongo.integrations.fastapi") from exc
 
@@ -59,6 +60,7 @@ from llmreq_mongo._recording.recorder import Recorder
 from llmreq_mongo.errors import InvalidInput, LifespanError, RecorderClosed
 
 from ._history import history_router as history_router
+from ._protection import checked_dependencies
 from ._session_keys import (
     DEFAULT_SESSION_KEY_SOURCES,
     NO_BODY,
@@ -73,6 +75,7 @@ __all__ = [
     "get_recorder",
     "get_session_key",
     "history_router",
+    "history_ui",
     "session_key_dependency",
 ]
 
@@ -340,3 +343,45 @@ def session_key_dependency(
 #: ``session_key``, the JSON body's ``session_key`` or the query's ``session_key``, in that
 #: order (None when there is none).
 get_session_key = session_key_dependency()
+
+
+def history_ui(
+    *,
+    dependencies: Sequence[params.Depends] = (),
+    public: bool = False,
+    title: str = "LLM request history",
+) -> APIRouter:
+    """The history browser: read-only HTML pages of clients, sessions and calls.
+
+    Mount it under any prefix; every link it draws is relative to where it is
+    mounted. Pages: ``/`` (clients over a window, with a chart of calls),
+    ``/sessions`` (latest first; filters for client, window, key prefix),
+    ``/sessions/{session_key}`` (the conversation) and ``/requests/{id}``
+    (one call). Unknown sessions and ids answer a 404 page, a malformed id or
+    cursor a 400 page. Only GET and HEAD are routed, and every response
+    carries a strict Content-Security-Policy.
+
+    The pages show every recorded payload, as ``history_router`` does, so the
+    same rule applies: protect them with ``dependencies``, or say
+    ``public=True`` to mount them without protection on purpose. The route
+    names are unique to each router, so one app can mount several.
+
+    Needs the ``ui`` extra (``pip install "llmreq-mongo[ui]"``).
+
+    Example::
+
+        app.include_router(
+            history_ui(dependencies=[Depends(require_api_key)]), prefix="/history"
+        )
+
+    Raises:
+        InvalidInput: neither ``dependencies`` nor ``public=True`` was given,
+            or both were; or ``title`` is not a short text.
+        ExtraMissing: the ``ui`` extra (Jinja2) is not installed.
+    """
+    from llmreq_mongo.integrations.ui import build_router
+
+    deps = checked_dependencies(dependencies, public, what="history_ui()")
+    if not isinstance(title, str) or not 1 <= len(title) <= 200:
+        raise InvalidInput(f"title must be a text of 1 to 200 characters, got {title!r}")
+    return build_router(dependencies=deps, title=title)

@@ -1,0 +1,167 @@
+"""What each page reads, through the library's public read API only.
+
+Each function takes checked values (never raw query text from the URL) and
+returns what a template shows. Lists are keyset pages; nothing here skips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from bson import ObjectId
+
+from llmreq_mongo import analytics
+from llmreq_mongo._documents import LLMClient, LLMClientRequest
+from llmreq_mongo._queries import Page
+from llmreq_mongo._reports.conversation import Conversation, Turn
+from llmreq_mongo._reports.session_pages import session_page
+from llmreq_mongo._time import now_ms
+from llmreq_mongo.integrations.ui.charts import BarChart, bar_chart
+from llmreq_mongo.integrations.ui.views import NO_USAGE, CallFigures, UsageFigures, call_figures
+
+__all__ = [
+    "WINDOWS",
+    "Call",
+    "ClientRow",
+    "Overview",
+    "client_names",
+    "find_client",
+    "overview",
+    "session_calls",
+    "sessions",
+    "window_start",
+]
+
+#: The windows a page offers, by the name the URL carries.
+WINDOWS: dict[str, dt.timedelta] = {
+    "24h": dt.timedelta(hours=24),
+    "7d": dt.timedelta(days=7),
+    "30d": dt.timedelta(days=30),
+}
+_MAX_CLIENTS = 500
+
+
+def window_start(window: str, now: dt.datetime) -> dt.datetime | None:
+    """The start of a named window ending at ``now`` (None for ``"all"``)."""
+    span = WINDOWS.get(window)
+    return None if span is None else now - span
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    """One client on the overview."""
+
+    id: str
+    name: str
+    description: str
+    requests: int
+    sessions: int
+    last_at: dt.datetime | None
+    usage: UsageFigures
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The overview: one row per client and the calls-per-bucket chart."""
+
+    rows: tuple[ClientRow, ...]
+    chart: BarChart
+    by: Literal["day", "hour"]
+    since: dt.datetime
+    until: dt.datetime
+    latency_recorded: bool
+
+
+async def client_names() -> dict[ObjectId, str]:
+    """Every client's name by id (for labels and the client filter), by name."""
+    found = await LLMClient.objects.order_by("name").limit(_MAX_CLIENTS).to_list()
+    return {ObjectId(c.id): c.name for c in found}
+
+
+async def find_client(name: str) -> LLMClient | None:
+    """The client called ``name``, or None."""
+    return await LLMClient.objects.filter(name=name).first()
+
+
+async def overview(window: str) -> Overview:
+    """Per client usage over ``window`` and the chart of calls per hour or day."""
+    until = now_ms()
+    since = window_start(window, until)
+    assert since is not None  # the overview offers bounded windows only
+    usage = {u.llm_client_id: u for u in await analytics.client_usage(since=since, until=until)}
+    rows = []
+    for client in await LLMClient.objects.order_by("name").limit(_MAX_CLIENTS).to_list():
+        used = usage.get(ObjectId(client.id))
+        rows.append(
+            ClientRow(
+                id=str(client.id),
+                name=client.name,
+                description=client.description,
+                requests=used.requests if used else 0,
+                sessions=used.sessions if used else 0,
+                last_at=used.last_at if used else None,
+                # Tokens, errors and latency need the response side of records.
+                usage=NO_USAGE,
+            )
+        )
+    rows.sort(key=lambda r: (-r.requests, r.name))
+    by: Literal["day", "hour"] = "hour" if window == "24h" else "day"
+    buckets = await analytics.request_counts(by=by, since=since, until=until)
+    return Overview(
+        rows=tuple(rows),
+        chart=bar_chart(buckets, by=by),
+        by=by,
+        since=since,
+        until=until,
+        latency_recorded=False,
+    )
+
+
+async def sessions(
+    *,
+    client: LLMClient | None,
+    window: str,
+    prefix: str | None,
+    size: int,
+    after: str | None,
+) -> Page[analytics.SessionSummary]:
+    """One keyset page of sessions, latest first."""
+    return await session_page(
+        llm_client=client, within=WINDOWS.get(window), key_prefix=prefix, size=size, after=after
+    )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a session, as the conversation page shows it."""
+
+    record: LLMClientRequest
+    turn: Turn
+    figures: CallFigures
+
+
+async def session_calls(
+    session_key: str, *, size: int, after: str | None
+) -> tuple[Sequence[Call], str | None, int]:
+    """One page of a session's calls in order, each with only its new messages.
+
+    Returns the calls, the next page's cursor, and how many calls come before
+    this page (so a later page numbers its calls on from the earlier ones).
+    """
+    history = LLMClientRequest.objects.for_session(session_key)
+    page = await history.page(size=size, after=after)
+    conversation = Conversation()
+    calls = [
+        Call(record=r, turn=conversation.add(r.request), figures=call_figures(r))
+        for r in page.items
+    ]
+    before = 0
+    if after is not None and page.items:
+        # The session's order is (created_at, _id): count what sorts before the first call.
+        first = page.items[0]
+        before = await history.filter(created_at__lt=first.created_at).count()
+        before += await history.filter(created_at=first.created_at, id__lt=first.id).count()
+    return calls, page.next_cursor, before
