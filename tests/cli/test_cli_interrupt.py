@@ -35,6 +35,8 @@ def test_ctrl_c_stops_a_long_demo_with_one_line(tmp_path: Path) -> None:
     status, err = demo.stop(signal.SIGINT)
     assert status == 130, err
     assert err and err[-1].startswith("interrupted after "), err
+    # ... saying how much was done: "...: 1500 of 1000000 requests recorded and stored"
+    assert err[-1].rstrip().endswith("of 1000000 requests recorded and stored"), err
     assert not any("Traceback" in line or "MongoDB" in line for line in err), err
 
 

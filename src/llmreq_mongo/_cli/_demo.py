@@ -241,6 +241,7 @@ def demo(
         task = progress.add_task("record", total=requests)
 
         def written(ids: list[Any]) -> None:
+            stored[0] += len(ids)
             progress.advance(task, len(ids))
 
         clock = time.perf_counter()
@@ -269,7 +270,10 @@ def demo(
         usage = await analytics.client_usage(since=recent)
         return _Run(requests, seconds, stats, summaries, usage, await client_names())
 
-    result = run(settings, work)
+    stored = [0]  # requests MongoDB acknowledged, for the line an interrupt prints
+    result = run(
+        settings, work, done=lambda: f"{stored[0]} of {requests} requests recorded and stored"
+    )
     if as_json:
         print_json(
             {
