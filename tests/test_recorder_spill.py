@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -84,31 +82,36 @@ def test_a_torn_tail_does_not_swallow_the_next_record(tmp_path: Path) -> None:
     assert corrupt_path(spill).read_bytes() == b'{"_id": {"$oid": "6b0a0a54ace6e4\n'
 
 
-@pytest.fixture
-def small_file_limit() -> Iterator[Callable[[int], None]]:
-    """Lower this process's file-size limit (the kernel then refuses longer writes)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
-
-    def limit(size: int) -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
-
-    try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-
-
-def test_a_failed_append_leaves_the_file_as_it_was(
-    tmp_path: Path, small_file_limit: Callable[[int], None]
-) -> None:
+def test_a_failed_append_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     spill = tmp_path / "spill.jsonl"
     append_records(spill, [{"_id": ObjectId(), "request": {"n": 1}}])
     before = spill.read_bytes()
-    small_file_limit(len(before) + 20)
-    with pytest.raises(OSError, match="too large"):  # EFBIG
-        append_records(spill, [{"_id": ObjectId(), "request": {"text": "x" * 10_000}}])
+    # A child process with a file-size limit just above the file: the kernel
+    # refuses the longer append (EFBIG). The limit is the whole process's, so
+    # it must not be this one's, whose other writes (its output) would fail too.
+    script = textwrap.dedent(
+        f"""
+        import pathlib, resource, signal, sys
+        from bson import ObjectId
+        from llmreq_mongo._recording.spill import append_records
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 20}, hard))
+        try:
+            big = {{"_id": ObjectId(), "request": {{"text": "x" * 10_000}}}}
+            append_records(pathlib.Path({str(spill)!r}), [big])
+        except OSError as exc:
+            print("refused:", exc)
+            sys.exit(0)
+        sys.exit("the append was not refused")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "too large" in done.stdout, done.stdout
     assert spill.read_bytes() == before
 
 
