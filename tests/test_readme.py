@@ -48,6 +48,10 @@ NOT_RUN = {
         "starts a second engine inside the test process; tests/test_embedded.py runs it"
     ),
     "from myapp import build_app": "a test module of the reader's own application (myapp)",
+    "app.include_router(history_ui(dependencies=[Depends(require_api_key)]), prefix=": (
+        "mounts into the reader's own app and auth check; tests/ui mounts history_ui under a "
+        "prefix behind an auth dependency in a real browser"
+    ),
 }
 
 
