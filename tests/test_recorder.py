@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
 from typing import Any
 
 import pytest
 from bson import ObjectId
 
+import recorder_helpers
 from llmreq_mongo import (
     Handle,
     InvalidInput,
@@ -26,14 +27,8 @@ from llmreq_mongo.errors import (
     RecordsNotWritten,
 )
 
-
-async def wait_until(condition: Callable[[], bool], *, seconds: float = 20.0) -> None:
-    """Poll ``condition`` on the event loop; fail the test if it never holds."""
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition did not hold in time")
+# This module's waits give up after 20 s.
+wait_until = functools.partial(recorder_helpers.wait_until, seconds=20.0)
 
 
 async def stored(session_key: str) -> list[dict[str, Any]]:

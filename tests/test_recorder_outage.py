@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,9 @@ from llmreq_mongo import Handle, LLMClient, LLMClientRequest, Recorder, init
 from llmreq_mongo._recording.spill import SpillReader, append_records, corrupt_path
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import RecordsNotWritten
+from recorder_helpers import stored_ids, wait_until
 
 UTC = dt.timezone.utc
-
-
-async def wait_until(condition: Callable[[], bool], *, seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition did not hold in time")
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +49,6 @@ async def handle(engine: EmbeddedMongo) -> AsyncIterator[Handle]:
 @pytest.fixture
 async def bot(handle: Handle) -> LLMClient:
     return await LLMClient.objects.create(name="outage-bot")
-
-
-async def stored_ids(session_key: str) -> list[ObjectId]:
-    coll = LLMClientRequest.get_pymongo_collection()
-    cursor = coll.find({"session_key": {"$eq": session_key}}, projection={"_id": 1}).sort("_id", 1)
-    return [doc["_id"] async for doc in cursor]
 
 
 async def test_server_restart_mid_run_loses_and_duplicates_nothing(

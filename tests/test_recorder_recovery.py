@@ -10,24 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bson import ObjectId
 
 from llmreq_mongo import Handle, LLMClient, LLMClientRequest, Recorder, init
 from llmreq_mongo._recording.spill import append_records, corrupt_path
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import RecordsNotWritten
-
-
-async def wait_until(condition: Callable[[], bool], *, seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition did not hold in time")
+from recorder_helpers import stored_ids, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +44,6 @@ async def handle(engine: EmbeddedMongo) -> AsyncIterator[Handle]:
 @pytest.fixture
 async def bot(handle: Handle) -> LLMClient:
     return await LLMClient.objects.create(name="recovery-bot")
-
-
-async def stored_ids(session_key: str) -> list[ObjectId]:
-    coll = LLMClientRequest.get_pymongo_collection()
-    cursor = coll.find({"session_key": {"$eq": session_key}}, projection={"_id": 1}).sort("_id", 1)
-    return [doc["_id"] async for doc in cursor]
 
 
 def spilling(spill: Path, **options: float) -> Recorder:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
 import shutil
 import subprocess
@@ -23,20 +24,17 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
+import recorder_helpers
 from llmreq_mongo import Handle, InvalidInput, LLMClient, LLMClientRequest, Recorder
 from llmreq_mongo._recording.spill import SpillReader, append_records, corrupt_path
 from llmreq_mongo.errors import RecordRejected, SpillFileInUse, SpillFileMismatch
 from llmreq_mongo.pytest_plugin import TestServer
+from recorder_helpers import stored_ids
+
+# This module's waits give up after 20 s.
+wait_until = functools.partial(recorder_helpers.wait_until, seconds=20.0)
 
 UTC = dt.timezone.utc
-
-
-async def wait_until(condition: Callable[[], bool], *, seconds: float = 20.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition did not hold in time")
 
 
 def stored_doc(client: LLMClient, n: int, session_key: str = "spilled") -> dict[str, Any]:
@@ -52,12 +50,6 @@ def stored_doc(client: LLMClient, n: int, session_key: str = "spilled") -> dict[
         "session_key": session_key,
         "is_aggregation": False,
     }
-
-
-async def stored_ids(session_key: str) -> list[ObjectId]:
-    coll = LLMClientRequest.get_pymongo_collection()
-    cursor = coll.find({"session_key": {"$eq": session_key}}, projection={"_id": 1}).sort("_id", 1)
-    return [doc["_id"] async for doc in cursor]
 
 
 def namespace_of(handle: Handle) -> str:
