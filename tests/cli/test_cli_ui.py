@@ -2,75 +2,34 @@
 
 from __future__ import annotations
 
-import queue
 import signal
-import subprocess
-import sys
-import threading
-from typing import IO
 
 import httpx
 import pytest
+from procs import start
 
 from llmreq_mongo._cli._ui import is_loopback
 
 
-def _lines(stream: IO[str], into: queue.Queue[str]) -> None:
-    for line in stream:
-        into.put(line)
-
-
-def test_serves_the_pages_and_stops_on_ctrl_c(cli):
+def test_serves_the_pages_and_stops_on_ctrl_c(cli, tmp_path):
     cli.db["llm_clients"].insert_one({"name": "cli-bot", "description": "", "metadata": {}})
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmreq_mongo._cli",
-            "--uri",
-            cli.uri,
-            "--database",
-            cli.database,
-            "ui",
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    out: queue.Queue[str] = queue.Queue()
-    err: queue.Queue[str] = queue.Queue()
-    threads = [
-        threading.Thread(target=_lines, args=(proc.stdout, out), daemon=True),
-        threading.Thread(target=_lines, args=(proc.stderr, err), daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
+    ui = start("--uri", cli.uri, "--database", cli.database, "ui", "--port", "0", cwd=tmp_path)
     try:
-        url = out.get(timeout=60).strip()
+        url = ui.out.get(timeout=60)
         assert url.startswith("http://127.0.0.1:") and url.endswith("/"), url
-        assert "serving the request history at " + url in err.get(timeout=10)
+        assert "serving the request history at " + url in ui.err_line(timeout=10)
         page = httpx.get(url, timeout=30)
         assert page.status_code == 200
         assert "cli-bot" in page.text
         assert page.headers["content-security-policy"].startswith("default-src 'self'")
         assert httpx.post(url, timeout=30).status_code == 405
     finally:
-        proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
-            code = proc.wait(timeout=30)
+            code, leftover = ui.stop(signal.SIGINT)  # Ctrl-C
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for thread in threads:
-            thread.join(timeout=5)
-        proc.stdout.close()  # type: ignore[union-attr]
-        proc.stderr.close()  # type: ignore[union-attr]
-    leftover = []
-    while not err.empty():
-        leftover.append(err.get())
+            if ui.proc.poll() is None:
+                ui.proc.kill()
+                ui.proc.wait()
     # Like every command: Ctrl-C ends it with status 130 and one line on stderr.
     assert code == 130, leftover
     assert len(leftover) == 1 and leftover[0].startswith("interrupted after "), leftover
