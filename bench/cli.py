@@ -28,25 +28,21 @@ import asyncio
 import contextlib
 import datetime as dt
 import random
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from bson import ObjectId
-from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 import llmreq_mongo
 from llmreq_mongo import LLMClient
 from llmreq_mongo._documents import request_document, validate_request
+from llmreq_mongo.embedded import EmbeddedMongo
 
 UTC = dt.timezone.utc
 
@@ -86,35 +82,12 @@ def parse_args() -> argparse.Namespace:
 
 @contextlib.asynccontextmanager
 async def server(uri: str | None) -> AsyncIterator[str]:
+    """``uri``, or the embedded engine in a child process for the run."""
     if uri:
         yield uri
         return
-    exe = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    store = tempfile.mkdtemp(prefix="llmreq-bench-cli-")
-    proc = await asyncio.create_subprocess_exec(
-        exe,
-        "--port",
-        str(port),
-        "--storage-path",
-        store,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    try:
-        probe: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            uri, serverSelectionTimeoutMS=30_000
-        )
-        await probe.admin.command("ping")
-        await probe.close()
-        yield uri
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), timeout=60)
-        shutil.rmtree(store, ignore_errors=True)
+    async with EmbeddedMongo(process=True) as engine:
+        yield engine.uri
 
 
 def _chat(rng: random.Random, turns: int) -> dict[str, Any]:
@@ -147,7 +120,9 @@ async def seed(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> tuple[s
         s = i * args.sessions // args.records
         turns[s] = turns.get(s, 0) + 1
         session = f"session-{s:06d}"
-        checked = validate_request(clients[s % len(clients)], _chat(rng, turns[s]), session, False)
+        checked = validate_request(
+            clients[s % len(clients)], _chat(rng, turns[s]), session, False, client_model=LLMClient
+        )
         when = start + step * i
         when = when.replace(microsecond=when.microsecond // 1000 * 1000)
         batch.append(request_document(checked, record_id=ObjectId(), now=when))
