@@ -41,7 +41,7 @@ from pymongo import AsyncMongoClient
 
 import llmreq_mongo
 from llmreq_mongo import LLMClient, LLMClientRequest, aggregate_sessions, analytics
-from llmreq_mongo import analytics as an
+from llmreq_mongo._reports import analytics as an
 
 UTC = dt.timezone.utc
 DEEP_SESSION = "bench-long-session"
