@@ -90,6 +90,7 @@ async def test_stored_document_is_native_bson(client: LLMClient) -> None:
         "request",
         "session_key",
         "is_aggregation",
+        "response",
     ]
     assert raw["request"] == {"model": "gpt-4o", "n": 2}  # a document, not a string
     assert raw["llm_client"] == DBRef("llm_clients", client.id)

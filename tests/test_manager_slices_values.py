@@ -140,6 +140,7 @@ async def test_values_and_values_list(rows: list[LLMClientRequest], client: LLMC
     full = await qs.values().first()
     assert full is not None
     assert set(full) == {
+        "response",
         "id",
         "created_at",
         "updated_at",

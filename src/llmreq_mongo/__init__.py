@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+from llmreq_mongo._capture import LLMResponse, TokenUsage
 from llmreq_mongo._connection import Handle, init
 from llmreq_mongo._documents import (
     LLMClient,
@@ -69,6 +70,7 @@ __all__ = [
     "LLMClientRequest",
     "LLMClientRequests",
     "LLMReqError",
+    "LLMResponse",
     "Manager",
     "MultipleObjectsReturned",
     "NotInitialized",
@@ -90,5 +92,6 @@ __all__ = [
     "SpillFileInUse",
     "StorageError",
     "TimestampedDocument",
+    "TokenUsage",
     "UnsupportedClient",
 ]

@@ -10,6 +10,7 @@
 - :mod:`.bodies`: which API a JSON body comes from, and error bodies.
 - :mod:`.parser`: :class:`ResponseParser`, the one entry point the ASGI
   middleware and the httpx transport use.
+- :mod:`.stored`: a response in its stored form (the body escaped), and back.
 
 It depends on the leaves and on the queries layer (for the payload checks),
 and nothing below the documents depends on it.
@@ -19,6 +20,7 @@ from .models import LLMResponse, TokenUsage, response_from
 from .outcome import api_for_path
 from .parser import DEFAULT_MAX_BYTES, ResponseParser
 from .sse import SSEEvent, SSEParser
+from .stored import plain_response, response_document, stored_response, without_body
 from .usage import usage_from_anthropic, usage_from_chat, usage_from_responses
 
 __all__ = [
@@ -29,8 +31,12 @@ __all__ = [
     "SSEParser",
     "TokenUsage",
     "api_for_path",
+    "plain_response",
+    "response_document",
     "response_from",
+    "stored_response",
     "usage_from_anthropic",
     "usage_from_chat",
     "usage_from_responses",
+    "without_body",
 ]

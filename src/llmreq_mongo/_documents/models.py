@@ -30,6 +30,7 @@ from pymongo import IndexModel
 from typing_extensions import Self
 
 from llmreq_mongo import errors
+from llmreq_mongo._capture import LLMResponse, response_document, response_from, stored_response
 from llmreq_mongo._checks import MAX_SESSION_KEY, check_bool, check_session_key, client_ref
 from llmreq_mongo._queries import (
     QuerySet,
@@ -51,7 +52,7 @@ __all__ = [
     "verify_clients",
 ]
 
-_REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation"})
+_REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation", "response"})
 _CREATE_FIELDS = _REQUEST_FIELDS | {"created_at", "updated_at"}
 
 
@@ -172,6 +173,9 @@ class LLMClientRequest(TimestampedDocument):
     request: Any = None
     session_key: str | None = Field(default=None, max_length=MAX_SESSION_KEY)
     is_aggregation: bool = False
+    #: What came back: status, body, usage, timings, error. None for a
+    #: record of the request alone.
+    response: LLMResponse | None = None
 
     objects: ClassVar[RequestManagerDescriptor] = RequestManagerDescriptor()
     _immutable_fields: ClassVar[frozenset[str]] = frozenset(
@@ -209,13 +213,22 @@ class LLMClientRequest(TimestampedDocument):
             return value.payload  # normalised already: not walked twice
         return normalize_payload(value)[0]
 
+    @field_validator("response", mode="before")
+    @classmethod
+    def _check_response(cls, value: Any) -> LLMResponse | None:
+        return None if value is None else response_from(value)
+
     def __iter__(self) -> Any:
         # Beanie encodes a document for every write it makes (insert, save,
         # replace, state management) from this iteration: it yields the
-        # payload in its stored form, awkward keys escaped, while the
-        # attribute keeps the plain JSON types the caller gave.
+        # payloads in their stored form, awkward keys escaped, while the
+        # attributes keep the plain JSON types the caller gave.
         for name, value in super().__iter__():
-            yield name, (encode_payload(value) if name == "request" else value)
+            if name == "request":
+                value = encode_payload(value)
+            elif name == "response" and value is not None:
+                value = response_document(value)
+            yield name, value
 
     def _sync_client_id(self) -> None:
         link_id = _link_id(self.llm_client)
@@ -242,9 +255,12 @@ class LLMClientRequest(TimestampedDocument):
         The payload's escaped keys are decoded here; build documents from
         your own values with the constructor or ``objects.create``.
         """
-        if isinstance(obj, Mapping) and "request" in obj:
-            payload = _Checked(decode_payload(obj["request"]))
-            obj = {**obj, "request": payload}
+        if isinstance(obj, Mapping) and ("request" in obj or obj.get("response") is not None):
+            obj = dict(obj)
+            if "request" in obj:
+                obj["request"] = _Checked(decode_payload(obj["request"]))
+            if obj.get("response") is not None:
+                obj["response"] = stored_response(obj["response"])
         doc: Self = super().model_validate(obj, *args, **kwargs)
         doc._remember_stored()
         return doc
@@ -264,6 +280,7 @@ class LLMClientRequest(TimestampedDocument):
             client_model=LLMClient,
             created_at=fields.get("created_at"),
             updated_at=fields.get("updated_at"),
+            response=fields.get("response"),
         )
         if extra:
             # A subclass with fields of its own: let Beanie validate and encode them.
@@ -289,6 +306,7 @@ class LLMClientRequest(TimestampedDocument):
             "request": checked.payload,
             "session_key": checked.session_key,
             "is_aggregation": checked.is_aggregation,
+            "response": checked.response,
         }
         doc: Self = (
             cls._construct_saved(values)
@@ -345,12 +363,21 @@ class LLMClientRequest(TimestampedDocument):
             changes["session_key"] = check_session_key(fields["session_key"])
         if "is_aggregation" in fields:
             changes["is_aggregation"] = check_bool("is_aggregation", fields["is_aggregation"])
+        if "response" in fields:
+            answer = fields["response"]
+            changes["response"] = (
+                None if answer is None else response_document(response_from(answer))
+            )
         return changes
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field (ids as strings, times in ISO 8601)."""
+        """A JSON-ready dict of every field (ids as strings, times in ISO 8601).
+
+        ``response`` is there only for a record that has one, so a request
+        alone gives exactly the reference's output.
+        """
         client_id = str(self.llm_client_id) if self.llm_client_id is not None else None
-        return {
+        data: dict[str, Any] = {
             "id": str(self.id) if self.id is not None else None,
             "llm_client": client_id,
             "llm_client_id": client_id,
@@ -360,6 +387,10 @@ class LLMClientRequest(TimestampedDocument):
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
+        if self.response is not None:
+            # Only when there is one: a request alone keeps the reference's output.
+            data["response"] = _response_json(self.response)
+        return data
 
 
 #: The reference's name for the same model.
@@ -380,6 +411,7 @@ def _fields_of(checked: ValidatedRequest, llm_client: Any) -> dict[str, Any]:
         "request": _Checked(checked.payload),
         "session_key": checked.session_key,
         "is_aggregation": checked.is_aggregation,
+        "response": checked.response,
     }
 
 
@@ -459,6 +491,12 @@ class _Checked:
 
     def __init__(self, payload: Any) -> None:
         self.payload = payload
+
+
+def _response_json(response: LLMResponse) -> dict[str, Any]:
+    fields = response.model_dump(mode="json")
+    fields["completed_at"] = _iso(response.completed_at)
+    return fields
 
 
 def _iso(value: dt.datetime) -> str:

@@ -9,12 +9,16 @@ built without Beanie's per-document encoding.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
+import bson
 from bson import DBRef, ObjectId
 
+from llmreq_mongo._capture import LLMResponse, response_document, response_from, without_body
 from llmreq_mongo._checks import check_bool, check_session_key, check_timestamps, client_ref
-from llmreq_mongo._queries import encode_payload, normalize_payload
+from llmreq_mongo._queries import MAX_PAYLOAD_BYTES, encode_payload, normalize_payload
+from llmreq_mongo.errors import PayloadTooLarge
 
 __all__ = ["ValidatedRequest", "request_document", "validate_request"]
 
@@ -28,8 +32,10 @@ class ValidatedRequest:
         "created_at",
         "is_aggregation",
         "payload",
+        "response",
         "session_key",
         "stored",
+        "stored_response",
         "updated_at",
     )
 
@@ -43,6 +49,7 @@ class ValidatedRequest:
         is_aggregation: bool,
         created_at: dt.datetime | None = None,
         updated_at: dt.datetime | None = None,
+        response: LLMResponse | None = None,
     ) -> None:
         self.client_id = client_id
         self.collection = collection
@@ -53,6 +60,9 @@ class ValidatedRequest:
         #: The backfilled times, or None: the record is stamped when it is built.
         self.created_at = created_at
         self.updated_at = updated_at
+        #: What came back, or None; and its stored form (the body escaped).
+        self.response = response
+        self.stored_response = None if response is None else response_document(response)
 
 
 def validate_request(
@@ -64,6 +74,7 @@ def validate_request(
     client_model: type[Any],
     created_at: Any = None,
     updated_at: Any = None,
+    response: Any = None,
 ) -> ValidatedRequest:
     """Check the fields of one request record exactly as ``objects.create`` does.
 
@@ -72,23 +83,51 @@ def validate_request(
         created_at: a backfill: the aware datetime the record is stored
             with, instead of the time it is built. None stamps it.
         updated_at: with ``created_at`` only; defaults to it.
+        response: what came back: an :class:`LLMResponse`, a dict of its
+            fields, or None. When request and response body together would
+            not fit in one MongoDB document, the body is dropped and
+            ``truncated`` set: the request is never the part that is lost.
 
     Raises:
-        InvalidInput: a field is refused (``InvalidPayload`` for the payload;
-            a naive or out-of-range time, or ``updated_at`` alone or before
-            ``created_at``).
+        InvalidInput: a field is refused (``InvalidPayload`` for the payload
+            or the response body; a naive or out-of-range time, or
+            ``updated_at`` alone or before ``created_at``).
     """
     client_id, collection = client_ref(llm_client, model=client_model, write=True)
     key = check_session_key(session_key)
     check_bool("is_aggregation", is_aggregation)
     payload, needs_escape = normalize_payload(request)
     stored = encode_payload(payload) if needs_escape else payload
+    answer = None if response is None else _fitting(stored, _response(response))
     if created_at is None and updated_at is None:
-        return ValidatedRequest(client_id, collection, payload, stored, key, is_aggregation)
+        return ValidatedRequest(
+            client_id, collection, payload, stored, key, is_aggregation, response=answer
+        )
     created, updated = check_timestamps(created_at, updated_at)
     return ValidatedRequest(
-        client_id, collection, payload, stored, key, is_aggregation, created, updated
+        client_id, collection, payload, stored, key, is_aggregation, created, updated, answer
     )
+
+
+def _response(value: Any) -> LLMResponse:
+    """``value`` as a response; a body too large for any document is dropped, not refused."""
+    try:
+        return response_from(value)
+    except PayloadTooLarge:
+        if not isinstance(value, Mapping):
+            raise
+        return response_from({**value, "body": None, "truncated": True})
+
+
+def _fitting(stored_request: Any, response: LLMResponse) -> LLMResponse:
+    """``response``, without its body if request and body would overflow a document."""
+    if response.body is None:
+        return response
+    # Each part was checked alone; together they may still be too large.
+    both = {"request": stored_request, "body": encode_payload(response.body)}
+    if len(bson.encode(both)) > MAX_PAYLOAD_BYTES:
+        return without_body(response)
+    return response
 
 
 #: DBRefs already built, by (collection, client id): every record of a client
@@ -124,4 +163,5 @@ def request_document(
         "request": checked.stored,
         "session_key": checked.session_key,
         "is_aggregation": checked.is_aggregation,
+        "response": checked.stored_response,
     }

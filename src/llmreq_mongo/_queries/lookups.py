@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from beanie import Link, PydanticObjectId
 from bson import ObjectId
+from pydantic import BaseModel
 
 from llmreq_mongo._checks import a_type, check_text, client_ref
 from llmreq_mongo._time import aware_utc
@@ -33,7 +34,7 @@ from .payload import encode_payload, escape_key, normalize_payload
 
 __all__ = ["FieldSpec", "field_specs", "resolve_field", "translate_lookups"]
 
-Kind = Literal["str", "bool", "int", "number", "datetime", "oid", "json", "link", "any"]
+Kind = Literal["str", "bool", "int", "number", "datetime", "oid", "json", "link", "model", "any"]
 
 _OPERATORS = {
     "exact": "$eq",
@@ -57,7 +58,8 @@ class FieldSpec:
     name: str
     db_name: str
     kind: Kind
-    #: For a link, the document class it points to.
+    #: For a link, the document class it points to; for an embedded model
+    #: (``response``), the model, whose fields the lookup goes on into.
     target: type[Any] | None = None
 
 
@@ -73,6 +75,8 @@ def _kind_of(annotation: Any) -> Kind:
     if annotation is Any or origin in (dict, list) or annotation in (dict, list):
         return "json"
     if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return "model"
         if issubclass(annotation, bool):
             return "bool"
         if issubclass(annotation, (ObjectId, PydanticObjectId)):
@@ -89,7 +93,9 @@ def _kind_of(annotation: Any) -> Kind:
 
 
 def _link_target(annotation: Any) -> type[Any] | None:
-    """The document class of a ``Link[...]`` annotation (through Optional), else None."""
+    """The class of a ``Link[...]`` or an embedded model (through Optional), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType, typing.Annotated):
         for arg in typing.get_args(annotation):
@@ -126,7 +132,8 @@ def field_specs(model: type[Any]) -> Mapping[str, FieldSpec]:
                 continue
             db_name = twin
         specs[name] = FieldSpec(name, db_name, kind, _link_target(info.annotation))
-    specs["pk"] = FieldSpec("pk", "_id", "oid")
+    if "id" in fields:
+        specs["pk"] = FieldSpec("pk", "_id", "oid")
     _SPECS[model] = specs
     return specs
 
@@ -145,16 +152,27 @@ def resolve_field(model: type[Any], name: str) -> tuple[FieldSpec, str]:
     if spec is None:
         known = ", ".join(sorted(specs))
         raise InvalidLookup(f"{model.__name__} has no field {head!r}; known fields: {known}")
+    db_path = [spec.db_name]
+    while path and spec.kind == "model" and spec.target is not None:
+        # An embedded model (``response__usage__output_tokens``): its fields are typed too.
+        inner = field_specs(spec.target)
+        field = inner.get(path[0])
+        if field is None:
+            known = ", ".join(sorted(inner))
+            where = "__".join(name.split("__")[: len(db_path)])
+            raise InvalidLookup(f"{where!r} has no field {path[0]!r}; its fields are: {known}")
+        spec, path = field, path[1:]
+        db_path.append(spec.db_name)
     if not path:
-        return spec, spec.db_name
+        return spec, ".".join(db_path)
     if spec.kind != "json":
         raise InvalidLookup(
-            f"{name!r}: {head!r} is not a JSON field, so it has no sub-field "
+            f"{name!r}: {spec.name!r} is not a JSON field, so it has no sub-field "
             f"{path[0]!r}; the lookups are: {', '.join(_OPERATORS)}"
         )
     if any(not part for part in path):
         raise InvalidLookup(f"{name!r} has an empty path segment")
-    return spec, ".".join([spec.db_name, *(escape_key(part) for part in path)])
+    return spec, ".".join([*db_path, *(escape_key(part) for part in path)])
 
 
 def _check_name(name: str) -> None:
@@ -194,6 +212,12 @@ def _coerce(spec: FieldSpec, key: str, value: Any) -> Any:
         raise _reject(key, "a number", value)
     if kind == "datetime":
         return _coerce_datetime(key, value)
+    if kind == "model":
+        raise InvalidLookup(
+            f"{key!r} is a sub-document: compare one of its fields "
+            f"(e.g. {spec.name}__{next(iter(field_specs(spec.target or BaseModel)), 'field')}), "
+            f"or use {spec.name}__isnull"
+        )
     if kind in ("oid", "link"):
         return _coerce_object_id(spec, key, value)
     if kind == "json":

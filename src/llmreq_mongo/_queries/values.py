@@ -45,7 +45,9 @@ class _Column:
         value = raw.get(self.top)
         if value is None:
             return None
-        if self.kind == "json":
+        if self.kind in ("json", "model"):
+            # An embedded model (``response``) is read as its stored JSON,
+            # whose own keys never need escaping and whose payloads decode.
             return _follow(decode_payload(value), self.path)
         if isinstance(value, dt.datetime):
             return to_utc_ms(value)
@@ -85,8 +87,9 @@ def row_builder(
     for name in names:
         if not isinstance(name, str):
             raise InvalidLookup(f"values() takes field names, got {name!r}")
-        spec, _ = resolve_field(model, name)
-        columns.append(_Column(spec, payload_path=name.split("__")[1:]))
+        resolve_field(model, name)  # checks the whole path
+        head, *path = name.split("__")
+        columns.append(_Column(field_specs(model)[head], payload_path=path))
     projection = {column.top: 1 for column in columns}
     if shape == "flat":
         (only,) = columns

@@ -36,12 +36,13 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
 from bson import ObjectId
 
+from llmreq_mongo._capture import LLMResponse
 from llmreq_mongo._documents import (
     LLMClient,
     LLMClientRequest,
@@ -288,12 +289,18 @@ class Recorder:
         is_aggregation: bool = False,
         created_at: dt.datetime | None = None,
         updated_at: dt.datetime | None = None,
+        response: LLMResponse | Mapping[str, Any] | None = None,
     ) -> ObjectId:
         """Queue one request record and return its id at once (no I/O).
 
         ``created_at`` backfills a record, as in ``objects.create``: an aware
         datetime, kept to the millisecond, with ``updated_at`` the same unless
         given. By default both are the time of the call.
+
+        ``response`` is what came back (an :class:`~llmreq_mongo.LLMResponse`
+        or a dict of its fields), stored in the same document: a call is
+        written once, with its response. Its body is checked as ``request``
+        is.
 
         Raises:
             InvalidInput: a field is refused, exactly as by ``objects.create``.
@@ -302,7 +309,7 @@ class Recorder:
             RecorderClosed: the recorder is not running.
         """
         document = self._build(
-            llm_client, request, session_key, is_aggregation, created_at, updated_at
+            llm_client, request, session_key, is_aggregation, created_at, updated_at, response
         )
         if self._writer.pending >= self._options.max_queue:
             return self._writer.full(document)
@@ -319,6 +326,7 @@ class Recorder:
         is_aggregation: bool = False,
         created_at: dt.datetime | None = None,
         updated_at: dt.datetime | None = None,
+        response: LLMResponse | Mapping[str, Any] | None = None,
     ) -> ObjectId:
         """Like :meth:`record`, but waits for room when full under ``on_full="block"``.
 
@@ -326,7 +334,7 @@ class Recorder:
         disk (unless the spill file cannot be written, which is logged).
         """
         document = self._build(
-            llm_client, request, session_key, is_aggregation, created_at, updated_at
+            llm_client, request, session_key, is_aggregation, created_at, updated_at, response
         )
         writer = self._writer
         while writer.pending >= self._options.max_queue:
@@ -385,6 +393,7 @@ class Recorder:
         is_aggregation: Any,
         created_at: Any = None,
         updated_at: Any = None,
+        response: Any = None,
     ) -> dict[str, Any]:
         if self._state != _RUNNING:
             raise RecorderClosed(
@@ -404,6 +413,7 @@ class Recorder:
             client_model=LLMClient,
             created_at=created_at,
             updated_at=updated_at,
+            response=response,
         )
         return request_document(checked, record_id=ObjectId(), now=self._now())
 
