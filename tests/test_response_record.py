@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from llmreq_mongo import (
     InvalidInput,
@@ -17,7 +19,10 @@ from llmreq_mongo import (
     Recorder,
     TokenUsage,
 )
+from llmreq_mongo._documents import request_document, validate_request
 from llmreq_mongo._queries import MAX_PAYLOAD_BYTES
+from llmreq_mongo._recording.spill import SpillReader, append_records
+from llmreq_mongo._time import now_ms
 
 UTC = dt.timezone.utc
 Requests = LLMClientRequest.objects
@@ -240,3 +245,27 @@ async def test_to_json_gives_the_response_in_json_types(client: LLMClient) -> No
     assert shown["completed_at"] == "2026-03-04T05:06:07.891Z"
     assert shown["usage"]["input_tokens"] == 12
     assert shown["body"] == answer()["body"]
+
+
+async def test_a_spilled_record_keeps_its_response_exactly(
+    client: LLMClient, tmp_path: Path
+) -> None:
+    """The spill file and its replay keep the stored response, floats and times included."""
+    checked = validate_request(
+        client,
+        {"q": "spilled"},
+        "s",
+        False,
+        client_model=LLMClient,
+        response=answer(latency_ms=12.0, ttft_ms=0.25, body={"a.b": [1.5, None, "$x"]}),
+    )
+    document = request_document(checked, record_id=ObjectId(), now=now_ms())
+    spill = tmp_path / "spill.jsonl"
+    append_records(spill, [document])
+    (read,) = SpillReader(spill).read(10)
+    assert read == document
+    async with Recorder(spill_path=spill):
+        pass  # stop() replays what it finds
+    back = await Requests.get(id=document["_id"])
+    assert back.response == checked.response
+    assert (await raw(document["_id"]))["response"] == document["response"]
