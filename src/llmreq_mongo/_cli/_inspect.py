@@ -356,8 +356,8 @@ def stats(
         print_json([{"start": format_time(b.start), "count": b.count} for b in buckets])
         return
     label = "%Y-%m-%d %a" if by is Bucket.day else "%Y-%m-%d %H:%M"
-    rows = [(b.start.astimezone(zone).strftime(label), b.count) for b in buckets]
-    total = sum(b.count for b in buckets)
+    rows = [(b.start.astimezone(zone).strftime(label), b.count or 0) for b in buckets]
+    total = sum(b.count or 0 for b in buckets)
     scope = ", ".join(
         part
         for part in (
