@@ -24,10 +24,9 @@ import csv
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from enum import Enum
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._connection import Handle
@@ -40,6 +39,9 @@ from ._durations import format_time, parse_time
 from ._names import client_by_name, client_names, name_of
 from ._render import dump_json, plural, print_json
 from ._target import checked_target, named_errors, open_target
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["ExportFormat", "export", "export_line", "request_filter"]
 
@@ -141,6 +143,15 @@ async def _in_order(query: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
 
 
 def _progress(settings: Settings, total: int | None, what: str) -> Progress:
+    # Imported here: the progress bar costs every other command's start.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     console = settings.err
     return Progress(
         TextColumn(what),
