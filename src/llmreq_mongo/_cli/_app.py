@@ -17,6 +17,7 @@ seconds, with one line saying how far it got and status 130 (``_interrupt``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import signal
@@ -417,7 +418,7 @@ def run(
 
 
 def main() -> None:
-    """The console script's entry point.
+    """The console script's entry point; it ends the process (``SystemExit``).
 
     Ctrl-C anywhere outside a command's work (while it starts, at a prompt)
     also ends with one line and status 130, not Click's "Aborted!" and 1.
@@ -431,3 +432,13 @@ def main() -> None:
             sys.stdout.flush()
         print(interrupted_line(stop.signum, time.monotonic() - started), file=sys.stderr)
         sys.exit(status_of(stop.signum))
+    finally:
+        # The process ends here. Its last garbage collections, while the
+        # interpreter shuts down, walk every object the imports made (the ODM's
+        # models and validators, typing's caches): about 0.2 s, a fifth of a
+        # short command. Frozen objects are left out of those walks. Nothing
+        # else of the shutdown changes: exit handlers run, and every stream
+        # and file is flushed and closed as before; only cyclic garbage left
+        # at exit is not collected, and the process's memory goes back to the
+        # system with it.
+        gc.freeze()

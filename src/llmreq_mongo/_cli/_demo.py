@@ -23,7 +23,6 @@ from typing import Annotated, Any
 
 import typer
 from bson import ObjectId
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmreq_mongo import analytics
 from llmreq_mongo._connection import Handle
@@ -230,6 +229,15 @@ def demo(
             (clients[i % len(clients)], _Conversation(_PERSONAS[i % len(_PERSONAS)], rng))
             for i in range(sessions)
         ]
+        # Imported here: the progress bar costs every other command's start.
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         progress = Progress(
             TextColumn("recording"),
             BarColumn(),

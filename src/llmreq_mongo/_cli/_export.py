@@ -24,10 +24,9 @@ import csv
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from enum import Enum
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._connection import Handle
@@ -40,10 +39,15 @@ from ._durations import format_time, parse_time
 from ._names import client_by_name, client_names, name_of
 from ._render import dump_json, plural, print_json
 from ._target import checked_target, named_errors, open_target
+from ._walk import in_time_order, one_window
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["ExportFormat", "export", "export_line", "request_filter"]
 
 _BATCH = 1000
+_UTC = dt.timezone.utc
 CSV_COLUMNS = (
     "id",
     "created_at",
@@ -114,33 +118,16 @@ async def request_filter(
     return LLMClientRequest.objects.filter(**lookups).query
 
 
-async def _in_order(query: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
-    """Requests in (``created_at``, ``_id``) order, streaming.
-
-    The server sorts by ``created_at`` alone, which its indexes provide without a
-    blocking sort; records sharing a millisecond are put in ``_id`` order here,
-    holding only that handful in memory.
-    """
-    coll = LLMClientRequest.get_pymongo_collection()
-    tied: list[dict[str, Any]] = []
-    with storage_errors("read the requests to export"):
-        cursor = coll.find(query, sort=[("created_at", 1)], batch_size=_BATCH)
-        try:
-            async for raw in cursor:
-                if tied and raw["created_at"] != tied[0]["created_at"]:
-                    tied.sort(key=lambda r: r["_id"])
-                    for item in tied:
-                        yield item
-                    tied.clear()
-                tied.append(raw)
-        finally:
-            await cursor.close()
-    tied.sort(key=lambda r: r["_id"])
-    for item in tied:
-        yield item
-
-
 def _progress(settings: Settings, total: int | None, what: str) -> Progress:
+    # Imported here: the progress bar costs every other command's start.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     console = settings.err
     return Progress(
         TextColumn(what),
@@ -153,8 +140,38 @@ def _progress(settings: Settings, total: int | None, what: str) -> Progress:
     )
 
 
+async def _in_order(
+    query: Mapping[str, Any],
+    *,
+    session: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The requests to export, in (``created_at``, ``_id``) order, streaming.
+
+    A session is read in one query, bounded by the session index; anything
+    else in bounded ``created_at`` windows (``_walk``).
+    """
+    coll = LLMClientRequest.get_pymongo_collection()
+    with storage_errors("read the requests to export"):
+        if session is not None:
+            async for raw in one_window(coll, query):
+                yield raw
+            return
+        walk = in_time_order(coll, query, since=since, until=until, now=dt.datetime.now(_UTC))
+        async for raw in walk:
+            yield raw
+
+
 async def _write(
-    out: IO[str], fmt: ExportFormat, query: Mapping[str, Any], settings: Settings
+    out: IO[str],
+    fmt: ExportFormat,
+    query: Mapping[str, Any],
+    settings: Settings,
+    *,
+    session: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> int:
     names = await client_names()
     total = None
@@ -168,7 +185,7 @@ async def _write(
     written = 0
     with _progress(settings, total, "exporting") as progress:
         task = progress.add_task("export", total=total)
-        async for raw in _in_order(query):
+        async for raw in _in_order(query, session=session, since=since, until=until):
             name = name_of(names, raw.get("llm_client_id"))
             if writer is not None:
                 writer.writerow(_csv_row(raw, name))
@@ -213,7 +230,9 @@ def export(
         async def work(handle: Handle) -> int:
             query = await request_filter(client=client, session=session, since=start, until=end)
             with named_errors(target):
-                count = await _write(out, fmt, query, settings)
+                count = await _write(
+                    out, fmt, query, settings, session=session, since=start, until=end
+                )
                 out.flush()
             return count
 

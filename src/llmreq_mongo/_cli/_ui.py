@@ -101,7 +101,7 @@ def ui(
             web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
             web.include_router(history_ui(public=True))
             config = uvicorn.Config(web, log_level="warning", lifespan="off", access_log=False)
-            server = _QuietServer(config)
+            server = _quiet_server(config)
             url = _url(sock, host)
             settings.err.print(f"serving the request history at {url} (Ctrl-C stops)")
             typer.echo(url)
@@ -140,20 +140,18 @@ async def _open_when_started(server: Any, url: str) -> None:
     await asyncio.to_thread(webbrowser.open, url)
 
 
-try:
-    import uvicorn as _uvicorn
-except ImportError:  # the command reports the missing extra when it runs
-    _QuietServer: Any = None
-else:
+def _quiet_server(config: Any) -> Any:
+    """A uvicorn server for ``config`` that stops on Ctrl-C or SIGTERM without re-raising it.
 
-    class _QuietServer(_uvicorn.Server):  # type: ignore[no-redef]
-        """uvicorn's server, stopping on Ctrl-C or SIGTERM without re-raising the signal.
+    uvicorn re-sends a captured signal after its graceful shutdown, which
+    would interrupt the store's own clean close; this one only stops. The
+    class is made here, when ``llmreq ui`` runs, so that the other commands
+    never import uvicorn (a tenth of a second of every start).
+    """
+    import uvicorn
 
-        uvicorn re-sends a captured signal after its graceful shutdown, which
-        would interrupt the store's own clean close; this one only stops.
-        """
-
-        def __init__(self, config: _uvicorn.Config) -> None:
+    class QuietServer(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config) -> None:
             super().__init__(config)
             self.ready = asyncio.Event()
 
@@ -170,3 +168,5 @@ else:
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+
+    return QuietServer(config)

@@ -1,0 +1,259 @@
+"""Reading requests in (``created_at``, ``_id``) order, one bounded time window at a time.
+
+``llmreq export`` reads every request of its window. One query for all of them
+makes the server gather the whole result before it answers: on the embedded
+engine every matching document is read and decoded before the first batch
+(and, with ``--client``, sorted in memory), so the first answer of an export
+of 100,000 requests took longer than the CLI's 5 s timeout, and the server
+held the whole export in memory (docs/embedded-engine.md, § 24). Here the
+history is walked in ``created_at`` windows instead, each a range scan of the
+``created_at`` index (``llmreq_client_time`` with ``--client``), and rows are
+handed on as each window arrives.
+
+The walk:
+
+1. The oldest record is found without reading the whole store: "is anything
+   older than t?" is asked (one record, its ``_id`` only) for t = top - 2**k
+   seconds, k going down from 36 (about 2,000 years back) to 0. Every answer
+   but the last is an empty range scan; the first non-empty one reads, on
+   the embedded engine, the records of the octave where the history starts
+   (the engine reads a whole range before it applies a limit).
+2. That octave is read in :data:`FIRST_SPLIT` equal windows.
+3. The rest is read in windows sized from what the previous window held, to
+   hold about :data:`TARGET` records (at most 4 times wider or narrower from
+   one window to the next).
+4. Without ``until``, a last window open at the top takes what was stamped
+   after the walk began (records still arriving, or dated in the future).
+
+Consecutive windows share their bound (``$lt`` b, then ``$gte`` b), so every
+record falls in exactly one of them, whatever its time. Records sharing a
+millisecond are always in the same window; the server sorts each window by
+``created_at``, and those ties are put in ``_id`` order here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+__all__ = ["FIRST_SPLIT", "TARGET", "in_time_order", "one_window", "windows_of"]
+
+#: Records a window aims at.
+TARGET = 2000
+#: Windows the octave holding the oldest record is read in.
+FIRST_SPLIT = 16
+#: The farthest back the search for the oldest record starts: 2**36 s.
+_LADDER = 36
+_BATCH = 1000
+_MS = dt.timedelta(milliseconds=1)
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+_MAX_GROWTH = 4.0
+#: A window: ``start <= created_at < end``, None being open.
+_Window = tuple[dt.datetime | None, dt.datetime | None]
+
+
+def _ms(when: dt.datetime) -> dt.datetime:
+    """``when`` truncated to the millisecond, BSON's precision."""
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+def windows_of(
+    query: Mapping[str, Any], start: dt.datetime | None, end: dt.datetime | None
+) -> dict[str, Any]:
+    """``query`` restricted to ``start <= created_at < end`` (None: unbounded there).
+
+    The bounds replace any ``created_at`` condition ``query`` has; the caller
+    keeps windows inside it.
+    """
+    bounds: dict[str, dt.datetime] = {}
+    if start is not None:
+        bounds["$gte"] = start
+    if end is not None:
+        bounds["$lt"] = end
+    window = {k: v for k, v in query.items() if k != "created_at"}
+    if bounds:
+        window["created_at"] = bounds
+    return window
+
+
+async def _anything_in(
+    coll: AsyncCollection[dict[str, Any]],
+    query: Mapping[str, Any],
+    start: dt.datetime | None,
+    end: dt.datetime,
+) -> bool:
+    found = await coll.find_one(windows_of(query, start, end), projection={"_id": 1})
+    return found is not None
+
+
+async def _oldest_octave(
+    coll: AsyncCollection[dict[str, Any]],
+    query: Mapping[str, Any],
+    floor: dt.datetime | None,
+    top: dt.datetime,
+) -> tuple[dt.datetime | None, dt.datetime]:
+    """The octave ``[low, high)`` below ``top`` (and from ``floor``) where the oldest record is.
+
+    Nothing matching lies between ``floor`` and ``low``; ``low`` is None when
+    the farthest step back has records below it. ``high`` is ``top`` when
+    nothing is older than the last step, a second before ``top``.
+    """
+    low = floor
+    for power in range(_LADDER, -1, -1):
+        try:
+            step = top - dt.timedelta(seconds=2**power)
+        except OverflowError:
+            continue  # before year 1: nothing can be stored there
+        if step <= _EARLIEST or (floor is not None and step <= floor):
+            continue
+        if await _anything_in(coll, query, floor, step):
+            return low, step
+        low = step
+    return low, top
+
+
+async def one_window(
+    coll: AsyncCollection[dict[str, Any]], query: Mapping[str, Any]
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The records matching ``query`` in (``created_at``, ``_id``) order, in one query.
+
+    For a query an index bounds already (one session). The server sorts by
+    ``created_at``; records sharing a millisecond are put in ``_id`` order
+    here, holding only that handful in memory.
+    """
+    tied: list[dict[str, Any]] = []
+    cursor = coll.find(query, sort=[("created_at", 1)], batch_size=_BATCH)
+    try:
+        async for raw in cursor:
+            if tied and raw["created_at"] != tied[0]["created_at"]:
+                tied.sort(key=lambda r: r["_id"])
+                for item in tied:
+                    yield item
+                tied.clear()
+            tied.append(raw)
+    finally:
+        await cursor.close()
+    tied.sort(key=lambda r: r["_id"])
+    for item in tied:
+        yield item
+
+
+async def _fetch(
+    coll: AsyncCollection[dict[str, Any]], query: Mapping[str, Any], window: _Window
+) -> list[dict[str, Any]]:
+    """The records of one window, in (``created_at``, ``_id``) order."""
+    rows: list[dict[str, Any]] = []
+    stream = one_window(coll, windows_of(query, *window))
+    try:
+        async for row in stream:
+            rows.append(row)
+    finally:
+        await stream.aclose()  # closes the cursor, also when cancelled
+    return rows
+
+
+def _step(edge: dt.datetime, width: dt.timedelta, limit: dt.datetime) -> dt.datetime:
+    """The end of the window that starts at ``edge``: ``width`` on, at most ``limit``."""
+    if width >= limit - edge:
+        return limit
+    return max(_ms(edge + width), edge + _MS)
+
+
+class _Plan:
+    """The windows of a walk, each one decided when the previous one's size is known.
+
+    First ``[first, fixed_end)`` in windows of ``width`` (the octave of the
+    oldest record), then windows up to ``top`` sized to hold about ``target``
+    records, then, if ``open_top``, the window above ``top``.
+    """
+
+    def __init__(
+        self,
+        first: dt.datetime | None,
+        low: dt.datetime,
+        fixed_end: dt.datetime,
+        width: dt.timedelta,
+        top: dt.datetime,
+        *,
+        open_top: bool,
+        target: int,
+    ) -> None:
+        self._target = target
+        self._first: dt.datetime | None = first
+        self._started = False
+        self._edge = low
+        self._fixed_end = fixed_end
+        self._width = width
+        self._top = top
+        self._open_top = open_top
+
+    def next(self, held: int | None) -> _Window | None:
+        """The window after the one that held ``held`` records (None: the first)."""
+        fixed = self._edge < self._fixed_end
+        if held is not None and not fixed:
+            growth = self._target / held if held else _MAX_GROWTH
+            growth = min(max(growth, 1 / _MAX_GROWTH), _MAX_GROWTH)
+            self._width = max(self._width * growth, _MS)
+        if self._edge < self._top:
+            start = self._edge if self._started else self._first
+            self._started = True
+            end = _step(self._edge, self._width, self._fixed_end if fixed else self._top)
+            self._edge = end
+            return start, end
+        if self._open_top:
+            self._open_top = False
+            return (self._edge if self._started else self._first), None
+        return None
+
+
+async def in_time_order(
+    coll: AsyncCollection[dict[str, Any]],
+    query: Mapping[str, Any],
+    *,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    now: dt.datetime,
+    target: int = TARGET,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every request matching ``query`` with ``since <= created_at < until``, in order.
+
+    While one window's rows are handed on, the next window is already being
+    read, so a server in another process works while the caller does.
+
+    Args:
+        coll: the requests collection.
+        query: a filter on anything but ``created_at`` (a client, say); the
+            window bounds are added to it.
+        since: the first time, or None for the oldest record.
+        until: the end (excluded), or None for everything: the windows then go
+            up to ``now``, and one last window takes what comes after.
+        now: when the walk begins.
+        target: how many records a window aims at.
+    """
+    top = until if until is not None else _ms(now) + _MS
+    low, high = await _oldest_octave(coll, query, since, top)
+    if low is None:  # records before the farthest step back: one window for them
+        low = high
+    width = max((high - low) / FIRST_SPLIT, _MS)
+    # The first window starts at ``since``, or is open below: nothing older
+    # was found, and a record stamped there meanwhile is not missed.
+    plan = _Plan(since, low, high, width, top, open_top=until is None, target=target)
+    window = plan.next(None)
+    pending = asyncio.ensure_future(_fetch(coll, query, window)) if window else None
+    try:
+        while pending is not None:
+            rows = await pending
+            window = plan.next(len(rows))
+            pending = asyncio.ensure_future(_fetch(coll, query, window)) if window else None
+            for row in rows:
+                yield row
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
