@@ -3,14 +3,48 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from llmreq_mongo._cli._demo import _PERSONAS
+from llmreq_mongo._cli._demo_script import PERSONAS
+
+
+def _texts(doc: dict) -> list[tuple[str, str]]:
+    """``(role, text)`` of a demo request's messages, whichever API it speaks."""
+    request = doc["request"]
+    if "input" in request:  # the Responses API: one document at a time
+        return [("system", request["instructions"]), ("user", request["input"])]
+    out = [("system", request["system"])] if "system" in request else []
+    for m in request["messages"]:
+        content = m["content"]
+        if isinstance(content, list):  # Anthropic blocks: text, tool_use, tool_result
+            content = " ".join(b.get("text") or b["type"] for b in content)
+        out.append((m["role"], content or "tool_calls"))
+    return out
+
+
+def _answer_text(body: dict) -> str | None:
+    """The assistant's text in a response body (chat, Responses API or Messages)."""
+    if "choices" in body:
+        return body["choices"][0]["message"]["content"]
+    if "output" in body:
+        return body["output"][0]["content"][0]["text"]
+    texts = [b["text"] for b in body["content"] if b["type"] == "text"]
+    return texts[0] if texts else None
+
+
+def _tool_code(body: dict) -> str:
+    """The code of the ``run_python`` call in a response body (chat or Messages)."""
+    if "choices" in body:
+        (call,) = body["choices"][0]["message"]["tool_calls"]
+        assert call["function"]["name"] == "run_python"
+        return json.loads(call["function"]["arguments"])["code"]
+    (use,) = [b for b in body["content"] if b["type"] == "tool_use"]
+    assert use["name"] == "run_python"
+    return use["input"]["code"]
 
 
 def test_demo_records_through_the_recorder(cli):
@@ -25,32 +59,105 @@ def test_demo_records_through_the_recorder(cli):
     }
     assert cli.requests.count_documents({}) == 60
     # Realistic chat payloads: each request resends the conversation so far.
-    doc = cli.requests.find_one({"request.messages.2": {"$exists": True}})
+    doc = cli.requests.find_one({"request.messages.3": {"$exists": True}, "request.system": None})
     roles = [m["role"] for m in doc["request"]["messages"]]
     assert roles[:4] == ["system", "user", "assistant", "user"]
+    assert sum(result["responses"].values()) == 60
 
     text = cli("demo", "--requests", "30", "--sessions", "12").stdout
     assert text.startswith("recorded 30 requests in 12 sessions through the recorder")
+    assert "\nresponses: " in text and " answered, " in text
     assert "the 10 most recent of 12" in text
     assert "requests per client (last 7 days)" in text and "█" in text
     assert cli.requests.count_documents({}) == 90  # a second run adds to the store
 
 
 def test_demo_answers_fit_their_questions(cli):
-    cli.json("demo", "--requests", "90", "--sessions", "9")
-    answer_to = {
-        question: answer for persona in _PERSONAS for question, answer in persona.exchanges
-    }
-    checked = 0
+    cli.json("demo", "--requests", "150", "--sessions", "15")
+    answer_to = {e.question: e.answer for persona in PERSONAS for e in persona.exchanges}
+    tool_call = {e.question: e.tool for persona in PERSONAS for e in persona.exchanges if e.tool}
+    checked = answered = tools = 0
     for doc in cli.requests.find():
-        messages = doc["request"]["messages"]
-        assert messages[-1]["role"] == "user"
-        for asked, answered in itertools.pairwise(messages[1:]):
-            if answered["role"] == "assistant":
-                assert asked["role"] == "user"
-                assert answered["content"] == answer_to[asked["content"]], asked["content"]
-                checked += 1
-    assert checked > 50
+        messages = _texts(doc)
+        asked = [text for role, text in messages if role == "user" and text in answer_to][-1]
+        # Every answer in the conversation so far is the one written for its question,
+        # after the model's call of the tool when the question needs one.
+        current = None
+        for role, text in messages[1:]:
+            if role == "user" and text in answer_to:
+                current = text
+            elif role == "assistant":
+                if text == "tool_calls" or text.endswith("tool_use"):
+                    assert current in tool_call, current
+                else:
+                    assert text == answer_to[current], current
+                    checked += 1
+        # And so is the response, when there is one.
+        response = doc["response"]
+        if response["status"] == 200 and response["error"] is None:
+            body = response["body"]
+            text = _answer_text(body)
+            if messages[-1][0] == "user" and messages[-1][1] == asked and asked in tool_call:
+                tools += 1
+                assert _tool_code(body) == tool_call[asked][0]  # the model runs the code first
+                assert response["finish_reasons"] in (["tool_calls"], ["tool_use"])
+            else:
+                answered += 1
+                assert text == answer_to[asked], asked
+                assert response["finish_reasons"] in (["stop"], ["end_turn"], ["completed"])
+    assert checked > 50 and answered > 100 and tools > 0
+
+
+def test_demo_records_realistic_responses(cli):
+    result = cli.json("demo", "--requests", "160", "--sessions", "16")
+    docs = list(cli.requests.find())
+    responses = [d["response"] for d in docs]
+    assert all(r is not None and r["latency_ms"] > 0 for r in responses)
+    # Each API's body, each with the model the provider names.
+    served = {r["model"] for r in responses if r["status"] == 200}
+    assert {"gpt-4o-mini-2024-07-18", "claude-sonnet-4-20250514", "gpt-4.1-2025-04-14"} <= served
+    kinds = {
+        ("chat" if "choices" in r["body"] else "responses" if "output" in r["body"] else "messages")
+        for r in responses
+        if r["status"] == 200 and r["body"]
+    }
+    assert kinds == {"chat", "responses", "messages"}
+    # Streams carry a time to the first token; other calls do not.
+    streamed = [r for r in responses if r["stream"]]
+    assert streamed and all(0 < r["ttft_ms"] < r["latency_ms"] for r in streamed)
+    assert all(r["ttft_ms"] is None for r in responses if not r["stream"])
+    # Usage is reported except by a chat stream that did not ask for it.
+    for d in docs:
+        r, request = d["response"], d["request"]
+        bare_stream = (
+            request.get("stream") and "stream_options" not in request and "system" not in request
+        )
+        if r["status"] == 200 and r["error"] is None:
+            if bare_stream:
+                assert r["usage"] is None
+            else:
+                usage = r["usage"]
+                assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert any(r["usage"] is None for r in responses if r["status"] == 200)
+    # A few failures of every kind, each with what went wrong.
+    statuses = [r["status"] for r in responses]
+    assert statuses.count(429) >= 1 and statuses.count(500) >= 1
+    assert all(r["error"] for r in responses if r["status"] != 200)
+    unreachable = [r for r in responses if r["status"] is None]
+    assert unreachable and all(r["body"] is None and r["usage"] is None for r in unreachable)
+    cut = [r for r in responses if r["status"] == 200 and r["error"]]
+    assert cut and all(r["stream"] and "the stream ended before" in r["error"] for r in cut)
+    assert result["responses"]["429"] == statuses.count(429)
+    # A failed call is sent again, unchanged, a few seconds later.
+    for d in docs:
+        if d["response"]["error"]:
+            again = cli.requests.find_one(
+                {"session_key": d["session_key"], "created_at": {"$gt": d["created_at"]}},
+                sort=[("created_at", 1)],
+            )
+            if again is not None:
+                assert again["request"] == d["request"]
+                assert again["created_at"] - d["created_at"] < dt.timedelta(seconds=5)
 
 
 def test_demo_spreads_its_sessions_over_the_last_days(cli):
@@ -62,11 +169,14 @@ def test_demo_spreads_its_sessions_over_the_last_days(cli):
     assert max(times) - min(times) > dt.timedelta(days=1)
     assert len({t.date() for t in times}) >= 3
     assert all(d["updated_at"] == d["created_at"] for d in docs)
-    # Within a session, the turns keep their order: a longer conversation is later.
+    # Within a session, the turns keep their order: a longer conversation is later
+    # (a retry resends the same one).
     for key in {d["session_key"] for d in docs}:
         turns = sorted((d for d in docs if d["session_key"] == key), key=lambda d: d["created_at"])
-        lengths = [len(d["request"]["messages"]) for d in turns]
-        assert lengths == sorted(lengths) and len(set(lengths)) == len(lengths)
+        if "messages" in turns[0]["request"]:
+            lengths = [len(d["request"]["messages"]) for d in turns]
+            retries = sum(1 for d in turns[:-1] if d["response"]["error"])
+            assert lengths == sorted(lengths) and len(set(lengths)) >= len(lengths) - retries
         assert turns[-1]["created_at"] - turns[0]["created_at"] < dt.timedelta(hours=2)
     # The run's own report reads them back.
     assert len(result["sessions"]) == 20

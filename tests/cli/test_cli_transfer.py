@@ -94,7 +94,9 @@ def test_export_line_format_is_exact(cli, tmp_path):
         "session_key",
         "is_aggregation",
         "request",
+        "response",
     ]
+    assert first["response"] is None
     assert first["created_at"] == "2026-03-02T09:30:00.123Z"
     assert first["llm_client"] == {"id": str(BOT[0]), "name": "support-bot"}
     assert first["request"] == AWKWARD

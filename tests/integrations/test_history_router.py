@@ -227,9 +227,89 @@ async def test_a_sessions_requests_page_in_order(client: LLMClient, http: Http) 
         "session_key",
         "is_aggregation",
         "request",
+        "response",
         "created_at",
     }
     assert first["created_at"] == "2026-03-01T22:30:00.000Z" and first["is_aggregation"] is False
+    assert first["response"] is None  # recorded alone
+
+
+async def test_each_request_carries_its_response(client: LLMClient, http: Http) -> None:
+    answered = {
+        "status": 200,
+        "body": {"$weird.key": 1, "choices": [{"message": {"content": "Paris"}}]},
+        "model": "gpt-4o-2024-08-06",
+        "response_id": "chatcmpl-1",
+        "finish_reasons": ["stop"],
+        "usage": {"input_tokens": 31, "output_tokens": 12, "cache_read_input_tokens": 16},
+        "stream": True,
+        "latency_ms": 812.5,
+        "ttft_ms": 120,
+        "completed_at": dt.datetime(2026, 3, 1, 22, 30, 1, 250999, tzinfo=UTC),
+    }
+    failed = {"error": "ConnectError: [Errno 111] Connection refused", "latency_ms": 2}
+    for i, response in enumerate([answered, failed, None]):
+        await LLMClientRequest.objects.create(
+            llm_client=client,
+            request={"n": i},
+            session_key="chat",
+            response=response,
+            created_at=T0 + dt.timedelta(seconds=i),
+        )
+    async with http(public_app()) as web:
+        items = (await web.get("/h/sessions/chat/requests")).json()["items"]
+    first, second, third = (item["response"] for item in items)
+    assert first == {
+        "status": 200,
+        "body": {"$weird.key": 1, "choices": [{"message": {"content": "Paris"}}]},
+        "model": "gpt-4o-2024-08-06",
+        "response_id": "chatcmpl-1",
+        "finish_reasons": ["stop"],
+        # A count the provider did not report is null, never 0.
+        "usage": {
+            "input_tokens": 31,
+            "output_tokens": 12,
+            "total_tokens": None,
+            "cache_read_input_tokens": 16,
+            "cache_creation_input_tokens": None,
+            "reasoning_output_tokens": None,
+        },
+        "error": None,
+        "stream": True,
+        "latency_ms": 812.5,
+        "ttft_ms": 120.0,
+        "completed_at": "2026-03-01T22:30:01.250Z",
+        "truncated": False,
+    }
+    assert second["status"] is None and second["usage"] is None and second["body"] is None
+    assert second["error"] == "ConnectError: [Errno 111] Connection refused"
+    assert second["latency_ms"] == 2.0 and second["finish_reasons"] == []
+    assert third is None
+
+
+def test_openapi_describes_the_response_with_its_types() -> None:
+    schemas = public_app().openapi()["components"]["schemas"]
+    request = schemas["RequestOut"]
+    assert "response" in request["required"]
+    assert request["properties"]["response"]["anyOf"] == [
+        {"$ref": "#/components/schemas/ResponseOut"},
+        {"type": "null"},
+    ]
+    fields = schemas["ResponseOut"]["properties"]
+    assert fields["latency_ms"]["type"] == "number"
+    assert fields["finish_reasons"]["items"] == {"type": "string"}
+    assert fields["completed_at"]["format"] == "date-time"
+    assert {"type": "integer"} in fields["status"]["anyOf"]
+    usage = schemas["TokenUsageOut"]["properties"]
+    assert set(usage) == {
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "reasoning_output_tokens",
+    }
+    assert usage["input_tokens"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
 
 
 async def test_bad_cursors_answer_400_with_a_clear_message(client: LLMClient, http: Http) -> None:

@@ -1,36 +1,45 @@
-"""``llmreq demo``: record realistic chat requests through the recorder, then report on them.
+"""``llmreq demo``: record realistic LLM calls through the recorder, then report on them.
 
-Three clients hold conversations: each session belongs to one client, and
-every request resends the conversation so far plus a new user message, as
-chat-completion clients do. The records go through :class:`~llmreq_mongo.Recorder`
-(batched ``insert_many`` in the background), with a progress bar that moves
-as MongoDB acknowledges each batch. Every answer is the one written for the
-question before it.
+Three clients hold conversations (see :mod:`._demo_script`): each session
+belongs to one client, and every request resends the conversation so far
+plus a new user message, as chat clients do. Every call is recorded with the
+response it got (see :mod:`._demo_talk` and :mod:`._demo_wire`): the answer
+written for its question, streamed or not, with usage or without, and a few
+failures (a 429, a 500, an upstream that cannot be reached, a stream cut
+short), each read from the provider's own bytes as capture reads them. The
+records go through :class:`~llmreq_mongo.Recorder` (batched ``insert_many``
+in the background), with a progress bar that moves as MongoDB acknowledges
+each batch.
 
 Each session starts at its own moment of the last seven days and its turns
-come 20 s to 3 min apart, recorded with those times (``created_at``, a
-backfill), so ``sessions``, ``stats`` and ``show`` have days and hours to show.
+come 20 s to 3 min apart (a retry 1 to 4 s after the failure), recorded with
+those times (``created_at``, a backfill), so ``sessions``, ``stats`` and
+``show`` have days and hours to show.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-from bson import ObjectId
 
 from llmreq_mongo import analytics
+from llmreq_mongo._capture import LLMResponse
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recording.recorder import Recorder, RecorderStats
 from llmreq_mongo._time import now_ms
 
 from ._app import JsonFlag, app, run, settings_of
+from ._demo_script import PERSONAS as _PERSONAS
+from ._demo_talk import DAYS as _DAYS
+from ._demo_talk import Conversation, fault_plan
+from ._demo_wire import Fault
 from ._durations import format_time
 from ._names import client_names, name_of
 from ._render import bar_chart, plural, print_json, print_sessions
@@ -38,159 +47,18 @@ from ._render import bar_chart, plural, print_json, print_sessions
 __all__ = ["demo"]
 
 _SHOWN = 10
-#: The sessions of a run are spread over this many days back from now.
-_DAYS = 7
-#: The latest a session starts: hours before now, so its turns stay in the past.
-_TAIL = dt.timedelta(hours=3)
 _MAX_SUMMARIES = 10_000
 
 
-@dataclass(frozen=True)
-class _Persona:
-    name: str
-    description: str
-    models: tuple[str, ...]
-    system: str
-    #: What users ask, each with the answer the assistant gives to it.
-    exchanges: tuple[tuple[str, str], ...]
-    tools: bool = False
-
-
-_PERSONAS = (
-    _Persona(
-        "support-bot",
-        "answers customer tickets",
-        ("gpt-4o-mini", "gpt-4o"),
-        "You are a friendly support agent for an online store. Be brief.",
-        (
-            (
-                "How do I reset my password?",
-                "You can reset it from the sign-in page: choose 'Forgot password'.",
-            ),
-            (
-                "My order #4821 has not arrived yet. Can you check?",
-                "The parcel left our warehouse on Monday; tracking shows it arrives tomorrow.",
-            ),
-            (
-                "What is the refund policy for annual plans?",
-                "Annual plans are refundable within 30 days of purchase.",
-            ),
-            (
-                "Can I change the delivery address after ordering?",
-                "Yes, until the order ships: open the order and choose 'Edit address'.",
-            ),
-            (
-                "The discount code SPRING25 is rejected at checkout.",
-                "SPRING25 ended on 31 May; SUMMER20 gives 20% off until August.",
-            ),
-        ),
-    ),
-    _Persona(
-        "code-assistant",
-        "helps developers in the IDE",
-        ("claude-sonnet-4", "gpt-4.1"),
-        "You are a senior Python engineer. Answer with short code examples.",
-        (
-            (
-                "Why does asyncio.run complain that an event loop is already running?",
-                "Because the code already runs inside a loop; await the coroutine instead.",
-            ),
-            (
-                "Write a pytest fixture that yields a temporary SQLite database.",
-                "Use tmp_path and sqlite3.connect, then yield the connection and close it.",
-            ),
-            (
-                "How do I read a 10 GB CSV file without running out of memory?",
-                "Stream it: iterate over csv.reader on the open file, one row at a time.",
-            ),
-            (
-                "Explain the difference between a list and a deque.",
-                "A deque appends and pops at both ends in O(1); a list only at its end.",
-            ),
-            (
-                "Refactor this function to use a dataclass instead of a dict.",
-                "Declare @dataclass class Order: id: int; total: float, and return Order(...).",
-            ),
-        ),
-        tools=True,
-    ),
-    _Persona(
-        "summarizer",
-        "summarises documents in batch",
-        ("gpt-4o-mini",),
-        "Summarise the user's text in three bullet points.",
-        (
-            (
-                "Summarise: Q3 revenue grew 12% while support costs fell by a fifth...",
-                "- Revenue up 12%\n- Support costs down 20%\n- Margin improved",
-            ),
-            (
-                "Summarise: the incident began at 09:12 when a certificate expired...",
-                "- Expired certificate at 09:12\n- 40 minutes of errors\n- Renewal automated",
-            ),
-            (
-                "Summarise: the board approved the new office lease in Lyon...",
-                "- New office in Lyon\n- Lease approved by the board\n- Move planned",
-            ),
-        ),
-    ),
-)
-
-_TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "run_python",
-            "description": "Run a Python snippet and return its output.",
-            "parameters": {
-                "$schema": "http://json-schema.org/draft-07/schema#",
-                "type": "object",
-                "properties": {"code": {"type": "string"}},
-                "required": ["code"],
-            },
-        },
-    }
-]
-
-
-class _Conversation:
-    """One session: a client, a model, and the messages so far."""
-
-    def __init__(self, persona: _Persona, rng: random.Random) -> None:
-        self.persona = persona
-        self.key = secrets.token_hex(16)  # shaped like a Django session key
-        self.model = rng.choice(persona.models)
-        self.messages: list[dict[str, Any]] = [{"role": "system", "content": persona.system}]
-        self.pending: str | None = None
-        self.ids: list[ObjectId] = []
-        # When its next turn happened: a start in the last days, hours before now.
-        self.clock = now_ms() - dt.timedelta(
-            seconds=rng.uniform(_TAIL.total_seconds(), dt.timedelta(days=_DAYS).total_seconds())
-        )
-
-    def next_time(self, rng: random.Random) -> dt.datetime:
-        """The time of this session's next turn: 20 s to 3 min after the last one."""
-        self.clock += dt.timedelta(seconds=rng.uniform(20, 180))
-        return min(self.clock, now_ms())
-
-    def next_request(self, rng: random.Random) -> dict[str, Any]:
-        # The previous question gets its own answer before the next one is asked.
-        if self.pending is not None:
-            self.messages.append({"role": "assistant", "content": self.pending})
-        asked = {m["content"] for m in self.messages if m["role"] == "user"}
-        fresh = [e for e in self.persona.exchanges if e[0] not in asked]
-        question, self.pending = rng.choice(fresh or self.persona.exchanges)
-        self.messages.append({"role": "user", "content": question})
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": [dict(m) for m in self.messages],
-            "temperature": round(rng.uniform(0.0, 1.0), 2),
-            "max_tokens": rng.choice([256, 512, 1024]),
-            "stream": False,
-        }
-        if self.persona.tools:
-            payload["tools"] = _TOOLS
-        return payload
+def _kind(response: LLMResponse) -> str:
+    """How a call ended, for the run's summary."""
+    if response.status is None:
+        return "unreachable"
+    if response.status >= 400:
+        return str(response.status)
+    if response.error is not None:
+        return "cut"
+    return "streamed" if response.stream else "answered"
 
 
 @dataclass(frozen=True)
@@ -201,6 +69,8 @@ class _Run:
     summaries: list[analytics.SessionSummary]
     usage: list[analytics.ClientUsage]
     names: dict[Any, str]
+    #: How the calls ended: answered, streamed, cut, 429, 500, unreachable.
+    outcomes: Counter[str]
 
 
 @app.command()
@@ -212,7 +82,7 @@ def demo(
     ] = 40,
     json: JsonFlag = False,
 ) -> None:
-    """Record realistic chat requests through the recorder, then show sessions and usage."""
+    """Record realistic LLM calls and their responses, then show sessions and usage."""
     settings = settings_of(ctx)
     as_json = settings.wants_json(json)
     err = settings.err
@@ -225,10 +95,8 @@ def demo(
                 name=persona.name, defaults={"description": persona.description}
             )
             clients.append(client)
-        talks = [
-            (clients[i % len(clients)], _Conversation(_PERSONAS[i % len(_PERSONAS)], rng))
-            for i in range(sessions)
-        ]
+        talks = [(clients[i % len(clients)], Conversation(i, rng)) for i in range(sessions)]
+        plan = fault_plan(requests, rng)
         # Imported here: the progress bar costs every other command's start.
         from rich.progress import (
             BarColumn,
@@ -252,17 +120,27 @@ def demo(
             stored[0] += len(ids)
             progress.advance(task, len(ids))
 
+        outcomes: Counter[str] = Counter()
+        waiting: list[Fault] = []  # planned faults not yet given to a call they fit
         clock = time.perf_counter()
         with progress:
             async with Recorder(max_batch=500, after_write=written) as recorder:
                 for i in range(requests):
                     client, talk = talks[i % sessions] if i < sessions else rng.choice(talks)
+                    if i in plan:
+                        waiting.append(plan[i])
+                    fault = next((f for f in waiting if f != "cut" or talk.can_be_cut()), None)
+                    if fault is not None:
+                        waiting.remove(fault)
+                    call = talk.next_call(rng, fault)
+                    outcomes[_kind(call.response)] += 1
                     talk.ids.append(
                         await recorder.arecord(
                             client,
-                            talk.next_request(rng),
+                            call.payload,
                             session_key=talk.key,
-                            created_at=talk.next_time(rng),
+                            created_at=call.at,
+                            response=call.response,
                         )
                     )
                 await recorder.flush()
@@ -276,7 +154,7 @@ def demo(
             if s.session_key in keys
         ]
         usage = await analytics.client_usage(since=recent)
-        return _Run(requests, seconds, stats, summaries, usage, await client_names())
+        return _Run(requests, seconds, stats, summaries, usage, await client_names(), outcomes)
 
     stored = [0]  # requests MongoDB acknowledged, for the line an interrupt prints
     result = run(
@@ -302,6 +180,7 @@ def demo(
                     {"llm_client": u.name, "requests": u.requests, "sessions": u.sessions}
                     for u in result.usage
                 ],
+                "responses": dict(sorted(result.outcomes.items())),
             }
         )
         return
@@ -314,6 +193,7 @@ def demo(
         f"{result.stats.retried:,} retried), spread over the last {_DAYS} days",
         markup=False,
     )
+    console.print(_outcome_line(result.outcomes), markup=False)
     console.print()
     rows = [
         {
@@ -343,3 +223,18 @@ def demo(
     console.print()
     if rows:
         console.print(f"next: llmreq show {rows[0]['session_key']}", markup=False)
+
+
+def _outcome_line(outcomes: Counter[str]) -> str:
+    """``responses: 180 answered, 52 streamed, 1 cut stream, 5 with status 429, ...``."""
+    parts = [
+        f"{outcomes['answered']:,} answered",
+        f"{outcomes['streamed']:,} streamed",
+    ]
+    if outcomes["cut"]:
+        parts.append(plural(outcomes["cut"], "cut stream"))
+    failed = sorted(k for k in outcomes if k.isdigit())
+    parts += [f"{outcomes[k]:,} with status {k}" for k in failed]
+    if outcomes["unreachable"]:
+        parts.append(f"{outcomes['unreachable']:,} upstream unreachable")
+    return "responses: " + ", ".join(parts)

@@ -5,17 +5,29 @@ keys in this order, no spaces)::
 
     {"id":"<24 hex>","created_at":"2026-05-01T12:00:00.123Z","updated_at":"...Z",
      "llm_client":{"id":"<24 hex>","name":"support-bot"},"session_key":"abc"|null,
-     "is_aggregation":false,"request":<the payload, as JSON>}
+     "is_aggregation":false,"request":<the payload, as JSON>,"response":<see below>|null}
 
 Times are UTC with milliseconds (all BSON keeps), ids are the stored
 ObjectIds, and the payload is exactly what was recorded (escaped keys decoded).
+``response`` is null for a request recorded alone, else an object with every
+field of :class:`~llmreq_mongo.LLMResponse`, in its field order: ``status``,
+``body`` (the response JSON, escaped keys decoded), ``model``,
+``response_id``, ``finish_reasons``, ``usage`` (null, or the six counts of
+:class:`~llmreq_mongo.TokenUsage`, each a number or null), ``error``,
+``stream``, ``latency_ms``, ``ttft_ms``, ``completed_at`` (a time as above)
+and ``truncated``.
 Lines come in (``created_at``, ``id``) order, so exporting the same data twice
 gives the same bytes; ``llmreq import`` reads the format back with every id and
 timestamp kept.
 
 CSV has the columns ``id, created_at, updated_at, llm_client_id,
 llm_client_name, session_key, is_aggregation, request`` (the payload as
-compact JSON text).
+compact JSON text), then what came back: ``response_status,
+response_model, input_tokens, output_tokens, latency_ms, ttft_ms,
+response_error`` (each empty when there is no response or the value was not
+recorded, so a spreadsheet sums and sorts them as they are), and
+``response``: the whole response as compact JSON text, the same object the
+JSON Lines ``response`` holds (empty when there is none).
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from llmreq_mongo._capture import LLMResponse, plain_response
 from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest
@@ -44,7 +57,7 @@ from ._walk import in_time_order, one_window
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["ExportFormat", "export", "export_line", "request_filter"]
+__all__ = ["ExportFormat", "export", "export_line", "export_response", "request_filter"]
 
 _BATCH = 1000
 _UTC = dt.timezone.utc
@@ -57,7 +70,16 @@ CSV_COLUMNS = (
     "session_key",
     "is_aggregation",
     "request",
+    "response_status",
+    "response_model",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "response_error",
+    "response",
 )
+_RESPONSE_FIELDS = tuple(LLMResponse.model_fields)
 
 
 class ExportFormat(str, Enum):
@@ -77,8 +99,49 @@ def export_line(raw: Mapping[str, Any], client_name: str) -> str:
         "session_key": raw.get("session_key"),
         "is_aggregation": bool(raw.get("is_aggregation", False)),
         "request": decode_payload(raw.get("request")),
+        "response": export_response(raw.get("response")),
     }
     return dump_json(record)
+
+
+def export_response(stored: Any) -> dict[str, Any] | None:
+    """A stored response as the export writes it: every field in order, its time as text.
+
+    The fields come in :class:`~llmreq_mongo.LLMResponse`'s order whatever
+    the stored order, so the same response always gives the same bytes.
+    """
+    if not isinstance(stored, Mapping):
+        return None
+    fields = plain_response(stored)
+    completed = fields.get("completed_at")
+    if isinstance(completed, dt.datetime):
+        fields["completed_at"] = format_time(completed)
+    return {name: fields[name] for name in _RESPONSE_FIELDS if name in fields}
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell: empty for None, the number or text as it is otherwise."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _response_cells(response: Mapping[str, Any] | None) -> list[str]:
+    if response is None:
+        return [""] * 8
+    usage = response.get("usage") or {}
+    return [
+        _cell(response.get("status")),
+        _cell(response.get("model")),
+        _cell(usage.get("input_tokens")),
+        _cell(usage.get("output_tokens")),
+        _cell(response.get("latency_ms")),
+        _cell(response.get("ttft_ms")),
+        _cell(response.get("error")),
+        dump_json(response),
+    ]
 
 
 def _csv_row(raw: Mapping[str, Any], client_name: str) -> list[str]:
@@ -92,6 +155,7 @@ def _csv_row(raw: Mapping[str, Any], client_name: str) -> list[str]:
         "" if key is None else str(key),
         "true" if raw.get("is_aggregation") else "false",
         dump_json(decode_payload(raw.get("request"))),
+        *_response_cells(export_response(raw.get("response"))),
     ]
 
 

@@ -2,10 +2,11 @@
 
 Two formats, told apart by the file's first character (``--format`` overrides):
 
-- JSON Lines written by ``llmreq export`` (``{`` first). Ids and timestamps are
-  kept, so export, import into an empty database and export again give the
-  same bytes. A line's client is found by id, else by name, else created with
-  that id and name.
+- JSON Lines written by ``llmreq export`` (``{`` first). Ids, timestamps and
+  responses are kept, so export, import into an empty database and export
+  again give the same bytes. A line without ``response`` (an export made
+  before responses were recorded) imports as a request alone. A line's
+  client is found by id, else by name, else created with that id and name.
 - The JSON array Django's ``dumpdata`` writes (``[`` first) for the models
   ``llm_client.llmclient`` and ``llm_client.llmclientrequests``. Clients are
   matched to existing ones by name or created; each request gets an id
@@ -95,6 +96,7 @@ class _Writer:
             record.session_key,
             record.is_aggregation,
             client_model=LLMClient,
+            response=record.response,
         )
         doc = request_document(checked, record_id=record.id, now=record.created_at)
         doc["updated_at"] = record.updated_at

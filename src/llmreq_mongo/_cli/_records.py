@@ -20,6 +20,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from llmreq_mongo._capture import LLMResponse, response_from
 from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._queries import normalize_payload
 from llmreq_mongo.errors import InvalidInput
@@ -46,6 +47,8 @@ _JSONL_KEYS = (
     "is_aggregation",
     "request",
 )
+#: Keys a line may leave out: an export written before responses were recorded.
+_JSONL_OPTIONAL = ("response",)
 _DJANGO_CLIENT = "llm_client.llmclient"
 _DJANGO_REQUEST = "llm_client.llmclientrequests"
 _CLIENT_FIELDS = ("name", "description", "created_at", "updated_at")
@@ -89,6 +92,7 @@ class Record:
     session_key: str | None
     is_aggregation: bool
     request: Any
+    response: LLMResponse | None = None
 
 
 @dataclass
@@ -155,7 +159,7 @@ def parse_jsonl_line(text: str, line: int) -> Record:
     if not isinstance(data, dict):
         raise InvalidInput(f"expected a JSON object, got {_kind(data)}")
     missing = [k for k in _JSONL_KEYS if k not in data]
-    extra = sorted(set(data) - set(_JSONL_KEYS))
+    extra = sorted(set(data) - set(_JSONL_KEYS) - set(_JSONL_OPTIONAL))
     if missing or extra:
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
             [f"unknown {', '.join(extra)}"] if extra else []
@@ -165,6 +169,7 @@ def parse_jsonl_line(text: str, line: int) -> Record:
     if not isinstance(client, dict) or set(client) != {"id", "name"}:
         raise InvalidInput('llm_client must be {"id": ..., "name": ...}')
     key = _payload_and_flags(data["request"], data["session_key"], data["is_aggregation"])
+    response = _response(data.get("response"))
     return Record(
         line=line,
         id=_object_id(data["id"], "id"),
@@ -177,7 +182,20 @@ def parse_jsonl_line(text: str, line: int) -> Record:
         session_key=key,
         is_aggregation=data["is_aggregation"],
         request=data["request"],
+        response=response,
     )
+
+
+def _response(value: Any) -> LLMResponse | None:
+    """A line's ``response``: null, or an object of :class:`LLMResponse`'s fields."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"response must be an object or null, got {_kind(value)}")
+    fields = dict(value)
+    if "completed_at" in fields:
+        fields["completed_at"] = _time(fields["completed_at"], "response.completed_at")
+    return response_from(fields)
 
 
 def _fixture_entries(text: str) -> Iterator[tuple[int, Any]]:

@@ -21,24 +21,17 @@ from urllib.parse import quote
 import pymongo
 from bson import ObjectId
 from fastapi import APIRouter, HTTPException, Path, Query, Request, params
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    WithJsonSchema,
-)
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
 
 from llmreq_mongo import analytics
 from llmreq_mongo._connection import check_timeout
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._reports.session_pages import session_page
-from llmreq_mongo._time import to_utc_ms
 from llmreq_mongo.errors import InvalidInput, StorageError, storage_errors
 
+from ._history_responses import ResponseOut, TokenUsageOut, response_out
+from ._instant import Instant
 from ._protection import checked_dependencies
 
 __all__ = [
@@ -48,8 +41,10 @@ __all__ = [
     "ErrorOut",
     "RequestOut",
     "RequestPage",
+    "ResponseOut",
     "SessionOut",
     "SessionPage",
+    "TokenUsageOut",
     "UsageBucketOut",
     "UsageOut",
     "history_router",
@@ -59,21 +54,6 @@ _MAX_PAGE = 200
 _DEFAULT_PAGE = 50
 #: Seconds an endpoint gives MongoDB before it answers 503.
 DEFAULT_TIMEOUT = 5.0
-
-
-def _iso_ms(value: dt.datetime) -> str:
-    return to_utc_ms(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-#: A datetime written in UTC to the millisecond, ``2026-03-01T22:30:19.970Z``; the schema
-#: stays an RFC 3339 ``date-time`` string.
-Instant = Annotated[
-    dt.datetime,
-    PlainSerializer(_iso_ms, return_type=str, when_used="json"),
-    WithJsonSchema(
-        {"type": "string", "format": "date-time", "examples": ["2026-03-01T22:30:19.970Z"]}
-    ),
-]
 
 
 class _Out(BaseModel):
@@ -132,6 +112,9 @@ class RequestOut(_Out):
     session_key: str | None
     is_aggregation: bool
     request: Any = Field(description="the JSON payload, as recorded")
+    response: ResponseOut | None = Field(
+        description="what came back: null for a request recorded alone"
+    )
     created_at: Instant
 
 
@@ -314,7 +297,8 @@ def history_router(
     - ``GET /sessions``: sessions by last activity (``client``, ``since``,
       ``until``), paged; each carries its ``requests_url``.
     - ``GET /sessions/{session_key}/requests``: one session's requests in
-      order (``client``, ``order``), paged. The key is the rest of the path
+      order (``client``, ``order``), paged, each with its ``response``
+      (every field of :class:`~llmreq_mongo.LLMResponse`, or null). The key is the rest of the path
       up to ``/requests``, percent-decoded, so a key holding ``/`` (sent as
       ``%2F`` or as is), ``%``, spaces or any Unicode is read as it was
       recorded.
@@ -428,6 +412,7 @@ def history_router(
                 session_key=r.session_key,
                 is_aggregation=r.is_aggregation,
                 request=r.request,
+                response=response_out(r.response),
                 created_at=r.created_at,
             )
             for r in page.items
