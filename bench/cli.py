@@ -47,7 +47,7 @@ from llmreq_mongo.embedded import EmbeddedMongo
 
 UTC = dt.timezone.utc
 
-#: The commands measured, each with its default window (see the README).
+#: The commands measured, each with its default window (docs/cli.md, "Default windows").
 COMMANDS: list[tuple[str, list[str]]] = [
     ("clients", ["clients"]),
     ("sessions", ["sessions"]),
