@@ -8,7 +8,9 @@ length, its two-command Quick start, the test command CI runs).
 
 from __future__ import annotations
 
+import ast
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,33 @@ def test_console_blocks_split_into_commands_and_their_output() -> None:
     ]
     with pytest.raises(AssertionError, match="starts with a `\\$ ` command"):
         list(commands("output first\n$ llmreq a\n"))
+
+
+def docstring_examples() -> list[tuple[str, str]]:
+    """Every ``Example::`` block of the package's docstrings, with where it is."""
+    found = []
+    for path in sorted((ROOT / "src" / "llmreq_mongo").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(
+                node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+            ):
+                continue
+            doc = ast.get_docstring(node, clean=True)
+            for block in re.findall(
+                r"^Example::\n\n((?:(?:    .*)?\n)+)", (doc or "") + "\n", re.M
+            ):
+                where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}"
+                found.append((where, textwrap.dedent(block)))
+    return found
+
+
+def test_docstring_examples_compile() -> None:
+    """The API reference shows these; they are compiled here (the guide's run)."""
+    examples = docstring_examples()
+    assert len(examples) >= 20
+    for where, source in examples:
+        try:
+            compile(source, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        except SyntaxError as error:
+            pytest.fail(f"{where}: the docstring example does not compile: {error}")
