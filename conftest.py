@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
 
-from doc_examples import collector
+from doc_examples import collector, pytest_runtest_makereport
 
 pytest_collect_file = collector()
+__all__ = ["pytest_collect_file", "pytest_runtest_makereport"]

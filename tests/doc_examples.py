@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sybil import Document, Example, Region, Sybil
 from sybil.parsers.markdown import SkipParser
 from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
@@ -294,6 +295,18 @@ def _teardown(namespace: dict[str, Any]) -> None:
     page = namespace.pop("__page__", None)
     if isinstance(page, Page):
         page.close(namespace)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Report a skipped example at its page and line, not where Sybil raised."""
+    report = yield
+    example = getattr(item, "example", None)
+    if report.skipped and isinstance(example, Example) and isinstance(report.longrepr, tuple):
+        _, _, reason = report.longrepr
+        page = Path(example.path).relative_to(ROOT)
+        report.longrepr = (str(page), example.line, reason)
+    return report
 
 
 def collector() -> Any:
