@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _markdown
 from llmreq_mongo._capture import ResponseParser
 
 SSE = "text/event-stream"
@@ -159,6 +160,7 @@ def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--repeat", type=int, default=1000)
     options.add_argument("--chunks", type=int, default=100)
+    _markdown.add_option(options)
     args = options.parse_args()
     n, repeat = args.chunks, args.repeat
     limit = 4 * 1024 * 1024
@@ -176,10 +178,9 @@ def main() -> None:
         ("chat, 2 KB JSON body", "/v1/chat/completions", "application/json", [body], limit)
     )
 
-    print(f"{n}-chunk streams, {repeat} runs: median (fastest), µs")
-    header = f"{'case':30} {'bytes':>6} {'chunks':>6} {'total':>15} {'/chunk':>13}"
-    header += f" {'finish':>7} {'floor':>15} {'ratio':>6}"
-    print(header)
+    fragment = _markdown.capture(args.markdown)
+    print(f"{n}-chunk streams, {repeat} runs: median (fastest), µs\n")
+    rows = []
     for name, path, kind, chunks, max_bytes in cases:
         total, best = timings_us(lambda: parse(path, kind, chunks, max_bytes), repeat)  # noqa: B023
         finish = statistics.median(parse(path, kind, chunks, max_bytes) for _ in range(repeat))
@@ -189,12 +190,22 @@ def main() -> None:
             floor, floor_best = timings_us(lambda: json.loads(b"".join(chunks)), repeat)  # noqa: B023
         size = sum(len(c) for c in chunks)
         count = len(chunks)
-        print(
-            f"{name:30} {size:>6} {count:>6} {total:>7.1f} ({best:>6.1f})"
-            f" {total / count:>5.2f} ({best / count:>5.2f}) {finish:>7.1f}"
-            f" {floor:>7.1f} ({floor_best:>6.1f}) {best / floor_best:>5.2f}x"
+        rows.append(
+            (
+                name,
+                size,
+                count,
+                f"{total:.1f} ({best:.1f})",
+                f"{total / count:.2f} ({best / count:.2f})",
+                f"{finish:.1f}",
+                f"{floor:.1f} ({floor_best:.1f})",
+                f"{best / floor_best:.2f}x",
+            )
         )
-    print("ratio: fastest parse over fastest floor (split events, json.loads each data)")
+    header = ["case", "bytes", "chunks", "total", "/chunk", "finish", "floor", "ratio"]
+    _markdown.table(header, rows)
+    print("\nratio: fastest parse over fastest floor (split events, json.loads each data)")
+    fragment.write()
 
 
 if __name__ == "__main__":

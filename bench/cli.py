@@ -39,6 +39,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
+import _markdown
 import llmreq_mongo
 from llmreq_mongo import LLMClient
 from llmreq_mongo._documents import request_document, validate_request
@@ -46,7 +47,7 @@ from llmreq_mongo.embedded import EmbeddedMongo
 
 UTC = dt.timezone.utc
 
-#: The commands measured, each with its default window (see the README).
+#: The commands measured, each with its default window (docs/cli.md, "Default windows").
 COMMANDS: list[tuple[str, list[str]]] = [
     ("clients", ["clients"]),
     ("sessions", ["sessions"]),
@@ -75,6 +76,7 @@ def parse_args() -> argparse.Namespace:
         help="llmreq --timeout (the CLI's default, 5 s: export reads in bounded windows, "
         "so no single answer waits on the whole export)",
     )
+    _markdown.add_option(parser)
     args = parser.parse_args()
     args.sessions = args.sessions or max(1, args.records // 25)
     return args
@@ -165,16 +167,20 @@ async def main() -> None:
             )
             # The commands run in other processes: nothing here may hold the loop.
             base, _ = await asyncio.to_thread(timed, uri, name, args.timeout, BASELINE, args.repeat)
+            fragment = _markdown.capture(args.markdown)
             print(
-                f"{'command':<24}{'median s':>10}{'x baseline':>12}{'stdout bytes':>14}", flush=True
+                f"{args.records:,} requests, {args.sessions:,} sessions, {args.clients} clients "
+                f"over {args.days} days; medians of {args.repeat} runs\n"
             )
-            print(f"{'retention show (base)':<24}{base:>10.2f}{1.0:>12.1f}{'':>14}", flush=True)
+            rows: list[tuple[object, ...]] = [("`retention show` (base)", f"{base:.2f}", "1.0", "")]
             for label, command in COMMANDS:
                 filled = [part.format(session=newest) for part in command]
                 took, size = await asyncio.to_thread(
                     timed, uri, name, args.timeout, filled, args.repeat
                 )
-                print(f"{label:<24}{took:>10.2f}{took / base:>12.1f}{size:>14,}", flush=True)
+                rows.append((f"`{label}`", f"{took:.2f}", f"{took / base:.1f}", f"{size:,}"))
+            _markdown.table(["command", "median s", "x baseline", "stdout bytes"], rows)
+            fragment.write()
         finally:
             # The server may be gone (killed under memory pressure): the
             # figures are printed already, and its store is removed with it.

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from secantus import SecantusDBServer
 
+import _markdown
 from llmreq_mongo.embedded import EmbeddedMongo
 
 CLI = [sys.executable, "-m", "llmreq_mongo._cli"]
@@ -97,7 +98,9 @@ def command(args: list[str], cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    runs = parser.parse_args().runs
+    _markdown.add_option(parser)
+    args = parser.parse_args()
+    runs = args.runs
     with tempfile.TemporaryDirectory(prefix="llmreq-bench-") as tmp:
         root = Path(tmp)
         rows = [
@@ -136,16 +139,19 @@ def main() -> None:
             ("llmreq clients, embedded store", clients),
             ("llmreq clients, through llmreq serve", served),
         ]
-    print(f"medians of {runs} runs")
+    fragment = _markdown.capture(args.markdown)
+    print(f"medians of {runs} runs\n")
     if HUNG:
-        print(f"  ({len(HUNG)} launcher stops hung, killed after {_CHILD_PATIENCE:g} s)")
-    for name, seconds in rows:
-        print(f"  {name:<40} {seconds:7.3f} s")
-    print(f"  clients / --help: {clients / baseline:.2f}x; served: {served / baseline:.2f}x")
-    verdict = "met" if clients < TARGET else "NOT met"
-    print(f"  target: llmreq clients on its embedded store under {TARGET:g} s: {verdict}")
+        print(f"({len(HUNG)} launcher stops hung, killed after {_CHILD_PATIENCE:g} s)\n")
+    _markdown.table(["measure", "seconds"], [(name, f"{seconds:.3f}") for name, seconds in rows])
     in_process, child = rows[0][1] / rows[1][1], rows[2][1] / rows[3][1]
-    print(f"  stop speed-up: in-process {in_process:.0f}x, child {child:.0f}x")
+    print(
+        f"\n`clients` over `--help`: {clients / baseline:.2f}x, served: {served / baseline:.2f}x; "
+        f"stop speed-up: in-process {in_process:.0f}x, child {child:.0f}x"
+    )
+    verdict = "met" if clients < TARGET else "NOT met"
+    print(f"target: llmreq clients on its embedded store under {TARGET:g} s: {verdict}")
+    fragment.write()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from typing import Any
 from bson import DBRef, ObjectId
 from pymongo import AsyncMongoClient
 
+import _markdown
 import llmreq_mongo
 from llmreq_mongo import LLMClient, LLMClientRequest, aggregate_sessions, analytics
 from llmreq_mongo._reports import analytics as an
@@ -56,6 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--batch", type=int, default=10_000, help="documents per insert_many")
     parser.add_argument("--seed", type=int, default=7)
+    _markdown.add_option(parser)
     args = parser.parse_args()
     args.sessions = args.sessions or max(1, args.records // 50)
     args.clients = args.clients or max(1, args.sessions // 10)
@@ -310,6 +312,7 @@ async def bench(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> None:
     rerun_ms = (time.perf_counter() - began) * 1000
 
     total = await coll.count_documents({})
+    fragment = _markdown.capture(args.markdown)
     print(
         f"\n{args.records:,} records, {args.sessions:,} sessions, {args.clients:,} clients "
         f"({total:,} documents after rollups); seeded in {facts['seed_seconds']:.1f} s "
@@ -336,6 +339,7 @@ async def bench(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> None:
     )
     ratios = [pct(m, 0.5) / pct(t, 0.5) for _, m, t in rows if t]
     print(f"\nmedian of the p50 ratios: {statistics.median(ratios):.2f}x")
+    fragment.write()
 
 
 if __name__ == "__main__":

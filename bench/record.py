@@ -52,6 +52,7 @@ from typing import Any
 
 from bson import DBRef, ObjectId
 
+import _markdown
 from llmreq_mongo import LLMClient, LLMClientRequest, Recorder, init
 from llmreq_mongo._documents import request_document, validate_request
 from llmreq_mongo._recording.options import SpillMode
@@ -309,6 +310,7 @@ async def run(args: argparse.Namespace) -> None:
         if engine is not None:
             await engine.stop()
 
+    fragment = _markdown.capture(args.markdown)
     us = 1e6
     where = "embedded engine (child process)" if engine is not None else "MONGODB_URI"
     print(
@@ -374,10 +376,12 @@ async def run(args: argparse.Namespace) -> None:
         f"offered | | {full_mib:.1f} / {after_mib:.1f} MiB ({per_record:,.0f} B/record) | | "
         "bounded by max_queue |"
     )
+    fragment.write()
 
 
 def print_spill(rounds: list[dict[str, float]], args: argparse.Namespace) -> None:
     """The write-ahead table: "raw" is spill="on_failure", "lib" spill="always"."""
+    fragment = _markdown.capture(args.markdown)
     print(
         f"\n{args.rounds} rounds of {args.bulk} records, medians (ratio: the median of the "
         "per-round ratios, always / on_failure)\n"
@@ -390,6 +394,7 @@ def print_spill(rounds: list[dict[str, float]], args: argparse.Namespace) -> Non
         ("await arecord() latency, one at a time (p50)", "arecord_{}", 1, "µs"),
     ):
         print(row(name, rounds, measure, scale, unit, "")[: -len(" |  |")] + " |")
+    fragment.write()
 
 
 def main() -> None:
@@ -407,6 +412,7 @@ def main() -> None:
     parser.add_argument(
         "--spill-only", action="store_true", help='only spill="always" against "on_failure"'
     )
+    _markdown.add_option(parser)
     asyncio.run(run(parser.parse_args()))
 
 

@@ -34,6 +34,7 @@ import bson
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
+import _markdown
 from llmreq_mongo import LLMClient, LLMClientRequest, init
 from llmreq_mongo._documents import request_document, validate_request
 from llmreq_mongo._sharding import SHARD_INDEX_NAME, SHARD_KEY
@@ -139,7 +140,7 @@ def _size(n: float) -> str:
 
 
 def report(figures: dict[str, dict[str, Any]]) -> None:
-    print("## Per record (measured)\n")
+    print("#### Per record (measured)\n")
     print("| shape | BSON bytes | data bytes/record | index bytes/record | per index |")
     print("|---|---|---|---|---|")
     for shape, f in figures.items():
@@ -150,7 +151,7 @@ def report(figures: dict[str, dict[str, Any]]) -> None:
             f"{per_index} |"
         )
     print(
-        f"\n## Per day, and shards for {RETENTION_DAYS} days kept\n\n"
+        f"\n#### Per day, and shards for {RETENTION_DAYS} days kept\n\n"
         f"Budget per shard: {_size(DISK_BUDGET)} of data and indexes, {_size(CACHE_BUDGET)} "
         f"of cache, {WRITES_BUDGET:,} inserts/s. Working set, strict: every index of the "
         "retained days (MongoDB's rule that indexes fit in RAM) plus one hour of records. "
@@ -183,6 +184,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uri", default=os.environ.get("MONGODB_URI"))
     parser.add_argument("--records", type=int, default=2_000)
+    _markdown.add_option(parser)
     args = parser.parse_args()
     engine = None
     uri = args.uri
@@ -196,8 +198,10 @@ async def main() -> None:
         for shape in SHAPES:
             figures[shape] = await measure(client, shape, args.records)
         where = "embedded engine" if engine else "MONGODB_URI"
+        fragment = _markdown.capture(args.markdown)
         print(f"server: {where}, {args.records:,} records per shape\n")
         report(figures)
+        fragment.write()
     finally:
         await client.close()
         if engine is not None:

@@ -44,6 +44,7 @@ import httpx
 from bson import ObjectId
 from fastapi import FastAPI
 
+import _markdown
 import llmreq_mongo
 from llmreq_mongo import LLMClient, LLMClientRequest, analytics
 from llmreq_mongo._documents import request_document, validate_request
@@ -79,6 +80,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--batch", type=int, default=5_000, help="documents per insert_many")
     parser.add_argument("--seed", type=int, default=7)
+    _markdown.add_option(parser)
     return parser.parse_args()
 
 
@@ -197,10 +199,13 @@ async def bench(args: argparse.Namespace) -> None:
         ("/sessions (50 of 7 d)", get("/sessions"), sessions_reads),
         ("/sessions/{key} (500 calls)", get(f"/sessions/{LONG_SESSION}"), long_session_reads),
     ]
-    print(f"\n{'page':<32}{'page p50':>12}{'library p50':>14}{'ratio':>8}")
+    rows = []
     for label, page, library in cases:
         mine, theirs = await compare(page, library, args.repeat)
-        print(f"{label:<32}{mine:>10.1f}ms{theirs:>12.1f}ms{mine / theirs:>7.2f}x")
+        rows.append((f"`{label}`", f"{mine:.1f} ms", f"{theirs:.1f} ms", f"{mine / theirs:.2f}x"))
+    fragment = _markdown.capture(args.markdown)
+    print(f"{args.records:,} records, {args.repeat} runs each\n")
+    _markdown.table(["page", "page p50", "library p50", "ratio"], rows)
 
     html = (await web.get(f"/sessions/{MEDIUM_SESSION}")).text
     refs = re.findall(r'(?:href|src)="([^"]*)"', html)
@@ -208,11 +213,12 @@ async def bench(args: argparse.Namespace) -> None:
     weights = {f: len((await web.get(f)).content) for f in files}
     outside = [r for r in refs if re.match(r"^[a-z][a-z0-9+.-]*:|^//", r, re.I)]
     total = len(html.encode()) + sum(weights.values())
-    print(f"\n50-call session page: HTML {len(html.encode()):,} bytes")
+    print(f"\n50-call session page: HTML {len(html.encode()):,} bytes\n")
     for name, size in weights.items():
-        print(f"  + {name}: {size:,} bytes")
-    print(f"  = {total:,} bytes in all ({total / 1024:.1f} KB; target under 150 KB)")
-    print(f"references leaving the origin: {len(outside)}")
+        print(f"- plus `{name}`: {size:,} bytes")
+    print(f"- in all: {total:,} bytes ({total / 1024:.1f} KB; target under 150 KB)")
+    print(f"- references leaving the origin: {len(outside)}")
+    fragment.write()
     await web.aclose()
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+import _markdown
 from llmreq_mongo import LLMClient, Recorder, init
 from llmreq_mongo.embedded import EmbeddedMongo
 
@@ -59,6 +60,7 @@ async def main() -> None:
     parser.add_argument("--uri", default=os.environ.get("MONGODB_URI"))
     parser.add_argument("--records", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=3)
+    _markdown.add_option(parser)
     args = parser.parse_args()
     engine = None
     uri = args.uri
@@ -73,12 +75,14 @@ async def main() -> None:
                 rates[name].append(await one_round(uri, options, args.records))
         base = statistics.median(rates["w:1"])
         where = "embedded engine" if engine else "MONGODB_URI"
+        fragment = _markdown.capture(args.markdown)
         print(f"server: {where}; {args.records:,} records per round, {args.rounds} rounds\n")
         print("| write concern | records/s (median) | vs w:1 |")
         print("|---|---|---|")
         for name, values in rates.items():
             rate = statistics.median(values)
             print(f"| {name} | {rate:,.0f} | {rate / base:.2f} |")
+        fragment.write()
     finally:
         if engine is not None:
             await engine.stop()
