@@ -229,6 +229,37 @@ async def test_a_body_over_max_response_bytes_is_not_kept_but_usage_still_is(
     assert response.finish_reasons == ["stop"] and response.status == 200
 
 
+@pytest.mark.parametrize("limit", [4 * 1024 * 1024, 100_000], ids=["kept", "over-the-limit"])
+async def test_a_long_stream_is_read_whole_in_batches(
+    recorder: Recorder, client: LLMClient, limit: int
+) -> None:
+    # 3,000 events, about 600 KB: parsed in batches while it streams, and at its end.
+    head, *middle, finish, usage, done = chat_stream_chunks("answer", include_usage=True)
+    piece = json.loads(middle[1][6:])
+    piece["choices"][0]["delta"]["content"] = "0123456789"
+    events = [head, *[b"data: " + json.dumps(piece).encode() + b"\n\n"] * 3000]
+    events += [finish, usage, done]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": SSE})
+        for event in events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    logger = logger_for(recorder, client, app, max_response_bytes=limit)
+    await logger(scope_for(), request_messages({"stream": True}), _discard)
+    response = (await only_record(recorder)).response
+    assert response is not None and response.error is None
+    assert response.usage is not None and response.usage.total_tokens == 43
+    assert response.finish_reasons == ["stop"]
+    if limit == 100_000:
+        assert response.truncated is True and response.body is None
+    else:
+        assert response.truncated is False
+        assert response.body["choices"][0]["message"]["content"] == "0123456789" * 3000
+
+
 # -- failures: recorded with error, the exception unchanged -----------------------------------
 
 

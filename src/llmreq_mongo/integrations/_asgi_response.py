@@ -3,8 +3,13 @@
 The application is given :meth:`ResponseCapture.send` instead of the server's ``send``.
 Every message goes on to the server's ``send`` first, the very same object and at once
 (nothing is buffered, so a stream reaches the client chunk by chunk); only once the
-server has taken a body chunk is it fed to a :class:`~llmreq_mongo._capture.ResponseParser`,
-which keeps a bounded copy and reads JSON and ``text/event-stream`` bodies.
+server has taken a body chunk is it read, by a :class:`~llmreq_mongo._capture.ResponseParser`
+that keeps a bounded copy and understands JSON and ``text/event-stream`` bodies.
+
+The first body chunk is parsed at once (it dates the first byte); the later ones are
+parsed in batches of up to 64 KiB, and the rest when the response ends. Between two
+chunks the application then pays for a list append, not a parse, and one parse of many
+events costs less than one per event.
 
 The response ends, and ``on_end`` is called with its :class:`~llmreq_mongo.LLMResponse`,
 exactly once: when the last body message has been sent, or when the application ends
@@ -32,6 +37,8 @@ _App = Callable[[Any, Any, Any], Awaitable[None]]
 
 #: The longest exception message kept in ``error``.
 _MAX_MESSAGE = 500
+#: How many body bytes may wait before they are parsed.
+_PARSE_BATCH = 64 * 1024
 
 CLIENT_DISCONNECTED = "the client disconnected before the response ended"
 RETURNED_EARLY = "the application returned before the response ended"
@@ -72,6 +79,8 @@ class ResponseCapture:
     __slots__ = (
         "_ended",
         "_error",
+        "_held",
+        "_held_bytes",
         "_max_bytes",
         "_on_end",
         "_parser",
@@ -99,6 +108,9 @@ class ResponseCapture:
         self._parser: ResponseParser | None = None
         self._status: int | None = None
         self._ended = False
+        # Body chunks sent but not parsed yet (the first is parsed at once).
+        self._held: list[bytes] = []
+        self._held_bytes = 0
         # What went wrong on the way out (the server's send raised), kept until the end.
         self._error: str | None = None
         self.disconnected = False
@@ -117,13 +129,14 @@ class ResponseCapture:
         kind = message.get("type")
         if kind == "http.response.body":
             body = message.get("body")
-            parser = self._parser
-            if body and parser is not None:
-                try:
-                    parser.feed(body)
-                except Exception as exc:  # recording must never fail the request
-                    self._parser = None
-                    self._error = f"the response could not be read: {_described(exc)}"
+            if body and self._parser is not None:
+                if self._parser.received:
+                    self._held.append(body)
+                    self._held_bytes += len(body)
+                    if self._held_bytes >= _PARSE_BATCH:
+                        self._parse_held()
+                else:
+                    self._parse(body)
             if not message.get("more_body", False):
                 self.end(self._error)
         elif kind == "http.response.start":
@@ -151,11 +164,29 @@ class ResponseCapture:
         if not self._ended:
             self.end(self._error or (CLIENT_DISCONNECTED if self.disconnected else RETURNED_EARLY))
 
+    def _parse(self, body: bytes) -> None:
+        try:
+            self._parser.feed(bytes(body))  # type: ignore[union-attr]
+        except Exception as exc:  # recording must never fail the request
+            self._parser = None
+            self._error = f"the response could not be read: {_described(exc)}"
+
+    def _parse_held(self) -> None:
+        held = self._held
+        if held:
+            self._held = []
+            self._held_bytes = 0
+            if self._parser is not None:
+                self._parse(held[0] if len(held) == 1 else b"".join(held))
+
     def end(self, error: str | None = None) -> None:
         """Finish the response and hand it to ``on_end``; later calls do nothing."""
         if self._ended:
             return
         self._ended = True
+        self._parse_held()
+        if self._error is not None and error is None:  # the body could not be read
+            error = self._error
         parser = self._parser
         if parser is None:  # nothing was sent: the record says so, with the time it took
             parser = ResponseParser(
