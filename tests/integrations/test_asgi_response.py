@@ -184,6 +184,30 @@ async def test_the_record_is_written_when_the_response_ends_stamped_with_the_arr
     assert record.updated_at == response.completed_at
 
 
+async def test_a_slow_upload_counts_from_the_first_byte_of_the_request(
+    recorder: Recorder, client: LLMClient
+) -> None:
+    parts = [b'{"messages": [', b"]}"]
+
+    async def receive() -> Message:
+        if len(parts) == 1:
+            await asyncio.sleep(0.05)  # the client's upload is slow
+        more = len(parts) > 1
+        return {"type": "http.request", "body": parts.pop(0), "more_body": more}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"id": "r"}'})
+
+    await logger_for(recorder, client, app)(scope_for(), receive, _discard)
+    record = await only_record(recorder)
+    assert record.request == {"messages": []} and record.response is not None
+    assert record.response.latency_ms >= 49
+    assert record.response.completed_at - record.created_at >= dt.timedelta(milliseconds=40)
+
+
 async def test_capture_request_writes_the_record_on_arrival_and_never_wraps_send(
     recorder: Recorder, client: LLMClient
 ) -> None:

@@ -34,6 +34,7 @@ This module depends on nothing beyond the standard library and the core of the p
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
@@ -221,6 +222,8 @@ class LLMRequestLogger:
             return
         # The call's times are measured from here, before the body is read.
         started = time.perf_counter()
+        # The record's created_at, in the response mode: the arrival, not the body's end.
+        arrived = now_ms() if self.capture == "response" else None
         self.stats.seen += 1
         try:
             declared = content_length(scope)
@@ -256,7 +259,7 @@ class LLMRequestLogger:
         call: _Call | None = None
         if outcome == "complete":
             body = b"".join(m.get("body", b"") for m in buffered)
-            call = self._prepare(scope, body)
+            call = self._prepare(scope, body, arrived)
         elif outcome == "too_large":
             self._skip_too_large(scope, size)
         else:
@@ -289,7 +292,7 @@ class LLMRequestLogger:
         )
         await capture.run(self.app, scope, replay)
 
-    def _prepare(self, scope: Scope, body: bytes) -> _Call | None:
+    def _prepare(self, scope: Scope, body: bytes, arrived: dt.datetime | None) -> _Call | None:
         """What a record of this request needs, or None (counted and logged) if it cannot be."""
         try:
             payload = parse_json_body(body)
@@ -305,7 +308,8 @@ class LLMRequestLogger:
         try:
             session_key, ignored = self.session_keys.find(scope, payload)
             self.stats.session_keys_ignored += ignored
-            call = _Call(payload, session_key, self._resolve_recorder(), self._resolve_client())
+            recorder, llm_client = self._resolve_recorder(), self._resolve_client()
+            call = _Call(payload, session_key, recorder, llm_client, arrived)
         except Exception as exc:  # recording must never fail the request
             self._record_error(scope, exc)
             return None
@@ -325,14 +329,15 @@ class LLMRequestLogger:
                 )
             else:
                 completed = response.completed_at
+                created = call.created_at or completed
                 record_id = call.recorder.record(
                     call.llm_client,
                     call.payload,
                     session_key=call.session_key,
-                    created_at=call.created_at,
+                    created_at=created,
                     # When the record was written; a clock set back meanwhile never
                     # makes it precede the arrival.
-                    updated_at=completed if completed > call.created_at else call.created_at,
+                    updated_at=max(created, completed),
                     response=response,
                 )
         except Exception as exc:  # recording must never fail the request
@@ -385,10 +390,16 @@ class _Call:
     __slots__ = ("created_at", "llm_client", "payload", "recorder", "session_key")
 
     def __init__(
-        self, payload: Any, session_key: str | None, recorder: SupportsRecord, llm_client: LLMClient
+        self,
+        payload: Any,
+        session_key: str | None,
+        recorder: SupportsRecord,
+        llm_client: LLMClient,
+        created_at: dt.datetime | None,
     ) -> None:
         self.payload = payload
         self.session_key = session_key
         self.recorder = recorder
         self.llm_client = llm_client
-        self.created_at = now_ms()
+        #: When the request arrived (None with capture="request": the recorder stamps it).
+        self.created_at = created_at
