@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "capture"))
 
-from llmreq_mongo import LLMClient, Recorder  # noqa: E402
+from llmreq_mongo import LLMClient, Recorder
 
 
 @pytest.fixture

@@ -97,6 +97,7 @@ class RecordedStream(StreamBase):
             return
         if decoder.active:
             call.feed(decoder.flush())
-        if error is None and decoder.error is not None:
+        if decoder.error is not None and not isinstance(error, BaseException):
+            # Why the body could not be read says more than that it was closed early.
             error = decoder.error
         await end_call(call, error)

@@ -65,7 +65,13 @@ from ._httpx_compat import (
 from ._recorded_stream import RecordedStream, end_call
 from ._session_keys import parse_json_body
 
-__all__ = ["DEFAULT_PATHS", "SESSION_KEY_HEADER", "RecordingTransport", "TransportStats"]
+__all__ = [
+    "DEFAULT_PATHS",
+    "SESSION_KEY_HEADER",
+    "RecordingTransport",
+    "SessionKeySource",
+    "TransportStats",
+]
 
 logger = logging.getLogger(__name__)
 
