@@ -281,18 +281,24 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         ratio = row["side"] == "recorded / bare"
         unit = "x" if ratio else ""
         cpu = f"{row['cpu_us']:.2f}x" if ratio else f"{row['cpu_us']:.0f}"
+        ttfc = (
+            f" {row['ttfc_p50_ms']:>8.3f}{unit} {row['ttfc_p99_ms']:>8.3f}{unit}"
+            if row["ttfc_p50_ms"] == row["ttfc_p50_ms"]  # not NaN: a stream
+            else f" {'-':>9} {'-':>9}"
+        )
         print(
             f"{row['case']:18} {row['side']:16}"
             f" {row['p50_ms']:>7.3f}{unit} {row['p99_ms']:>7.3f}{unit}"
-            f" {row['ttfc_p50_ms']:>8.3f}{unit} {row['ttfc_p99_ms']:>8.3f}{unit}"
-            f" {cpu:>12} {row['chunks']:>7.1f}"
+            f"{ttfc} {cpu:>12} {row['chunks']:>7.1f}"
         )
-        if ratio:
+        if ratio and row["chunks"] > 1:
             per_chunk = row["added_cpu_us"] / max(row["chunks"], 1.0)
             print(
                 f"{'':18} {'added':16} CPU {row['added_cpu_us']:.0f} µs/call"
                 f" ({per_chunk:.2f} µs per chunk read), ttfc p99 {row['added_ttfc_p99_ms']:+.3f} ms"
             )
+        elif ratio:
+            print(f"{'':18} {'added':16} CPU {row['added_cpu_us']:.0f} µs/call")
 
 
 def main() -> None:
