@@ -188,11 +188,6 @@ class RecordedCall:
         """Whether the call has ended (its record is queued, or being queued)."""
         return self._state != _OPEN
 
-    @property
-    def elapsed_ms(self) -> float:
-        """Milliseconds since the call started."""
-        return (time.perf_counter() - self._started) * 1000
-
     # -- handing over what came back -------------------------------------------------
 
     def first_token(self) -> None:
