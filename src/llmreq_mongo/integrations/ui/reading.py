@@ -20,6 +20,7 @@ from llmreq_mongo._reports.conversation import Conversation, Turn
 from llmreq_mongo._reports.session_pages import session_page
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.integrations.ui.charts import BarChart, bar_chart
+from llmreq_mongo.integrations.ui.turns import answer_text, chat_view
 from llmreq_mongo.integrations.ui.views import NO_USAGE, CallFigures, UsageFigures, call_figures
 
 __all__ = [
@@ -136,11 +137,34 @@ async def sessions(
 
 @dataclass(frozen=True)
 class Call:
-    """One call of a session, as the conversation page shows it."""
+    """One call of a session, as the conversation page shows it.
+
+    Attributes:
+        turn: the request's new messages (the previous call's answer, which
+            the client sends back, is not new: it was shown with that call).
+        figures: the response's figures and its answer.
+    """
 
     record: LLMClientRequest
     turn: Turn
     figures: CallFigures
+
+
+def _calls(records: Sequence[LLMClientRequest]) -> list[Call]:
+    """The records as calls, each with only what it adds to the one before."""
+    conversation = Conversation()
+    calls: list[Call] = []
+    previous: CallFigures | None = None
+    for record in records:
+        turn = conversation.add(chat_view(record.request))
+        figures = call_figures(record)
+        if turn.messages and previous is not None and previous.parts:
+            first = turn.messages[0]
+            if first.role == "assistant" and first.text == answer_text(previous.parts):
+                turn = Turn(turn.messages[1:], turn.earlier + 1)
+        calls.append(Call(record=record, turn=turn, figures=figures))
+        previous = figures
+    return calls
 
 
 async def session_calls(
@@ -153,11 +177,7 @@ async def session_calls(
     """
     history = LLMClientRequest.objects.for_session(session_key)
     page = await history.page(size=size, after=after)
-    conversation = Conversation()
-    calls = [
-        Call(record=r, turn=conversation.add(r.request), figures=call_figures(r))
-        for r in page.items
-    ]
+    calls = _calls(page.items)
     before = 0
     if after is not None and page.items:
         # The session's order is (created_at, _id): count what sorts before the first call.
