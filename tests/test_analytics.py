@@ -277,8 +277,12 @@ def test_public_names() -> None:
     assert set(analytics.__all__) == {
         "ClientUsage",
         "CountBucket",
+        "Distribution",
+        "LatencyStats",
+        "Price",
         "SessionSummary",
         "client_usage",
+        "latency",
         "request_counts",
         "session_page",
         "session_summaries",

@@ -28,6 +28,7 @@ from bson import ObjectId
 from llmreq_mongo import Handle, LLMClient, LLMClientRequest, aggregate_sessions, analytics
 from llmreq_mongo._documents import request_document, validate_request
 from llmreq_mongo._reports import analytics as reports
+from llmreq_mongo._reports.latency import _latency_pipeline as latency_pipeline
 from llmreq_mongo._reports.rollups import _pipeline as rollup_pipeline
 from llmreq_mongo._reports.rollups import _summary, _writes
 from llmreq_mongo._reports.session_pages import _session_page_plan as session_plan
@@ -280,8 +281,22 @@ async def test_request_counts(llmreq_engine: TestServer, data: Data) -> None:
         ({"llm_client": None, "session_key": "c3-s1", **DAY2}, "llmreq_session_time"),
     ]
     for kwargs, index in cases:
-        pipeline, *_ = reports._counts_pipeline(**common, **kwargs)
-        await _check(llmreq_engine, data, pipeline, index=index)
+        for measure in ("requests", "output_tokens"):
+            pipeline, *_ = reports._counts_pipeline(**common, **kwargs, measure=measure)
+            await _check(llmreq_engine, data, pipeline, index=index)
+
+
+async def test_latency(llmreq_engine: TestServer, data: Data) -> None:
+    client = data.clients[2]
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"llm_client": None, **DAY2}, "llmreq_created_at"),
+        ({"llm_client": client, **DAY2}, "llmreq_client_time"),
+        ({"llm_client": client, "since": None, "until": None}, "llmreq_client_time"),
+    ]
+    for kwargs, index in cases:
+        for by in ("model", "client"):
+            _, pipeline = latency_pipeline(by=by, **kwargs)
+            await _check(llmreq_engine, data, pipeline, index=index)
 
 
 async def test_client_usage(llmreq_engine: TestServer, data: Data) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 from typing import Any
 
 import pytest
@@ -20,6 +21,9 @@ from llmreq_mongo import (
 from llmreq_mongo._documents import request_document, validate_request
 from llmreq_mongo._reports.rollups import rollup_id
 from llmreq_mongo._time import now_ms
+from response_history import CALLS, answer, failed, seed, token_sum
+from response_history import DAY as HISTORY_DAY
+from response_history import put as put_call
 
 UTC = dt.timezone.utc
 SINCE = dt.datetime(2026, 3, 2, tzinfo=UTC)
@@ -78,6 +82,13 @@ async def test_one_rollup_per_client_and_session(client: LLMClient) -> None:
         "messages": 3 + 2 + 2,
         "first_id": str(first),
         "last_id": str(tied[-1]),
+        # No call has a response: nothing reported, nothing failed, no latency.
+        "responses": 0,
+        "input_tokens": None,
+        "output_tokens": None,
+        "errors": 0,
+        "latency_p50_ms": None,
+        "latency_max_ms": None,
     }
     assert records[other.id].request["count"] == 1
     assert records[other.id].request["messages"] == 1
@@ -177,3 +188,38 @@ async def test_bad_input_is_refused(
 ) -> None:
     with pytest.raises(InvalidInput, match=match):
         await aggregate_sessions(**kwargs)
+
+
+async def test_rollups_carry_tokens_errors_and_latency(client: LLMClient) -> None:
+    sales = await LLMClient.objects.create(name="sales-bot")
+    await seed(client, sales)
+    day = {"since": HISTORY_DAY, "until": HISTORY_DAY + dt.timedelta(days=1)}
+    await aggregate_sessions(**day)
+    names = {client.id: "support", sales.id: "sales"}
+    # The seed's own rollup-like record (no window) is not one of this run's.
+    records = [r for r in await rollups() if "window" in r.request]
+    assert {r.session_key for r in records} == {"s1", "s2", "s3"}  # s4 is the next day
+    for record in records:
+        calls = [
+            c
+            for c in CALLS
+            if c.client == names[record.llm_client_id]
+            and c.session == record.session_key
+            and c.hours < 24
+        ]
+        latencies = sorted(c.response["latency_ms"] for c in calls if c.response)
+        summary = record.request
+        assert summary["count"] == len(calls)
+        assert summary["responses"] == len(latencies)
+        assert summary["input_tokens"] == token_sum(calls, "input_tokens")
+        assert summary["output_tokens"] == token_sum(calls, "output_tokens")
+        assert summary["errors"] == sum(failed(c) for c in calls)
+        assert summary["latency_p50_ms"] == latencies[math.ceil(len(latencies) / 2) - 1]
+        assert summary["latency_max_ms"] == max(latencies)
+    s2 = next(r for r in records if r.session_key == "s2")
+    assert (s2.request["input_tokens"], s2.request["errors"]) == (None, 1)
+    # A late call with a response refreshes the figures in place.
+    await put_call(client, "s2", HISTORY_DAY + dt.timedelta(hours=20), answer("m", 9000.0))
+    assert await aggregate_sessions(**day) == RollupResult(0, 1, 2)
+    s2 = next(r for r in await rollups() if r.session_key == "s2" and "window" in r.request)
+    assert (s2.request["responses"], s2.request["latency_max_ms"]) == (2, 9000.0)

@@ -16,6 +16,8 @@ __all__ = ["app", "main"]
 for _module in (
     "_demo",
     "_inspect",
+    "_stats",
+    "_latency",
     "_export",
     "_import",
     "_retention",

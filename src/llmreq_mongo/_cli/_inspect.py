@@ -1,10 +1,8 @@
-"""Read commands: ``clients``, ``sessions``, ``show`` and ``stats``."""
+"""Read commands: ``clients``, ``sessions`` and ``show`` (``stats`` is in ``_stats``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -19,11 +17,11 @@ from llmreq_mongo._reports.conversation import Conversation
 from llmreq_mongo._time import to_utc_ms
 from llmreq_mongo.errors import InvalidInput, storage_errors
 
+from ._answers import answered_text, response_json, response_lines
 from ._app import JsonFlag, Settings, app, reported, run, settings_of
 from ._durations import format_time, parse_time
 from ._names import client_by_name, client_names, name_of
 from ._render import (
-    bar_chart,
     dump_json,
     plural,
     print_json,
@@ -31,7 +29,7 @@ from ._render import (
     table,
 )
 
-__all__ = ["Bucket", "clients", "sessions", "show", "stats", "window"]
+__all__ = ["ClientOption", "UntilOption", "client_or_none", "clients", "sessions", "show", "window"]
 
 SinceOption = Annotated[
     str | None, typer.Option(help="From this time: ISO 8601, a date (UTC), or 7d for 7 days ago.")
@@ -51,7 +49,7 @@ def window(since: str | None, until: str | None) -> tuple[dt.datetime | None, dt
     return start, end
 
 
-async def _client_or_none(name: str | None) -> LLMClient | None:
+async def client_or_none(name: str | None) -> LLMClient | None:
     return None if name is None else await client_by_name(name)
 
 
@@ -149,7 +147,7 @@ def sessions(
         start, end = window(since or SESSIONS_SPAN, until)
 
     async def work(handle: Handle) -> tuple[list[dict[str, Any]], int, dict[Any, str]]:
-        found = await _client_or_none(client)
+        found = await client_or_none(client)
         summaries, total = await _recent_sessions(found, start, end, limit)
         return summaries, total, await client_names()
 
@@ -221,14 +219,14 @@ def show(
     client: ClientOption = None,
     json: JsonFlag = False,
 ) -> None:
-    """Show a session's requests as a timeline (chat messages as role and text)."""
+    """Show a session's requests as a timeline, each response under its request."""
     settings = settings_of(ctx)
     as_json = settings.wants_json(json)
     with reported(settings):
         key = check_session_key(session_key, nullable=False)
 
     async def work(handle: Handle) -> int:
-        found = await _client_or_none(client)
+        found = await client_or_none(client)
         names = await client_names()
         history = LLMClientRequest.objects.for_session(key, llm_client=found)
         timeline = _Timeline(settings, names, as_json)
@@ -267,6 +265,7 @@ class _Timeline:
                 "session_key": req.session_key,
                 "is_aggregation": req.is_aggregation,
                 "request": req.request,
+                "response": response_json(req.response),
             }
             self.console.file.write(("[\n  " if not self.count else ",\n  ") + dump_json(record))
             self.count += 1
@@ -282,15 +281,22 @@ class _Timeline:
         if turn.messages is None:
             self.console.print("  ".join(heading), style="bold", markup=False)
             self.console.print(_indent(dump_json(payload, indent=2)), markup=False)
-            return
-        # Chat clients resend the whole conversation: show only what is new.
-        if turn.earlier:
-            shown = len(turn.messages)
-            heading.append(f"(+{shown} after {plural(turn.earlier, 'earlier message')})")
-        self.console.print("  ".join(heading), style="bold", markup=False)
-        for message in turn.messages:
-            text = _indent(message.text, 12).lstrip()
-            self.console.print(f"  {message.role:<9} " + text, markup=False)
+        else:
+            # Chat clients resend the whole conversation: show only what is new.
+            if turn.earlier:
+                shown = len(turn.messages)
+                heading.append(f"(+{shown} after {plural(turn.earlier, 'earlier message')})")
+            self.console.print("  ".join(heading), style="bold", markup=False)
+            for message in turn.messages:
+                text = _indent(message.text, 12).lstrip()
+                self.console.print(f"  {message.role:<9} " + text, markup=False)
+        if req.response is not None:
+            for line in response_lines(req.response):
+                self.console.print(line, markup=False, highlight=False)
+            said = answered_text(req.response)
+            if said is not None:
+                # The next call resends the answer just shown: not new there.
+                self.conversation.answered(said)
 
     def close(self) -> None:
         if self.as_json:
@@ -301,72 +307,3 @@ class _Timeline:
 def _indent(text: str, width: int = 2) -> str:
     pad = " " * width
     return "\n".join(pad + line for line in text.splitlines() or [""])
-
-
-# -- stats ----------------------------------------------------------------------
-
-
-class Bucket(str, Enum):
-    """The bucket sizes ``stats`` counts by."""
-
-    day = "day"
-    hour = "hour"
-
-
-_DEFAULT_SPAN = {Bucket.day: "14d", Bucket.hour: "24h"}
-
-
-@app.command()
-def stats(
-    ctx: typer.Context,
-    by: Annotated[Bucket, typer.Option(help="Bucket size.")] = Bucket.day,
-    client: ClientOption = None,
-    session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
-    tz: Annotated[str, typer.Option(help="IANA time zone the days/hours are cut in.")] = "UTC",
-    since: Annotated[
-        str | None,
-        typer.Option(help="From this time (default: 14d by day, 24h by hour)."),
-    ] = None,
-    until: UntilOption = None,
-    json: JsonFlag = False,
-) -> None:
-    """Requests per day or hour, as a table with a bar chart (empty buckets included)."""
-    settings = settings_of(ctx)
-    with reported(settings):
-        # Both ends are set, so every bucket of the window is listed, even
-        # when none holds a request.
-        start, end = window(since or _DEFAULT_SPAN[by], until or "now")
-        key = check_session_key(session, nullable=False) if session is not None else None
-        try:
-            zone = zoneinfo.ZoneInfo(tz)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise InvalidInput(
-                f"--tz {tz!r} is not a known time zone; use an IANA name such as "
-                "UTC, Europe/Paris or America/New_York"
-            ) from None
-
-    async def work(handle: Handle) -> list[analytics.CountBucket]:
-        found = await _client_or_none(client)
-        return await analytics.request_counts(
-            by=by.value, llm_client=found, session_key=key, since=start, until=end, tz=tz
-        )
-
-    buckets = run(settings, work)
-    if settings.wants_json(json):
-        print_json([{"start": format_time(b.start), "count": b.count} for b in buckets])
-        return
-    label = "%Y-%m-%d %a" if by is Bucket.day else "%Y-%m-%d %H:%M"
-    rows = [(b.start.astimezone(zone).strftime(label), b.count) for b in buckets]
-    total = sum(b.count for b in buckets)
-    scope = ", ".join(
-        part
-        for part in (
-            f"client {client}" if client else "",
-            f"session {key}" if key else "",
-            f"time zone {tz}",
-        )
-        if part
-    )
-    settings.console.print(
-        bar_chart(f"requests per {by.value} ({scope}): {total:,} in all", rows), markup=False
-    )

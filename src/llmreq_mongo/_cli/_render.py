@@ -114,19 +114,25 @@ def bar(value: float, largest: float, width: int) -> str:
 
 def bar_chart(
     title: str | None,
-    rows: Sequence[tuple[str, int]],
+    rows: Sequence[tuple[str, int | None]],
     *,
     headers: tuple[str, str] = ("", "requests"),
     width: int = 40,
 ) -> RenderableType:
-    """A table of labels and counts with a bar per row, scaled to the largest count."""
-    largest = max((count for _, count in rows), default=0)
+    """A table of labels and counts with a bar per row, scaled to the largest count.
+
+    A count of None (a token sum nothing was reported for) shows as ``-``, with no bar.
+    """
+    largest = max((count or 0 for _, count in rows), default=0)
     chart = Table(header_style="bold", show_edge=False)
     chart.add_column(headers[0], no_wrap=True)
     chart.add_column(headers[1], justify="right", no_wrap=True)
     chart.add_column("", no_wrap=True, style="cyan")
     for label, count in rows:
-        chart.add_row(Text(label), f"{count:,}", bar(count, largest, width))
+        if count is None:
+            chart.add_row(Text(label), Text("-", style="dim"), "")
+        else:
+            chart.add_row(Text(label), f"{count:,}", bar(count, largest, width))
     return _titled(title, chart)
 
 

@@ -1,4 +1,10 @@
-"""The analytics reports: sessions, time buckets and clients (see :mod:`llmreq_mongo.analytics`)."""
+"""The analytics reports: sessions, time buckets and clients (see :mod:`llmreq_mongo.analytics`).
+
+Sessions and clients also carry what their calls' responses add up to:
+tokens, errors and, given a price table, the cost (see :mod:`.measures`
+and :mod:`.prices`). Token sums are grouped per model first, so that each
+model's tokens get that model's price.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,10 @@ from llmreq_mongo._time import to_utc_ms
 from llmreq_mongo._types import ClientRef
 from llmreq_mongo.errors import InvalidInput, storage_errors
 
+from .measures import MODEL, call_sums, model_entry, model_tokens, reported, tokens
+from .measures import regrouped_sums as sums_of
+from .prices import Price, check_prices, priced
+
 __all__ = [
     "ClientUsage",
     "CountBucket",
@@ -28,6 +38,7 @@ __all__ = [
 ]
 
 _MAX_ROWS = 10_000
+_MEASURES = ("requests", "input_tokens", "output_tokens")
 _MAX_BUCKETS = 100_000
 _UTC = dt.timezone.utc
 
@@ -44,6 +55,16 @@ class SessionSummary:
         last_at: the last request's ``created_at`` (UTC).
         group: the ``group_by`` value (None without ``group_by``, or when the
             payload lacks the field).
+        input_tokens: the input tokens its calls reported; None when none of
+            them reported any (never 0 for "not reported").
+        output_tokens: the output tokens, likewise.
+        errors: how many of its calls failed: a response with an ``error``,
+            or an HTTP status of 400 or more.
+        cost: the cost of its tokens under the ``prices`` given (None
+            without ``prices``, or when no priced model reported tokens).
+        unpriced_models: models whose calls reported tokens but have no price
+            in ``prices`` (None for calls naming no model): ``cost`` leaves
+            them out.
     """
 
     session_key: str
@@ -52,6 +73,11 @@ class SessionSummary:
     first_at: dt.datetime
     last_at: dt.datetime
     group: Any = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    errors: int = 0
+    cost: float | None = None
+    unpriced_models: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,12 +86,15 @@ class CountBucket:
 
     Attributes:
         start: the bucket's first instant, in the time zone asked for.
-        count: how many requests it holds (0 for an empty bucket).
+        count: how many requests it holds (0 for an empty bucket); with
+            ``measure="input_tokens"`` or ``"output_tokens"``, the sum of that
+            count over its calls, None when none of them reported it (an
+            empty bucket included).
         group: the ``group_by`` value (None without ``group_by``).
     """
 
     start: dt.datetime
-    count: int
+    count: int | None
     group: Any = None
 
 
@@ -81,6 +110,15 @@ class ClientUsage:
             count as requests but not as a session).
         first_at: the first request's ``created_at`` (UTC).
         last_at: the last request's ``created_at`` (UTC).
+        input_tokens: the input tokens its calls reported; None when none of
+            them reported any.
+        output_tokens: the output tokens, likewise.
+        errors: how many of its calls failed (an ``error``, or a status of
+            400 or more).
+        cost: the cost of its tokens under the ``prices`` given (see
+            :class:`SessionSummary`).
+        unpriced_models: models with tokens but no price (see
+            :class:`SessionSummary`).
     """
 
     llm_client_id: ObjectId
@@ -89,6 +127,11 @@ class ClientUsage:
     sessions: int
     first_at: dt.datetime
     last_at: dt.datetime
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    errors: int = 0
+    cost: float | None = None
+    unpriced_models: tuple[str | None, ...] = ()
 
 
 async def _run(pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
@@ -131,10 +174,21 @@ def _sessions_pipeline(
         ),
         {
             "$group": {
-                "_id": key,
+                "_id": {**key, "m": MODEL},
                 "requests": {"$sum": 1},
                 "first_at": {"$min": "$created_at"},
                 "last_at": {"$max": "$created_at"},
+                **call_sums(),
+            }
+        },
+        {
+            "$group": {
+                "_id": {name: f"$_id.{name}" for name in key},
+                "requests": {"$sum": "$requests"},
+                "first_at": {"$min": "$first_at"},
+                "last_at": {"$max": "$last_at"},
+                **sums_of(),
+                "models": {"$push": model_entry()},
             }
         },
         {"$sort": sort},
@@ -142,18 +196,26 @@ def _sessions_pipeline(
     ]
 
 
-def _summaries(rows: list[dict[str, Any]]) -> list[SessionSummary]:
-    return [
-        SessionSummary(
-            session_key=row["_id"]["s"],
-            llm_client_id=row["_id"]["c"],
-            requests=int(row["requests"]),
-            first_at=to_utc_ms(row["first_at"]),
-            last_at=to_utc_ms(row["last_at"]),
-            group=_group_value(row["_id"]),
+def _summaries(rows: list[dict[str, Any]], prices: dict[str, Price] | None) -> list[SessionSummary]:
+    out = []
+    for row in rows:
+        cost = priced(prices, model_tokens(row["models"]))
+        out.append(
+            SessionSummary(
+                session_key=row["_id"]["s"],
+                llm_client_id=row["_id"]["c"],
+                requests=int(row["requests"]),
+                first_at=to_utc_ms(row["first_at"]),
+                last_at=to_utc_ms(row["last_at"]),
+                group=_group_value(row["_id"]),
+                input_tokens=tokens(row, "input_tokens"),
+                output_tokens=tokens(row, "output_tokens"),
+                errors=int(row["errors"]),
+                cost=cost.cost,
+                unpriced_models=cost.unpriced_models,
+            )
         )
-        for row in rows
-    ]
+    return out
 
 
 async def session_summaries(
@@ -163,8 +225,10 @@ async def session_summaries(
     until: dt.datetime | None = None,
     limit: int = 100,
     group_by: str | None = None,
+    prices: Mapping[str, Price] | None = None,
 ) -> list[SessionSummary]:
-    """Sessions, most recently active first: request count, first and last request.
+    """Sessions, most recently active first: requests, first and last request,
+    tokens, errors, and the cost under ``prices``.
 
     Args:
         llm_client: only this client (an ``LLMClient``, ``ObjectId`` or hex id).
@@ -173,11 +237,13 @@ async def session_summaries(
         limit: at most this many sessions (1 to 10,000).
         group_by: a payload field (``"model"``, ``"options__temperature"``):
             one summary per session and value.
+        prices: model name to :class:`Price`; fills in ``cost``.
 
     Raises:
         InvalidInput: a naive datetime, ``since >= until``, a bad client,
-            ``limit`` out of range, or a bad ``group_by`` path.
+            ``limit`` out of range, a bad ``group_by`` path or price table.
     """
+    table = check_prices(prices)
     pipeline = _sessions_pipeline(
         llm_client=llm_client,
         since=since,
@@ -186,7 +252,7 @@ async def session_summaries(
         group_by=group_by,
         order="recent",
     )
-    return _summaries(await _run(pipeline, "session summaries"))
+    return _summaries(await _run(pipeline, "session summaries"), table)
 
 
 async def top_sessions(
@@ -195,13 +261,16 @@ async def top_sessions(
     llm_client: ClientRef | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    prices: Mapping[str, Price] | None = None,
 ) -> list[SessionSummary]:
-    """The ``n`` sessions with the most requests, busiest first.
+    """The ``n`` sessions with the most requests, busiest first (fields as
+    :func:`session_summaries` gives them).
 
     Raises:
-        InvalidInput: a naive datetime, ``since >= until``, a bad client, or
-            ``n`` out of 1..10,000.
+        InvalidInput: a naive datetime, ``since >= until``, a bad client,
+            ``n`` out of 1..10,000, or a bad price table.
     """
+    table = check_prices(prices)
     pipeline = _sessions_pipeline(
         llm_client=llm_client,
         since=since,
@@ -210,7 +279,7 @@ async def top_sessions(
         group_by=None,
         order="busiest",
     )
-    return _summaries(await _run(pipeline, "the top sessions"))
+    return _summaries(await _run(pipeline, "the top sessions"), table)
 
 
 # -- time buckets ---------------------------------------------------------------
@@ -274,9 +343,14 @@ def _counts_pipeline(
     until: Any,
     tz: Any,
     group_by: Any,
+    measure: Any = "requests",
 ) -> tuple[list[dict[str, Any]], zoneinfo.ZoneInfo, dt.datetime | None, dt.datetime | None]:
     if by not in ("day", "hour"):
         raise InvalidInput(f"by must be 'day' or 'hour', got {by!r}")
+    if not isinstance(measure, str) or measure not in _MEASURES:
+        raise InvalidInput(
+            f"measure must be 'requests', 'input_tokens' or 'output_tokens', got {measure!r}"
+        )
     start, end = check_window(since, until)
     zone = _zone(tz)
     client_id = client_ref(llm_client, model=LLMClient)
@@ -290,9 +364,22 @@ def _counts_pipeline(
         group["g"] = "$" + payload_path(group_by)
     pipeline = [
         *scoped_match(session_key=key, client_id=client_id, since=start, until=end),
-        {"$group": {"_id": group, "count": {"$sum": 1}}},
+        {"$group": {"_id": group, **_measured(measure)}},
     ]
     return pipeline, zone, start, end
+
+
+def _measured(measure: str) -> dict[str, Any]:
+    """The accumulators of one bucket: ``count``, and for tokens ``n``, the reporting calls."""
+    if measure == "requests":
+        return {"count": {"$sum": 1}}
+    return {"count": {"$sum": f"$response.usage.{measure}"}, "n": {"$sum": reported(measure)}}
+
+
+def _bucket_count(row: dict[str, Any], measure: str) -> int | None:
+    if measure != "requests" and not row["n"]:
+        return None  # no call of the bucket reported the count: unknown, not 0
+    return int(row["count"])
 
 
 async def request_counts(
@@ -304,8 +391,9 @@ async def request_counts(
     until: dt.datetime | None = None,
     tz: str = "UTC",
     group_by: str | None = None,
+    measure: Literal["requests", "input_tokens", "output_tokens"] = "requests",
 ) -> list[CountBucket]:
-    """Requests per day or hour, oldest first, empty buckets included.
+    """Requests (or tokens) per day or hour, oldest first, empty buckets included.
 
     Buckets are days or hours of the time zone ``tz`` (a day in
     ``"Europe/Paris"`` starts at midnight there). With ``since`` and
@@ -314,10 +402,16 @@ async def request_counts(
     ``group_by``, each value of that payload field gets its own series
     (ordered by start, then by first appearance of the value).
 
+    ``measure`` says what a bucket's ``count`` is: its requests, or the sum
+    of the ``input_tokens`` or ``output_tokens`` its calls' responses
+    reported. A token bucket where no call reported the count holds None,
+    never 0.
+
     Raises:
         InvalidInput: ``by`` not ``"day"``/``"hour"``, an unknown time zone, a
             naive datetime, ``since >= until``, a window of over 100,000
-            buckets, a non-string session key, a bad client or path.
+            buckets, a non-string session key, a bad client or path, or an
+            unknown ``measure``.
     """
     pipeline, zone, start, end = _counts_pipeline(
         by=by,
@@ -327,15 +421,17 @@ async def request_counts(
         until=until,
         tz=tz,
         group_by=group_by,
+        measure=measure,
     )
     rows = await _run(pipeline, "request counts")
-    counts: dict[tuple[Any, dt.datetime], int] = {}
+    empty = 0 if measure == "requests" else None
+    counts: dict[tuple[Any, dt.datetime], int | None] = {}
     groups: dict[Any, Any] = {}
     for row in rows:
         value = _group_value(row["_id"]) if group_by is not None else None
         marker = repr(value)  # group values may be unhashable (lists, objects)
         groups.setdefault(marker, value)
-        counts[(marker, to_utc_ms(row["_id"]["t"]))] = int(row["count"])
+        counts[(marker, to_utc_ms(row["_id"]["t"]))] = _bucket_count(row, measure)
     if not counts and (start is None or end is None):
         return []
     instants = {instant for _, instant in counts}
@@ -348,7 +444,7 @@ async def request_counts(
         groups = {repr(None): None}
     return [
         CountBucket(
-            start=instant.astimezone(zone), count=counts.get((marker, instant), 0), group=value
+            start=instant.astimezone(zone), count=counts.get((marker, instant), empty), group=value
         )
         for instant in starts
         for marker, value in groups.items()
@@ -360,23 +456,56 @@ async def request_counts(
 
 def _usage_pipeline(*, since: Any, until: Any) -> list[dict[str, Any]]:
     start, end = check_window(since, until)
+    first_of_session = {"$eq": ["$k", 0]}
     return [
         *scoped_match(since=start, until=end),
         {
             "$group": {
-                "_id": {"c": "$llm_client_id", "s": "$session_key"},
+                "_id": {"c": "$llm_client_id", "s": "$session_key", "m": MODEL},
                 "requests": {"$sum": 1},
                 "first_at": {"$min": "$created_at"},
                 "last_at": {"$max": "$created_at"},
+                **call_sums(),
+            }
+        },
+        {
+            "$group": {
+                "_id": {"c": "$_id.c", "s": "$_id.s"},
+                "requests": {"$sum": "$requests"},
+                "first_at": {"$min": "$first_at"},
+                "last_at": {"$max": "$last_at"},
+                "errors": {"$sum": "$errors"},
+                "models": {"$push": model_entry()},
+            }
+        },
+        # One row per (session, model), then per (client, model): the token
+        # sums stay per model for the prices, while a session's requests and
+        # errors are counted once, on its first model's row (k == 0).
+        {"$unwind": {"path": "$models", "includeArrayIndex": "k"}},
+        {
+            "$group": {
+                "_id": {"c": "$_id.c", "m": "$models.m"},
+                "requests": {"$sum": {"$cond": [first_of_session, "$requests", 0]}},
+                "sessions": {
+                    "$sum": {
+                        "$cond": [{"$and": [first_of_session, {"$ne": ["$_id.s", None]}]}, 1, 0]
+                    }
+                },
+                "first_at": {"$min": "$first_at"},
+                "last_at": {"$max": "$last_at"},
+                "errors": {"$sum": {"$cond": [first_of_session, "$errors", 0]}},
+                **{name: {"$sum": f"$models.{name}"} for name in sums_of() if name != "errors"},
             }
         },
         {
             "$group": {
                 "_id": "$_id.c",
                 "requests": {"$sum": "$requests"},
-                "sessions": {"$sum": {"$cond": [{"$eq": ["$_id.s", None]}, 0, 1]}},
+                "sessions": {"$sum": "$sessions"},
                 "first_at": {"$min": "$first_at"},
                 "last_at": {"$max": "$last_at"},
+                **sums_of(),
+                "models": {"$push": model_entry()},
             }
         },
         {"$sort": {"requests": -1, "_id": 1}},
@@ -392,22 +521,40 @@ def _usage_pipeline(*, since: Any, until: Any) -> list[dict[str, Any]]:
 
 
 async def client_usage(
-    *, since: dt.datetime | None = None, until: dt.datetime | None = None
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    prices: Mapping[str, Price] | None = None,
 ) -> list[ClientUsage]:
-    """Per client: requests, distinct sessions, first and last seen; busiest first.
+    """Per client: requests, distinct sessions, first and last seen, tokens,
+    errors and the cost under ``prices``; busiest first.
+
+    Args:
+        since: count requests created at or after this instant.
+        until: count requests created before this instant.
+        prices: model name to :class:`Price`; fills in ``cost``.
 
     Raises:
-        InvalidInput: a naive datetime or ``since >= until``.
+        InvalidInput: a naive datetime, ``since >= until``, or a bad price table.
     """
+    table = check_prices(prices)
     rows = await _run(_usage_pipeline(since=since, until=until), "client usage")
-    return [
-        ClientUsage(
-            llm_client_id=row["_id"],
-            name=row["client"][0].get("name") if row["client"] else None,
-            requests=int(row["requests"]),
-            sessions=int(row["sessions"]),
-            first_at=to_utc_ms(row["first_at"]),
-            last_at=to_utc_ms(row["last_at"]),
+    out = []
+    for row in rows:
+        cost = priced(table, model_tokens(row["models"]))
+        out.append(
+            ClientUsage(
+                llm_client_id=row["_id"],
+                name=row["client"][0].get("name") if row["client"] else None,
+                requests=int(row["requests"]),
+                sessions=int(row["sessions"]),
+                first_at=to_utc_ms(row["first_at"]),
+                last_at=to_utc_ms(row["last_at"]),
+                input_tokens=tokens(row, "input_tokens"),
+                output_tokens=tokens(row, "output_tokens"),
+                errors=int(row["errors"]),
+                cost=cost.cost,
+                unpriced_models=cost.unpriced_models,
+            )
         )
-        for row in rows
-    ]
+    return out

@@ -110,6 +110,16 @@ class Conversation:
         shown = messages[earlier:]
         return Turn(tuple(ChatMessage(role, text) for role, text in shown), earlier)
 
+    def answered(self, text: str) -> None:
+        """Count the assistant's answer to the last call (``text``) as already shown.
+
+        The next call of a chat resends that answer: it is then one of the
+        earlier messages, not a new one. Nothing changes after a call that
+        was not a chat request.
+        """
+        if self._previous:
+            self._previous = [*self._previous, ("assistant", text)]
+
 
 def _repeated(previous: list[tuple[str, str]], messages: list[tuple[str, str]]) -> int:
     """How many of ``messages`` repeat the previous call (they come first).

@@ -6,7 +6,17 @@ the requests it summarises, and a JSON ``request``::
 
     {"window": {"since": "...", "until": "..."}, "count": 12,
      "first_at": "...", "last_at": "...", "messages": 31,
-     "first_id": "...", "last_id": "..."}
+     "first_id": "...", "last_id": "...",
+     "responses": 11, "input_tokens": 5120, "output_tokens": 800, "errors": 1,
+     "latency_p50_ms": 412.0, "latency_max_ms": 2930.5}
+
+The token sums are None when no call of the window reported that count
+(never 0 for "not reported"); ``errors`` counts the calls whose response has
+an ``error`` or a status of 400 or more; the latency figures (nearest-rank
+median and maximum, see :mod:`.latency`) are None when no call had a
+response. The latencies of one session's window are gathered in one
+``$group`` row (8 bytes a call): a window holds at most about a million
+calls of one session.
 
 Its ``_id`` is derived from (client, session, since, until), so writing it is
 an upsert on the primary key: running the same window again creates nothing,
@@ -33,6 +43,9 @@ from llmreq_mongo._sharding import shard_key_filter
 from llmreq_mongo._time import now_ms, to_utc_ms
 from llmreq_mongo._types import ClientRef
 from llmreq_mongo.errors import InvalidInput, storage_errors
+
+from .latency import nearest_rank
+from .measures import call_sums, tokens
 
 __all__ = ["RollupResult", "aggregate_sessions", "rollup_id"]
 
@@ -95,12 +108,19 @@ def _pipeline(
                 "messages": {"$sum": messages},
                 "first": {"$min": position},
                 "last": {"$max": position},
+                **call_sums(),
+                "latencies": {"$push": "$response.latency_ms"},
             }
         },
     ]
 
 
 def _summary(row: dict[str, Any], since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
+    latencies = sorted(
+        float(v)
+        for v in row["latencies"]
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    )
     return {
         "window": {"since": _iso(since), "until": _iso(until)},
         "count": int(row["count"]),
@@ -109,6 +129,12 @@ def _summary(row: dict[str, Any], since: dt.datetime, until: dt.datetime) -> dic
         "messages": int(row["messages"]),
         "first_id": str(row["first"]["i"]),
         "last_id": str(row["last"]["i"]),
+        "responses": len(latencies),
+        "input_tokens": tokens(row, "input_tokens"),
+        "output_tokens": tokens(row, "output_tokens"),
+        "errors": int(row["errors"]),
+        "latency_p50_ms": nearest_rank(latencies, 50),
+        "latency_max_ms": latencies[-1] if latencies else None,
     }
 
 
@@ -162,10 +188,13 @@ async def aggregate_sessions(
 
     Each summarises the raw requests of that session created in the window:
     their count, first and last ``created_at``, the total length of their
-    ``messages`` lists (where the payload has one), and the first and last
-    ``_id``. Requests without a session key are not rolled up. Idempotent:
-    a second run over the same window creates nothing; if requests arrived
-    in the window meanwhile, it brings the summaries up to date.
+    ``messages`` lists (where the payload has one), the first and last
+    ``_id``, and what came back: how many had a response, their input and
+    output token sums (None when none was reported), how many failed, and
+    the median and largest latency (see the module docstring). Requests
+    without a session key are not rolled up. Idempotent: a second run over
+    the same window creates nothing; if requests arrived in the window
+    meanwhile, it brings the summaries up to date.
 
     Example::
 

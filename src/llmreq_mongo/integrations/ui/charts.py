@@ -53,13 +53,15 @@ class BarChart:
 
 def bar_chart(buckets: Sequence[CountBucket], *, by: str) -> BarChart:
     """The chart of request counts per bucket (``by`` is ``"day"`` or ``"hour"``)."""
-    peak = max((b.count for b in buckets), default=0)
+    # A count is None only for a token measure with nothing reported: no bar.
+    counts = [b.count or 0 for b in buckets]
+    peak = max(counts, default=0)
     every = max(1, -(-len(buckets) // _MAX_LABELS))
     tick_format = "%H:00" if by == "hour" else "%m-%d"
     label_format = "%Y-%m-%d %H:00" if by == "hour" else "%Y-%m-%d"
     bars = []
     for i, bucket in enumerate(buckets):
-        height = 0.0 if peak == 0 else round(_HEIGHT * bucket.count / peak, 2)
+        height = 0.0 if peak == 0 else round(_HEIGHT * counts[i] / peak, 2)
         bars.append(
             Bar(
                 x=i * _SLOT + 1,
@@ -67,7 +69,7 @@ def bar_chart(buckets: Sequence[CountBucket], *, by: str) -> BarChart:
                 width=_SLOT - 2,
                 height=height,
                 label=bucket.start.strftime(label_format),
-                count=bucket.count,
+                count=counts[i],
                 tick=bucket.start.strftime(tick_format) if i % every == 0 else "",
             )
         )
@@ -76,5 +78,5 @@ def bar_chart(buckets: Sequence[CountBucket], *, by: str) -> BarChart:
         height=_HEIGHT,
         bars=tuple(bars),
         peak=peak,
-        total=sum(b.count for b in buckets),
+        total=sum(counts),
     )
