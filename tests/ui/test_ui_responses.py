@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from playwright.async_api import expect
@@ -299,3 +300,79 @@ async def test_hostile_response_bodies_render_as_text_and_run_nothing(serve: Any
         await tab.open(f"/requests/{ids[0]}")
         await expect(page.locator("table.response-fields")).to_contain_text(XSS[0])  # the id
         await expect(page.locator("#response-json")).to_contain_text(XSS[1].replace('"', '\\"'))
+
+
+async def test_overview_and_sessions_show_tokens_errors_and_latency(serve: Any) -> None:
+    bot = await LLMClient.objects.create(name="bot")
+    quiet = await LLMClient.objects.create(name="quiet")
+    start = ago(hours=2)
+    latencies = [100.0, 200.0, 300.0, 400.0]
+    records: list[Any] = [
+        (
+            "s1",
+            _chat(ASK),
+            start + dt.timedelta(seconds=i),
+            chat_answer("ok", usage=(10 * (i + 1), i + 1), latency_ms=ms),
+        )
+        for i, ms in enumerate(latencies)
+    ]
+    records.append(
+        (
+            "s2",
+            _chat(ASK),
+            start + dt.timedelta(minutes=5),
+            {"status": 500, "error": "boom", "latency_ms": 5000.0},
+        )
+    )
+    records.append(
+        (
+            "s2",
+            _chat(ASK),
+            start + dt.timedelta(minutes=6),
+            chat_answer("no usage", usage=None, latency_ms=50.0, model="gpt-4o-mini"),
+        )
+    )
+    await store(bot, records)
+    await store(quiet, [("q", _chat(ASK), start, None)])  # a request recorded alone
+    async with serve() as site:
+        tab = await site.tab()
+        page = tab.page
+        await tab.open("/")
+        rows = page.locator("table.clients tbody tr")
+        cells = rows.nth(0).locator("td")
+        # Tokens summed over the calls that reported them; the 500 is an error;
+        # latency p50 and p95 by nearest rank over the six calls.
+        await expect(cells).to_have_text(
+            [
+                re.compile("^bot"),
+                "6",
+                "2",
+                "100",
+                "10",
+                "1",
+                "200 ms",
+                "5,000 ms",
+                re.compile("UTC$"),
+            ]
+        )
+        # A client whose calls carry no response: unknown, not zero.
+        await expect(rows.nth(1).locator("td").nth(3)).to_have_text("\u2014")
+        await expect(rows.nth(1).locator("td").nth(5)).to_have_text("\u2014")
+        chart = page.locator("table.latency-rows tbody tr")
+        await expect(chart).to_have_count(3)
+        await expect(chart.nth(0).locator("td").nth(0)).to_have_text("gpt-4o-2024-08-06")
+        await expect(chart.nth(0).locator("td").nth(1)).to_have_text("4")
+        await expect(chart.nth(0).locator("td").nth(2)).to_have_text("200 ms")
+        widths = await page.locator("svg.lat rect.p95").evaluate_all(
+            "els => els.map(e => e.getAttribute('width'))"
+        )
+        assert max(map(float, widths)) == 100.0
+        await expect(page.locator(".placeholder")).to_have_count(0)
+
+        await tab.open("/sessions")
+        keys = page.locator("table.sessions tbody tr")
+        await expect(keys.nth(0).locator("td.key")).to_have_text("s2")
+        await expect(keys.nth(0).locator("td").nth(5)).to_have_text("\u2014")  # no usage reported
+        await expect(keys.nth(0).locator("td").nth(6)).to_have_text("1")
+        await expect(keys.nth(1).locator("td").nth(5)).to_have_text("100 in / 10 out")
+        await expect(keys.nth(1).locator("td").nth(6)).to_have_text("0")

@@ -34,6 +34,7 @@ from llmreq_mongo.integrations.ui.views import (
     DASH,
     call_figures,
     count_text,
+    millis_text,
     payload_model,
     response_payload,
 )
@@ -113,6 +114,7 @@ def _environment() -> Environment:
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
     env.globals["DASH"] = DASH
     env.globals["counts"] = count_text
+    env.globals["millis"] = millis_text
     return env
 
 

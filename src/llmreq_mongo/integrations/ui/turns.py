@@ -15,7 +15,9 @@ assistant message a client sends back (the previous answer) is recognised as
 the answer already shown, not as a new message.
 
 Everything here only reads: a value of an unexpected shape is shown as
-compact JSON or left out, never trusted.
+compact JSON or left out, never trusted. The text and tool calls of an
+answer are read as ``llmreq show`` reads them
+(:mod:`llmreq_mongo._reports.answers`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from llmreq_mongo._reports.answers import answer_of
 from llmreq_mongo._reports.conversation import message_text
 
 __all__ = ["Part", "answer_text", "chat_view", "response_parts"]
@@ -147,80 +150,52 @@ def chat_view(payload: Any) -> Any:
 # -- responses --------------------------------------------------------------------------------
 
 
-def _chat_parts(body: dict[str, Any]) -> list[Part]:
-    parts: list[Part] = []
+def _thinking_and_refusals(body: dict[str, Any]) -> tuple[list[Part], list[Part]]:
+    """What :func:`~llmreq_mongo._reports.answers.answer_of` leaves out: reasoning
+    (Anthropic's ``thinking`` blocks, the Responses API's summaries) and refusals."""
+    thinking: list[Part] = []
+    refusals: list[Part] = []
     for choice in body.get("choices") or []:
         message = choice.get("message") if isinstance(choice, dict) else None
-        if not isinstance(message, dict):
-            continue
-        if isinstance(message.get("refusal"), str) and message["refusal"]:
-            parts.append(Part("refusal", message["refusal"]))
-        content = message_text(message.get("content"))
-        if content:
-            parts.append(Part("text", content))
-        for call in message.get("tool_calls") or []:
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                parts.append(_tool_part(function.get("name"), function.get("arguments")))
-    return parts
-
-
-def _responses_parts(body: dict[str, Any]) -> list[Part]:
-    parts: list[Part] = []
+        refusal = message.get("refusal") if isinstance(message, dict) else None
+        if isinstance(refusal, str) and refusal:
+            refusals.append(Part("refusal", refusal))
     for item in body.get("output") or []:
         if not isinstance(item, dict):
             continue
-        kind = item.get("type")
-        if kind == "message":
-            for piece in item.get("content") or []:
-                if not isinstance(piece, dict):
-                    continue
-                if piece.get("type") == "refusal":
-                    parts.append(Part("refusal", message_text(piece.get("refusal"))))
-                elif isinstance(piece.get("text"), str):
-                    parts.append(Part("text", piece["text"]))
-        elif kind == "function_call":
-            parts.append(_tool_part(item.get("name"), item.get("arguments")))
-        elif kind == "reasoning":
+        if item.get("type") == "reasoning":
             summary = [s.get("text") for s in item.get("summary") or [] if isinstance(s, dict)]
             text = "\n".join(t for t in summary if isinstance(t, str))
             if text:
-                parts.append(Part("thinking", text))
-    return parts
-
-
-def _messages_parts(body: dict[str, Any]) -> list[Part]:
-    parts: list[Part] = []
-    for block in body.get("content") or []:
-        if not isinstance(block, dict):
-            continue
-        kind = block.get("type")
-        if kind == "text" and isinstance(block.get("text"), str):
-            parts.append(Part("text", block["text"]))
-        elif kind in ("tool_use", "server_tool_use"):
-            parts.append(_tool_part(block.get("name"), block.get("input")))
-        elif kind == "thinking" and isinstance(block.get("thinking"), str):
-            parts.append(Part("thinking", block["thinking"]))
-    return parts
+                thinking.append(Part("thinking", text))
+        for piece in item.get("content") or [] if item.get("type") == "message" else []:
+            if isinstance(piece, dict) and piece.get("type") == "refusal":
+                refusals.append(Part("refusal", message_text(piece.get("refusal"))))
+    if body.get("type") == "message":
+        for block in body.get("content") or []:
+            if isinstance(block, dict) and isinstance(block.get("thinking"), str):
+                thinking.append(Part("thinking", block["thinking"]))
+    return thinking, refusals
 
 
 def response_parts(body: Any) -> tuple[Part, ...] | None:
-    """The answer in a response body: its text, tool calls, reasoning; None if not an answer.
+    """The answer in a response body: reasoning, refusals, text, tool calls; None if none.
 
-    An empty tuple is an answer with nothing in it (a stream cut before its
-    first word); None is a body of no known shape, which the page shows as JSON.
+    The text and tool calls are read by
+    :func:`~llmreq_mongo._reports.answers.answer_of`, as ``llmreq show``
+    reads them. An empty tuple is an answer with nothing in it (a stream
+    cut before its first word); None is a body of no known shape, which the
+    page shows as JSON.
     """
-    if not isinstance(body, dict):
+    answer = answer_of(body)
+    if answer is None or not isinstance(body, dict):
         return None
-    if isinstance(body.get("choices"), list):
-        return tuple(_chat_parts(body))
-    if isinstance(body.get("output"), list):
-        return tuple(_responses_parts(body))
-    if body.get("type") == "message" or (
-        isinstance(body.get("content"), list) and body.get("role") == "assistant"
-    ):
-        return tuple(_messages_parts(body))
-    return None
+    thinking, refusals = _thinking_and_refusals(body)
+    parts = [*thinking, *refusals]
+    if answer.text:
+        parts.append(Part("text", answer.text))
+    parts += [_tool_part(call.name, call.arguments) for call in answer.tool_calls]
+    return tuple(parts)
 
 
 def answer_text(parts: tuple[Part, ...]) -> str:
