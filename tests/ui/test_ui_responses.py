@@ -110,9 +110,9 @@ async def test_a_session_shows_each_answer_under_its_request(serve: Any) -> None
         first = calls.nth(0)
         await expect(first.locator(".msg .role")).to_have_text(["system", "user", "tool call"])
         await expect(first.locator(".tool-call .tool-name")).to_have_text("get_weather")
-        await expect(first.locator(".tool-call pre")).to_have_text(
-            '{\n  "city": "Paris",\n  "unit": "c"\n}'
-        )
+        # Plain arguments read as written, each under its name.
+        await expect(first.locator(".tool-call .arguments dt")).to_have_text(["city", "unit"])
+        await expect(first.locator(".tool-call .arguments dd")).to_have_text(["Paris", "c"])
         figures = first.locator(".figures")
         await expect(figures).to_contain_text("gpt-4o-2024-08-06")
         await expect(figures).to_contain_text("tokens\u2014 in / \u2014 out")  # no usage: no zero
@@ -232,7 +232,7 @@ async def test_other_apis_answers_on_a_session_page(serve: Any) -> None:
             ["system", "user", "assistant", "tool call"]
         )
         await expect(first.locator(".msg.answer .text").first).to_have_text("Checking.")
-        await expect(first.locator(".tool-call pre")).to_have_text('{\n  "code": "1+1"\n}')
+        await expect(first.locator(".tool-call .arguments dd")).to_have_text("1+1")
         await expect(first.locator(".figures")).to_contain_text("claude-sonnet-4-20250514")
         await expect(first.locator(".figures")).to_contain_text("finishtool_use")
         await expect(second.locator(".msg .text")).to_have_text(
@@ -282,7 +282,8 @@ async def test_hostile_response_bodies_render_as_text_and_run_nothing(serve: Any
         await expect(first.locator(".msg.answer.kind-refusal .text")).to_have_text(XSS[3])
         await expect(first.locator(".msg.answer.kind-text .text")).to_have_text(XSS[1])
         await expect(first.locator(".tool-name")).to_have_text(XSS[0])
-        await expect(first.locator(".tool-call pre")).to_contain_text(XSS[2])
+        await expect(first.locator(".tool-call")).to_contain_text(XSS[2])
+        await expect(first.locator(".tool-call .arguments dt")).to_have_text(["url", "html"])
         await expect(first.locator(".figures")).to_contain_text(XSS[3])
         await expect(first.locator(".figures")).to_contain_text(XSS[1])
         await expect(calls.nth(1).locator(".response-error")).to_contain_text(XSS[0] + XSS[2])

@@ -79,8 +79,19 @@ def test_response_parts_of_each_api() -> None:
     assert response_parts(chat) == (
         Part("text", "Let me look."),
         Part(
-            "tool_call", '{\n  "city": "Paris"\n}', "get_weather", 'get_weather({"city":"Paris"})'
+            "tool_call",
+            '{\n  "city": "Paris"\n}',
+            "get_weather",
+            'get_weather({"city":"Paris"})',
+            (("city", "Paris"),),
         ),
+    )
+    # Arguments that are not an object of plain values are shown as pretty JSON only.
+    nested = chat_answer(None, tool=("f", '{"a": {"b": [1, 2]}}'))["body"]
+    (call,) = response_parts(nested) or ()
+    assert (
+        call.fields == ()
+        and call.text == '{\n  "a": {\n    "b": [\n      1,\n      2\n    ]\n  }\n}'
     )
     messages = anthropic_answer("Checking.", tool=("run", {"code": "1+1"}))["body"]
     messages["content"].insert(0, {"type": "thinking", "thinking": "The user wants..."})

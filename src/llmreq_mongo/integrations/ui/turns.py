@@ -43,12 +43,16 @@ class Part:
         text: the text; for a tool call, its arguments (pretty JSON when they parse).
         name: the tool's name, for a tool call.
         call: the tool call as one line, ``name(arguments)``, as a request repeats it.
+        fields: for a tool call whose arguments are an object of plain values
+            (text, numbers, booleans), each name with its value as text, so
+            that code or a multi-line text reads as written; else empty.
     """
 
     kind: PartKind
     text: str
     name: str = ""
     call: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 def _compact(value: Any) -> str:
@@ -74,7 +78,15 @@ def _tool_part(name: Any, arguments: Any) -> Part:
             shown = None
     text = arguments if shown is None else json.dumps(shown, indent=2, ensure_ascii=False)
     label = name if isinstance(name, str) else _compact(name)
-    return Part("tool_call", str(text), label, _call_line(label, arguments))
+    fields: tuple[tuple[str, str], ...] = ()
+    if isinstance(shown, dict) and all(
+        isinstance(v, (str, int, float, bool)) for v in shown.values()
+    ):
+        fields = tuple(
+            (key, value if isinstance(value, str) else _compact(value))
+            for key, value in shown.items()
+        )
+    return Part("tool_call", str(text), label, _call_line(label, arguments), fields)
 
 
 # -- requests ---------------------------------------------------------------------------------

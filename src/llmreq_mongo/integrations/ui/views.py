@@ -47,6 +47,8 @@ class CallFigures:
         finish: why generation stopped (the finish reasons, joined).
         recorded: whether the record carries a response at all.
         failed: whether the call failed (an error, or a status of 400 or more).
+        bad_status: whether the status itself says so (400 or more, or no
+            response at all); a stream cut after a 200 failed with a good status.
         stream: whether the response was streamed.
         truncated: whether the body was over the capture limit and not kept.
         parts: the answer (text, tool calls, reasoning); None when the body
@@ -64,6 +66,7 @@ class CallFigures:
     finish: str
     recorded: bool
     failed: bool = False
+    bad_status: bool = False
     stream: bool = False
     truncated: bool = False
     parts: tuple[Part, ...] | None = None
@@ -143,6 +146,8 @@ def call_figures(record: Any) -> CallFigures:
         finish=", ".join(response.finish_reasons) or DASH,
         recorded=True,
         failed=response.error is not None or (response.status or 0) >= 400,
+        bad_status=(response.status or 0) >= 400
+        or (response.status is None and response.error is not None),
         stream=response.stream,
         truncated=response.truncated,
         parts=response_parts(response.body),
