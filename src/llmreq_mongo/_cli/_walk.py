@@ -14,12 +14,13 @@ The walk:
 
 1. The oldest record is found without reading the whole store: "the oldest
    record before t?" is asked (one record, its time only) for t = top - 2**k
-   seconds, k going down from 33 (272 years back) to 6 (a minute) in halves.
+   seconds, k going down from 31 (68 years back) to 6 (a minute) in sixths.
    Every answer but the last is an empty range scan; the first non-empty
    one reads, on the embedded engine, the records of the step where the
    history starts (the engine reads a whole range before it applies a
-   limit): at most 41% of the time from the oldest record to the top, 24%
-   for a history spread evenly up to the present.
+   limit): at most 12% of the time from the oldest record to the top, and
+   less than 5% for a history spread evenly over the last 90 days. A
+   record older than 68 years is found by the first question.
 2. From the oldest record to the end of its step (or over the last minute,
    when nothing is older), :data:`FIRST_SPLIT` equal windows, the first one
    open below.
@@ -51,10 +52,10 @@ __all__ = ["FIRST_SPLIT", "TARGET", "in_time_order", "one_window", "windows_of"]
 TARGET = 2000
 #: Windows the step holding the oldest record is read in.
 FIRST_SPLIT = 16
-#: The farthest back the search for the oldest record starts: 2**33 s (272 years).
-_LADDER = 33
+#: The farthest back the search for the oldest record starts: 2**31 s (68 years).
+_LADDER = 31
 #: Steps of that search per doubling of the distance back.
-_RUNGS = 2
+_RUNGS = 6
 #: Its last step: 2**6 s (a minute) before the top; that minute is one window.
 _LAST_RUNG = 6
 _BATCH = 1000
