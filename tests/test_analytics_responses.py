@@ -171,7 +171,7 @@ async def test_a_call_with_tokens_and_no_model_is_unpriced(client: LLMClient) ->
 
 
 async def test_request_counts_measures_tokens(history: dict[str, LLMClient]) -> None:
-    window = {"since": DAY, "until": DAY + dt.timedelta(days=2)}
+    window: dict[str, Any] = {"since": DAY, "until": DAY + dt.timedelta(days=2)}
     days = [DAY, DAY + dt.timedelta(days=1)]
     requests = await analytics.request_counts(**window)
     assert [b.count for b in requests] == [

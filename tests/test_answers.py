@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from llmreq_mongo._reports.answers import Answer, ToolCall, answer_of, error_of
 from llmreq_mongo._reports.conversation import Conversation
 
@@ -57,7 +59,8 @@ def test_anthropic_message_blocks() -> None:
 
 
 def test_other_bodies_are_not_answers() -> None:
-    for body in (None, "text", [1], {"data": []}, {"type": "message", "content": "x"}):
+    bodies: tuple[Any, ...] = (None, "text", [1], {"data": []}, {"type": "message", "content": "x"})
+    for body in bodies:
         assert answer_of(body) is None
     assert error_of({"error": {"message": "Rate limit reached"}}) == "Rate limit reached"
     assert error_of({"type": "error", "error": {"type": "overloaded", "message": "Busy"}}) == "Busy"
