@@ -138,6 +138,7 @@ def test_show_prints_each_response_under_its_request(cli, seeded):
     assert lines[1].split() == ["system", "Be", "brief."]
     assert "How do I reset my password?" in lines[2]
     first = SEED[0][4]
+    assert first is not None
     assert lines[3].strip().split("  ") == [
         "← 200",
         "gpt-4o",
@@ -205,9 +206,10 @@ def test_stats_measures_tokens(cli, seeded):
     before = (NOW - dt.timedelta(days=3)).date().isoformat()
     assert rows[before]["input_tokens"] is None  # nothing reported that day: not 0
     both = {b["start"][:10]: b for b in cli.json("stats", "--measure", "tokens")}
+    reported = {d: (inputs[d] or 0) + (outputs[d] or 0) for d in (yesterday, today)}
     assert both[today] == {
         "start": f"{today}T00:00:00.000Z",
-        "tokens": inputs[today] + outputs[today],
+        "tokens": reported[today],
         "input_tokens": inputs[today],
         "output_tokens": outputs[today],
     }
@@ -220,9 +222,7 @@ def test_stats_measures_tokens(cli, seeded):
     ) in text
     # Days with nothing reported show "-", not a zero.
     cells = [line.split("│") for line in text.splitlines()[3:]]
-    assert [c[1].strip() for c in cells[-2:]] == [
-        f"{inputs[d] + outputs[d]:,}" for d in (yesterday, today)
-    ]
+    assert [c[1].strip() for c in cells[-2:]] == [f"{reported[d]:,}" for d in (yesterday, today)]
     assert {c[1].strip() for c in cells[:-2]} == {"-"}
     out = cli("stats", "--measure", "output_tokens", "--client", "support-bot").stdout
     assert "output tokens per day (client support-bot, time zone UTC): 3 in all" in out
