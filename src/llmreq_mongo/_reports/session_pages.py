@@ -113,11 +113,6 @@ async def session_page(
 ) -> Page[SessionSummary]:
     """One page of sessions, most recently active first (raw requests only).
 
-    Each session carries its ``requests``, first and last times, and the
-    tokens and errors of its calls in the window (as
-    :func:`~llmreq_mongo.analytics.session_summaries` counts them; no
-    prices).
-
     Args:
         llm_client: only this client's sessions.
         since: count requests created at or after this instant.
@@ -177,7 +172,7 @@ async def session_page(
             last_at=to_utc_ms(row["last_at"]),
             input_tokens=tokens(row, "input_tokens"),
             output_tokens=tokens(row, "output_tokens"),
-            errors=int(row.get("errors") or 0),
+            errors=int(row["errors"]),
         )
         for row in rows
     ]
