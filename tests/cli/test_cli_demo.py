@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from llmreq_mongo._cli._demo_script import PERSONAS
 
 
-def _texts(doc: dict) -> list[tuple[str, str]]:
+def _texts(doc: dict[str, Any]) -> list[tuple[str, str]]:
     """``(role, text)`` of a demo request's messages, whichever API it speaks."""
     request = doc["request"]
     if "input" in request:  # the Responses API: one document at a time
@@ -26,7 +27,7 @@ def _texts(doc: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _answer_text(body: dict) -> str | None:
+def _answer_text(body: dict[str, Any]) -> str | None:
     """The assistant's text in a response body (chat, Responses API or Messages)."""
     if "choices" in body:
         return body["choices"][0]["message"]["content"]
@@ -36,7 +37,7 @@ def _answer_text(body: dict) -> str | None:
     return texts[0] if texts else None
 
 
-def _tool_code(body: dict) -> str:
+def _tool_code(body: dict[str, Any]) -> str:
     """The code of the ``run_python`` call in a response body (chat or Messages)."""
     if "choices" in body:
         (call,) = body["choices"][0]["message"]["tool_calls"]
@@ -82,7 +83,7 @@ def test_demo_answers_fit_their_questions(cli):
         asked = [text for role, text in messages if role == "user" and text in answer_to][-1]
         # Every answer in the conversation so far is the one written for its question,
         # after the model's call of the tool when the question needs one.
-        current = None
+        current: str | None = None
         for role, text in messages[1:]:
             if role == "user" and text in answer_to:
                 current = text
@@ -90,20 +91,20 @@ def test_demo_answers_fit_their_questions(cli):
                 if text == "tool_calls" or text.endswith("tool_use"):
                     assert current in tool_call, current
                 else:
-                    assert text == answer_to[current], current
+                    assert current is not None and text == answer_to[current], current
                     checked += 1
         # And so is the response, when there is one.
         response = doc["response"]
         if response["status"] == 200 and response["error"] is None:
             body = response["body"]
-            text = _answer_text(body)
+            reply = _answer_text(body)
             if messages[-1][0] == "user" and messages[-1][1] == asked and asked in tool_call:
                 tools += 1
                 assert _tool_code(body) == tool_call[asked][0]  # the model runs the code first
                 assert response["finish_reasons"] in (["tool_calls"], ["tool_use"])
             else:
                 answered += 1
-                assert text == answer_to[asked], asked
+                assert reply == answer_to[asked], asked
                 assert response["finish_reasons"] in (["stop"], ["end_turn"], ["completed"])
     assert checked > 50 and answered > 100 and tools > 0
 
