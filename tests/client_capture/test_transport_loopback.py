@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
 import httpx
 import httpx2
 import openai
@@ -134,13 +135,24 @@ async def test_a_failed_connection_is_recorded_and_the_same_exception_goes_on(
                 await llm.chat.completions.create(model="gpt-4o", messages=CHAT)
             raised.append(sdk_error.value)
     assert type(raised[0].__cause__) is type(raised[1].__cause__) is httpx.ConnectError
+    for inner2 in (
+        httpx2.AsyncHTTPTransport(),
+        RecordingTransport(recorder=recorder, llm_client=bot),
+    ):
+        async with anthropic_over(inner2, url) as (claude, _):
+            with pytest.raises(anthropic.APIConnectionError) as sdk_error:
+                await claude.messages.create(model="claude", max_tokens=8, messages=CHAT)
+            raised.append(sdk_error.value)
+    assert type(raised[2].__cause__) is type(raised[3].__cause__) is httpx2.ConnectError
     await recorder.flush()
-    first, second = await records()
+    first, second, third = await records()
     assert first.session_key == "down" and first.request == {"model": "gpt-4o"}
-    for doc in (first, second):
+    assert third.request["model"] == "claude"
+    for doc, package in ((first, "httpx"), (second, "httpx"), (third, "httpx2")):
         response = doc.response
         assert response is not None and response.status is None and response.body is None
-        assert response.error is not None and response.error.startswith("httpx.ConnectError")
+        assert response.error is not None
+        assert response.error.startswith(f"{package}.ConnectError: ")
 
 
 async def test_a_connection_dropped_mid_stream_records_an_error_with_what_was_read(
