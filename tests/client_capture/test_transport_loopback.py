@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import anthropic
@@ -188,3 +190,28 @@ async def test_a_connection_dropped_mid_stream_records_an_error_with_what_was_re
     assert response is not None and response.status == 200
     assert response.error is not None and type(errors[1]).__name__ in response.error
     assert response.body["content"][0]["text"] == "".join(pieces[1])
+
+
+async def test_time_to_first_token_is_when_the_chunk_came_not_when_it_was_read(
+    recorder: Recorder, bot: LLMClient
+) -> None:
+    async with serving(paced_app()) as url:
+        transport = RecordingTransport(recorder=recorder, llm_client=bot)
+        async with httpx.AsyncClient(transport=transport) as http:
+            started = time.perf_counter()
+            async with http.stream(
+                "POST", f"{url}/v1/chat/completions", json={"stream": True}
+            ) as response:
+                first_seen: float | None = None
+                async for _ in response.aiter_raw():
+                    if first_seen is None:
+                        first_seen = (time.perf_counter() - started) * 1000
+                        await asyncio.sleep(0.2)  # the client is slow to read on
+    await recorder.flush()
+    [doc] = await records()
+    assert doc.response is not None and doc.response.ttft_ms is not None
+    assert first_seen is not None
+    # The transport's clock starts after the client's, and the chunk is
+    # marked before the client sees it.
+    assert doc.response.ttft_ms <= first_seen
+    assert doc.response.error is None and doc.response.usage is not None
