@@ -86,6 +86,7 @@ async def test_a_stream_closed_early_records_what_was_read(
         transport = RecordingTransport(recorder=recorder, llm_client=bot)
         async with openai_over(transport, url) as (llm, _):
             stream = await llm.chat.completions.create(model="gpt-4o", messages=CHAT, stream=True)
+            assert isinstance(stream, openai.AsyncStream)
             first = []
             async for chunk in stream:
                 first.append(chunk)
@@ -142,9 +143,9 @@ async def test_a_failed_connection_is_recorded_and_the_same_exception_goes_on(
         RecordingTransport(recorder=recorder, llm_client=bot),
     ):
         async with anthropic_over(inner2, url) as (claude, _):
-            with pytest.raises(anthropic.APIConnectionError) as sdk_error:
+            with pytest.raises(anthropic.APIConnectionError) as claude_error:
                 await claude.messages.create(model="claude", max_tokens=8, messages=CHAT)
-            raised.append(sdk_error.value)
+            raised.append(claude_error.value)
     assert type(raised[2].__cause__) is type(raised[3].__cause__) is httpx2.ConnectError
     await recorder.flush()
     first, second, third = await records()
