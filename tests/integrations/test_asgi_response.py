@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from capture_upstream import (  # type: ignore[import-not-found]
+from capture_upstream import (
     TEXT_PIECES,
     chat_stream_chunks,
     upstream_app,

@@ -24,8 +24,8 @@ import httpx
 import httpx2
 import openai
 import pytest
-from capture_tee import Tee2Transport, TeeTransport  # type: ignore[import-not-found]
-from capture_upstream import (  # type: ignore[import-not-found]
+from capture_tee import Tee2Transport, TeeTransport
+from capture_upstream import (
     ANTHROPIC_OUTPUT_TOKENS,
     TEXT,
     TOOL_ARGUMENTS,

@@ -95,7 +95,7 @@ def test_response_parts_of_each_api() -> None:
     )
     messages = anthropic_answer("Checking.", tool=("run", {"code": "1+1"}))["body"]
     messages["content"].insert(0, {"type": "thinking", "thinking": "The user wants..."})
-    assert [(p.kind, p.name) for p in response_parts(messages)] == [
+    assert [(p.kind, p.name) for p in response_parts(messages) or ()] == [
         ("thinking", ""),
         ("text", ""),
         ("tool_call", "run"),
