@@ -7,7 +7,13 @@ and is what the reports, the recorder and everything above build on.
 from .base import TimestampedDocument
 from .managers import RequestManager
 from .models import LLMClient, LLMClientRequest, LLMClientRequests, verify_clients
-from .records import ValidatedRequest, request_document, validate_request
+from .records import (
+    ValidatedRequest,
+    encode_request,
+    new_record_id,
+    request_document,
+    validate_request,
+)
 
 __all__ = [
     "LLMClient",
@@ -16,6 +22,8 @@ __all__ = [
     "RequestManager",
     "TimestampedDocument",
     "ValidatedRequest",
+    "encode_request",
+    "new_record_id",
     "request_document",
     "validate_request",
     "verify_clients",

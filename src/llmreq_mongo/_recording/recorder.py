@@ -22,6 +22,10 @@ on the caller's path. One writer task sends the queue to MongoDB with
   not write. Under ``spill="always"`` every record also goes to the file
   before it is sent (:mod:`.journal`).
 
+Each record is queued encoded, as the BSON bytes that are sent
+(:mod:`.queued`): one immutable snapshot per record, and what
+``max_queue_bytes`` counts.
+
 This module owns the life cycle and the caller's side; the queue and the
 writer loop live in :mod:`.writer`, sending a batch in :mod:`.delivery`,
 the spill file in :mod:`.spill`, :mod:`.spill_lock` and :mod:`.spill_store`, the
@@ -35,7 +39,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
@@ -46,7 +49,8 @@ from llmreq_mongo._capture import LLMResponse
 from llmreq_mongo._documents import (
     LLMClient,
     LLMClientRequest,
-    request_document,
+    encode_request,
+    new_record_id,
     validate_request,
 )
 from llmreq_mongo._time import now_ms
@@ -61,7 +65,15 @@ from llmreq_mongo.errors import (
 
 from .delivery import Delivery, Tally
 from .journal import Journal
-from .options import OnFull, RecorderStats, SpillMode, check_options, snapshot
+from .options import (
+    DEFAULT_MAX_QUEUE_BYTES,
+    OnFull,
+    RecorderStats,
+    SpillMode,
+    check_options,
+    snapshot,
+)
+from .queued import QueuedRecord
 from .spill_store import SpillStore
 from .writer import Writer
 
@@ -75,7 +87,6 @@ _STOP_GRACE = 5.0
 # When the block of ``async with`` was interrupted (Ctrl-C, a cancelled task),
 # stop() tries MongoDB for at most this long before spilling the rest.
 _INTERRUPTED_STOP = 1.0
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
 
 
@@ -96,8 +107,12 @@ class Recorder:
         max_batch: the most records sent in one ``insert_many`` (never more
             than ``max_queue``).
         flush_interval: seconds a record may wait for its batch to fill.
-        max_queue: the most records held in memory; bounds its memory.
-        on_full: what happens when ``max_queue`` records wait: ``"block"``
+        max_queue: the most records held in memory.
+        max_queue_bytes: the most bytes of records held in memory (their
+            encoded size; 256 MiB by default). A record that would pass it
+            waits as one past ``max_queue`` does, unless the queue is empty.
+        on_full: what happens when ``max_queue`` records (or
+            ``max_queue_bytes``) wait: ``"block"``
             (``arecord()`` waits for room; ``record()``, which cannot wait,
             raises ``RecorderFull``), ``"raise"`` (``RecorderFull``) or
             ``"drop"`` (the record is counted in ``stats.dropped``, logged,
@@ -130,6 +145,7 @@ class Recorder:
         max_batch: int = 500,
         flush_interval: float = 0.05,
         max_queue: int = 100_000,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         on_full: OnFull = "block",
         spill_path: str | os.PathLike[str] | None = None,
         spill: SpillMode = "on_failure",
@@ -144,6 +160,7 @@ class Recorder:
             max_batch=max_batch,
             flush_interval=flush_interval,
             max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
             on_full=on_full,
             spill_path=spill_path,
             spill=spill,
@@ -156,8 +173,6 @@ class Recorder:
         )
         self._state = _NEW
         self._crash: BaseException | None = None
-        self._clock_ms = -1
-        self._clock = now_ms()
         self._task: asyncio.Task[None] | None = None
         self._journal_task: asyncio.Task[None] | None = None
         self._journal_wake = asyncio.Event()
@@ -311,11 +326,10 @@ class Recorder:
         document = self._build(
             llm_client, request, session_key, is_aggregation, created_at, updated_at, response
         )
-        if self._writer.pending >= self._options.max_queue:
+        if not self._writer.has_room(document.size):
             return self._writer.full(document)
         self._enqueue(document)
-        record_id: ObjectId = document["_id"]
-        return record_id
+        return document.record_id
 
     async def arecord(
         self,
@@ -337,7 +351,7 @@ class Recorder:
             llm_client, request, session_key, is_aggregation, created_at, updated_at, response
         )
         writer = self._writer
-        while writer.pending >= self._options.max_queue:
+        while not writer.has_room(document.size):
             if self._options.on_full != "block":
                 return self._writer.full(document)
             writer.room.clear()
@@ -347,8 +361,7 @@ class Recorder:
         self._enqueue(document)
         if writer.journal is not None:
             await writer.journal.write()
-        record_id: ObjectId = document["_id"]
-        return record_id
+        return document.record_id
 
     async def flush(self) -> None:
         """Return once every record accepted before the call is acknowledged.
@@ -383,7 +396,9 @@ class Recorder:
     @property
     def stats(self) -> RecorderStats:
         """What the recorder has done so far (a snapshot)."""
-        return snapshot(self._tally, queued=self._writer.pending)
+        return snapshot(
+            self._tally, queued=self._writer.pending, queued_bytes=self._writer.pending_bytes
+        )
 
     def _build(
         self,
@@ -394,7 +409,7 @@ class Recorder:
         created_at: Any = None,
         updated_at: Any = None,
         response: Any = None,
-    ) -> dict[str, Any]:
+    ) -> QueuedRecord:
         if self._state != _RUNNING:
             raise RecorderClosed(
                 "the recorder is not running: start it (async with Recorder(...)) first"
@@ -415,21 +430,16 @@ class Recorder:
             updated_at=updated_at,
             response=response,
         )
-        return request_document(checked, record_id=ObjectId(), now=self._now())
+        record_id = new_record_id()
+        encoded = encode_request(checked, record_id=record_id, now=now_ms())
+        return QueuedRecord(encoded, record_id, checked.client_id)
 
-    def _now(self) -> dt.datetime:
-        """``now_ms()``, built once per millisecond: a burst of records shares it."""
-        ms = time.time_ns() // 1_000_000  # the clock datetime.now() reads
-        if ms != self._clock_ms:
-            self._clock_ms = ms
-            self._clock = _EPOCH + dt.timedelta(milliseconds=ms)
-        return self._clock
-
-    def _enqueue(self, document: dict[str, Any]) -> None:
+    def _enqueue(self, document: QueuedRecord) -> None:
         writer = self._writer
         queue = writer.queue
         queue.append(document)
         writer.pending += 1
+        writer.pending_bytes += document.size
         self._tally.accepted += 1
         if writer.journal is not None:
             writer.journal.add(document)
