@@ -19,6 +19,7 @@ from llmreq_mongo._documents import (
     request_document,
     validate_request,
 )
+from llmreq_mongo._queries import MAX_PAYLOAD_BYTES
 from llmreq_mongo._recording.options import DEFAULT_MAX_QUEUE_BYTES
 from llmreq_mongo._recording.queued import QueuedRecord, plain
 from llmreq_mongo._recording.spill import encode_line
@@ -207,3 +208,33 @@ async def test_a_record_larger_than_the_bound_goes_through_an_empty_queue(
         second = await recorder.arecord(client, big(1), session_key="oversize")
         await recorder.flush()
     assert await stored_ids("oversize") == [first, second]
+
+
+async def test_request_and_body_too_large_together_drop_the_body_on_every_path(
+    client: LLMClient,
+) -> None:
+    half = "x" * (MAX_PAYLOAD_BYTES // 2 + 1024)
+    done = dt.datetime(2024, 5, 1, tzinfo=UTC)
+    response = {"status": 200, "body": {"text": half}, "latency_ms": 5.0, "completed_at": done}
+    # Checked at once, or when encoding: the same document either way.
+    record_id, now = new_record_id(), now_ms()
+    at_once = validate_request(
+        client, {"prompt": half}, None, False, client_model=LLMClient, response=response
+    )
+    deferred = validate_request(
+        client, {"prompt": half}, None, False, client_model=LLMClient, response=response, fit=False
+    )
+    encoded = encode_request(deferred, record_id=record_id, now=now)
+    assert encoded == encode_request(at_once, record_id=record_id, now=now)
+    assert deferred.response is not None and deferred.response.truncated is True
+    made = await LLMClientRequest.objects.create(
+        llm_client=client, request={"prompt": half}, response=response
+    )
+    assert made.response is not None and made.response.body is None and made.response.truncated
+    async with Recorder() as recorder:
+        recorded = recorder.record(client, {"prompt": half}, response=response)
+        await recorder.flush()
+    back = await LLMClientRequest.objects.get(pk=recorded)
+    assert back.request == {"prompt": half}
+    assert back.response is not None
+    assert back.response.truncated is True and back.response.body is None

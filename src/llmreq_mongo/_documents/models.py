@@ -282,6 +282,7 @@ class LLMClientRequest(TimestampedDocument):
             created_at=fields.get("created_at"),
             updated_at=fields.get("updated_at"),
             response=fields.get("response"),
+            fit=bool(extra),  # otherwise encode_request checks what fits
         )
         if extra:
             # A subclass with fields of its own: let Beanie validate and encode them.

@@ -47,6 +47,7 @@ class ValidatedRequest:
         "client_id",
         "collection",
         "created_at",
+        "fitted",
         "is_aggregation",
         "payload",
         "response",
@@ -80,6 +81,8 @@ class ValidatedRequest:
         #: What came back, or None; and its stored form (the body escaped).
         self.response = response
         self.stored_response = None if response is None else response_document(response)
+        #: Whether the response body is known to fit beside the request.
+        self.fitted = response is None or response.body is None
 
 
 def validate_request(
@@ -92,6 +95,7 @@ def validate_request(
     created_at: Any = None,
     updated_at: Any = None,
     response: Any = None,
+    fit: bool = True,
 ) -> ValidatedRequest:
     """Check the fields of one request record exactly as ``objects.create`` does.
 
@@ -104,6 +108,9 @@ def validate_request(
             fields, or None. When request and response body together would
             not fit in one MongoDB document, the body is dropped and
             ``truncated`` set: the request is never the part that is lost.
+        fit: make that check here. :func:`encode_request` makes it when it
+            was not made, for the price of a length: the write paths that
+            encode (``objects.create``, the recorder) pass False.
 
     Raises:
         InvalidInput: a field is refused (``InvalidPayload`` for the payload
@@ -115,15 +122,19 @@ def validate_request(
     check_bool("is_aggregation", is_aggregation)
     payload, needs_escape = normalize_payload(request)
     stored = encode_payload(payload) if needs_escape else payload
-    answer = None if response is None else _fitting(stored, _response(response))
+    answer = None if response is None else _response(response)
     if created_at is None and updated_at is None:
-        return ValidatedRequest(
+        checked = ValidatedRequest(
             client_id, collection, payload, stored, key, is_aggregation, response=answer
         )
-    created, updated = check_timestamps(created_at, updated_at)
-    return ValidatedRequest(
-        client_id, collection, payload, stored, key, is_aggregation, created, updated, answer
-    )
+    else:
+        created, updated = check_timestamps(created_at, updated_at)
+        checked = ValidatedRequest(
+            client_id, collection, payload, stored, key, is_aggregation, created, updated, answer
+        )
+    if fit and not checked.fitted:
+        _fit(checked)
+    return checked
 
 
 def _response(value: Any) -> LLMResponse:
@@ -136,15 +147,16 @@ def _response(value: Any) -> LLMResponse:
         return response_from({**value, "body": None, "truncated": True})
 
 
-def _fitting(stored_request: Any, response: LLMResponse) -> LLMResponse:
-    """``response``, without its body if request and body would overflow a document."""
-    if response.body is None:
-        return response
+def _fit(checked: ValidatedRequest) -> None:
+    """Drop the response body if request and body together would overflow a document."""
+    checked.fitted = True
+    if checked.response is None or checked.stored_response is None:
+        return
     # Each part was checked alone; together they may still be too large.
-    both = {"request": stored_request, "body": encode_payload(response.body)}
+    both = {"request": checked.stored, "body": checked.stored_response["body"]}
     if len(bson.encode(both)) > MAX_PAYLOAD_BYTES:
-        return without_body(response)
-    return response
+        checked.response = without_body(checked.response)
+        checked.stored_response = response_document(checked.response)
 
 
 #: DBRefs already built, by (collection, client id): every record of a client
@@ -234,7 +246,21 @@ def encode_request(checked: ValidatedRequest, *, record_id: ObjectId, now: dt.da
     """:func:`request_document` as BSON: the very bytes ``bson.encode`` gives for it.
 
     One call of the C encoder, the client link copied in already encoded.
+    When ``validate_request`` left the response unfitted (``fit=False``),
+    the check is made here: a document no longer than ``MAX_PAYLOAD_BYTES``
+    holds request and body with room to spare, so only a longer one needs
+    it, and is encoded again if the body goes.
     """
+    encoded = _encode(checked, record_id, now)
+    if not checked.fitted and len(encoded) > MAX_PAYLOAD_BYTES:
+        _fit(checked)
+        if checked.stored_response is not None and checked.stored_response["body"] is None:
+            encoded = _encode(checked, record_id, now)
+    checked.fitted = True
+    return encoded
+
+
+def _encode(checked: ValidatedRequest, record_id: ObjectId, now: dt.datetime) -> bytes:
     return bson.encode(
         {
             "_id": record_id,

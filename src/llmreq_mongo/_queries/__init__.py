@@ -25,6 +25,7 @@ from .payload import (
     encode_payload,
     escape_key,
     normalize_payload,
+    stored_payload,
 )
 from .queryset import QuerySet
 from .values import ValuesQuerySet
@@ -50,6 +51,7 @@ __all__ = [
     "fingerprint",
     "keyset_pipeline",
     "normalize_payload",
+    "stored_payload",
     "payload_path",
     "resolve_field",
     "scoped_match",

@@ -37,6 +37,7 @@ __all__ = [
     "encode_payload",
     "escape_key",
     "normalize_payload",
+    "stored_payload",
 ]
 
 #: MongoDB's ``maxBsonObjectSize``.
@@ -329,6 +330,30 @@ def encode_payload(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return _escape(value)
     return value
+
+
+def _has_awkward_key(value: Any) -> bool:
+    # The same test as _needs_escape, inlined: this walks every key of a body.
+    if type(value) is dict:
+        for key, item in value.items():
+            if "%" in key or "." in key or key.startswith("$"):
+                return True
+            if (type(item) is dict or type(item) is list) and _has_awkward_key(item):
+                return True
+    elif type(value) is list:
+        for item in value:
+            if (type(item) is dict or type(item) is list) and _has_awkward_key(item):
+                return True
+    return False
+
+
+def stored_payload(value: Any) -> Any:
+    """Like :func:`encode_payload`, but ``value`` itself when no key needs escaping.
+
+    For a payload that is only read from here on (encoded, then dropped):
+    most have no awkward key, and a walk that only looks allocates nothing.
+    """
+    return _escape(value) if _has_awkward_key(value) else value
 
 
 def decode_payload(value: Any) -> Any:

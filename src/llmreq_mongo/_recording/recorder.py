@@ -429,6 +429,7 @@ class Recorder:
             created_at=created_at,
             updated_at=updated_at,
             response=response,
+            fit=False,  # encode_request checks what fits
         )
         record_id = new_record_id()
         encoded = encode_request(checked, record_id=record_id, now=now_ms())
