@@ -11,6 +11,7 @@ from typing import Any
 import bson
 import pytest
 from bson import DBRef, ObjectId
+from hypothesis import given, settings
 
 from llmreq_mongo import InvalidInput, LLMClient, LLMClientRequest, Recorder
 from llmreq_mongo._documents import (
@@ -19,13 +20,20 @@ from llmreq_mongo._documents import (
     request_document,
     validate_request,
 )
-from llmreq_mongo._queries import MAX_PAYLOAD_BYTES
+from llmreq_mongo._queries import (
+    MAX_PAYLOAD_BYTES,
+    checked_payload,
+    encode_payload,
+    normalize_payload,
+)
+from llmreq_mongo._queries.payload import _fast_check, _fast_normalize, _NotPlainJSON
 from llmreq_mongo._recording.options import DEFAULT_MAX_QUEUE_BYTES
 from llmreq_mongo._recording.queued import QueuedRecord, plain
 from llmreq_mongo._recording.spill import encode_line
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import RecorderFull
 from recorder_helpers import stored_ids
+from test_recorder_hot_path import json_like
 
 UTC = dt.timezone.utc
 # One record of ``big`` is about 10 KB encoded; a queue of 25 KB holds two.
@@ -238,3 +246,41 @@ async def test_request_and_body_too_large_together_drop_the_body_on_every_path(
     assert back.request == {"prompt": half}
     assert back.response is not None
     assert back.response.truncated is True and back.response.body is None
+
+
+# -- the walk that only looks ---------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(json_like)
+def test_the_looking_walk_accepts_what_the_fast_walk_accepts(value: Any) -> None:
+    try:
+        fast: tuple[Any, bool] | None = _fast_normalize(value)
+    except _NotPlainJSON:
+        fast = None
+    try:
+        escaped: bool | None = _fast_check(value)
+    except _NotPlainJSON:
+        escaped = None
+    assert (fast is None) == (escaped is None)
+    if fast is not None:
+        assert fast[1] == escaped
+
+
+@settings(max_examples=100, deadline=None)
+@given(json_like)
+def test_checked_payload_stores_and_refuses_as_normalize_payload(value: Any) -> None:
+    refused: InvalidInput | None = None
+    try:
+        expected = normalize_payload(value)
+    except InvalidInput as exc:
+        refused = exc
+    if refused is not None:
+        with pytest.raises(type(refused)) as info:
+            checked_payload(value)
+        assert str(info.value) == str(refused)
+        return
+    got = checked_payload(value)
+    assert got[1] == expected[1]
+    stored, wanted = encode_payload(got[0]), encode_payload(expected[0])
+    assert bson.encode({"request": stored}) == bson.encode({"request": wanted})

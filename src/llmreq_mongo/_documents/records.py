@@ -28,7 +28,12 @@ from bson.raw_bson import RawBSONDocument
 
 from llmreq_mongo._capture import LLMResponse, response_document, response_from, without_body
 from llmreq_mongo._checks import check_bool, check_session_key, check_timestamps, client_ref
-from llmreq_mongo._queries import MAX_PAYLOAD_BYTES, encode_payload, normalize_payload
+from llmreq_mongo._queries import (
+    MAX_PAYLOAD_BYTES,
+    checked_payload,
+    encode_payload,
+    normalize_payload,
+)
 from llmreq_mongo.errors import PayloadTooLarge
 
 __all__ = [
@@ -96,6 +101,7 @@ def validate_request(
     updated_at: Any = None,
     response: Any = None,
     fit: bool = True,
+    copy: bool = True,
 ) -> ValidatedRequest:
     """Check the fields of one request record exactly as ``objects.create`` does.
 
@@ -111,6 +117,10 @@ def validate_request(
         fit: make that check here. :func:`encode_request` makes it when it
             was not made, for the price of a length: the write paths that
             encode (``objects.create``, the recorder) pass False.
+        copy: ``payload`` is a fresh copy of ``request``. False, for a
+            record encoded before anything else reads it (the recorder),
+            skips the copy when the payload is plain JSON with no key to
+            escape: ``payload`` is then ``request`` itself.
 
     Raises:
         InvalidInput: a field is refused (``InvalidPayload`` for the payload
@@ -120,7 +130,7 @@ def validate_request(
     client_id, collection = client_ref(llm_client, model=client_model, write=True)
     key = check_session_key(session_key)
     check_bool("is_aggregation", is_aggregation)
-    payload, needs_escape = normalize_payload(request)
+    payload, needs_escape = normalize_payload(request) if copy else checked_payload(request)
     stored = encode_payload(payload) if needs_escape else payload
     answer = None if response is None else _response(response)
     if created_at is None and updated_at is None:

@@ -21,6 +21,7 @@ from .pagination import (
 from .payload import (
     MAX_DOCUMENT_BYTES,
     MAX_PAYLOAD_BYTES,
+    checked_payload,
     decode_payload,
     encode_payload,
     escape_key,
@@ -43,6 +44,7 @@ __all__ = [
     "ValuesQuerySet",
     "cursor_values",
     "decode_cursor",
+    "checked_payload",
     "decode_payload",
     "encode_cursor",
     "encode_payload",

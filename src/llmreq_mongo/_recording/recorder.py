@@ -430,6 +430,7 @@ class Recorder:
             updated_at=updated_at,
             response=response,
             fit=False,  # encode_request checks what fits
+            copy=False,  # encoded at once: the encoding is the snapshot
         )
         record_id = new_record_id()
         encoded = encode_request(checked, record_id=record_id, now=now_ms())
