@@ -17,7 +17,7 @@ on the caller's path. One writer task sends the queue to MongoDB with
   records go to the spill file (:mod:`.spill`), replayed as soon as MongoDB
   answers (by this recorder, idle or not, or by the next one with the same
   ``spill_path``). Without a spill file the records wait in memory, bounded
-  by ``max_queue``, and ``stop()`` raises
+  by ``max_queue`` and ``max_queue_bytes``, and ``stop()`` raises
   :class:`~llmreq_mongo.errors.RecordsNotWritten` with the number it could
   not write. Under ``spill="always"`` every record also goes to the file
   before it is sent (:mod:`.journal`).
