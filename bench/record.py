@@ -26,6 +26,11 @@ It measures, per round (medians over the rounds are printed):
   the latency of ``await arecord()``, which under ``spill="always"`` returns
   once the record is fsynced. ``--spill-only`` runs just this part.
 
+Each measure is made for records of the request alone and for records with
+a 2 KB response (``--response none|2kb|both``, both by default): an
+``LLMResponse`` built once, as an integration hands the recorder one per
+call, and on the raw side its stored sub-document, ready-made.
+
 The raw collection gets the same indexes as ``llm_client_requests``, so both
 sides pay the same index maintenance. The server is in another process, so
 ``process_time`` counts the client's work only. Absolute figures describe the
@@ -53,8 +58,9 @@ from typing import Any
 from bson import DBRef, ObjectId
 
 import _markdown
-from llmreq_mongo import LLMClient, LLMClientRequest, Recorder, init
-from llmreq_mongo._documents import request_document, validate_request
+from llmreq_mongo import LLMClient, LLMClientRequest, LLMResponse, Recorder, init
+from llmreq_mongo._capture import response_document
+from llmreq_mongo._documents import encode_request, new_record_id, validate_request
 from llmreq_mongo._recording.options import SpillMode
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.embedded import EmbeddedMongo
@@ -75,6 +81,35 @@ PAYLOAD: dict[str, Any] = {
     "metadata": {"user": "u-1029", "tags": ["orders", "delivery"], "priority": 2},
 }
 
+#: A chat completion of about 2 KB, as a provider sends it back.
+RESPONSE = LLMResponse(
+    status=200,
+    body={
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "model": "gpt-4o-2024-08-06",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": (
+                        "Your order 81723 left our warehouse on Friday and is with the carrier. "
+                        * 24
+                    ),
+                },
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 41, "completion_tokens": 420, "total_tokens": 461},
+    },
+    model="gpt-4o-2024-08-06",
+    response_id="chatcmpl-bench",
+    finish_reasons=["stop"],
+    usage={"input_tokens": 41, "output_tokens": 420, "total_tokens": 461},
+    latency_ms=812.5,
+)
+
 Measure = tuple[float, float]  # (wall seconds, CPU seconds)
 
 
@@ -85,7 +120,9 @@ async def timed(work: Callable[[], Coroutine[Any, Any, None]]) -> Measure:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-async def record_latencies(client: LLMClient, count: int, *, gc_paused: bool) -> list[int]:
+async def record_latencies(
+    client: LLMClient, count: int, *, gc_paused: bool, response: LLMResponse | None
+) -> list[int]:
     """Caller-side ``record()`` latencies in ns, sorted, at a sustained rate.
 
     With ``gc_paused`` the cyclic garbage collector is off while a call runs:
@@ -100,7 +137,7 @@ async def record_latencies(client: LLMClient, count: int, *, gc_paused: bool) ->
                 gc.disable()
             start = clock()
             try:
-                rec.record(client, PAYLOAD, session_key="bench-latency")
+                rec.record(client, PAYLOAD, session_key="bench-latency", response=response)
             except RecorderFull:
                 await rec.flush()  # a steady producer waits for the writer here
                 continue
@@ -116,11 +153,16 @@ async def record_latencies(client: LLMClient, count: int, *, gc_paused: bool) ->
 
 
 async def round_once(
-    client: LLMClient, raw: Any, args: argparse.Namespace, number: int
+    client: LLMClient,
+    raw: Any,
+    args: argparse.Namespace,
+    number: int,
+    response: LLMResponse | None = None,
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     ref = DBRef(client.get_collection_name(), client.id)
     single, bulk = args.single, args.bulk
+    stored_response = None if response is None else response_document(response)
 
     async def raw_insert_one() -> None:
         for _ in range(single):
@@ -134,13 +176,14 @@ async def round_once(
                     "request": PAYLOAD,
                     "session_key": "bench-raw",
                     "is_aggregation": False,
+                    "response": stored_response,
                 }
             )
 
     async def create() -> None:
         for _ in range(single):
             await LLMClientRequest.objects.create(
-                llm_client=client, request=PAYLOAD, session_key="bench-create"
+                llm_client=client, request=PAYLOAD, session_key="bench-create", response=response
             )
 
     # Alternate which side goes first, so that drift in the server's speed
@@ -162,6 +205,7 @@ async def round_once(
             "request": PAYLOAD,
             "session_key": "bench-raw-many",
             "is_aggregation": False,
+            "response": stored_response,
         }
         for _ in range(bulk)
     ]
@@ -174,7 +218,7 @@ async def round_once(
         # A steady producer: it waits for room when 5 batches are queued.
         async with Recorder(max_batch=500, max_queue=2500) as rec:
             for _ in range(bulk):
-                await rec.arecord(client, PAYLOAD, session_key="bench-recorder")
+                await rec.arecord(client, PAYLOAD, session_key="bench-recorder", response=response)
             await rec.flush()
 
     pair = [("raw", raw_insert_many), ("lib", recorder)]
@@ -182,23 +226,27 @@ async def round_once(
         wall, cpu = await timed(work)
         figures[f"many_{side}_rate"], figures[f"many_{side}_cpu"] = bulk / wall, cpu / bulk
 
-    # What the recorder's extra CPU is made of: checking and building a record.
+    # What the recorder's extra CPU is made of: checking and encoding a record.
     gc.collect()
     cpu = time.process_time()
     for _ in range(bulk):
-        checked = validate_request(client, PAYLOAD, "bench-build", False, client_model=LLMClient)
-        request_document(checked, record_id=ObjectId(), now=now_ms())
+        checked = validate_request(
+            client, PAYLOAD, "bench-build", False, client_model=LLMClient, response=response
+        )
+        encode_request(checked, record_id=new_record_id(), now=now_ms())
     figures["build_cpu"] = (time.process_time() - cpu) / bulk
 
     for label, paused in (("", False), ("_nogc", True)):
-        latencies = await record_latencies(client, bulk, gc_paused=paused)
+        latencies = await record_latencies(client, bulk, gc_paused=paused, response=response)
         figures[f"p50{label}"] = latencies[len(latencies) // 2] / 1000
         figures[f"p99{label}"] = latencies[int(len(latencies) * 0.99)] / 1000
         figures[f"p999{label}"] = latencies[int(len(latencies) * 0.999)] / 1000
     return figures
 
 
-async def memory(client: LLMClient, max_queue: int) -> tuple[float, float, float]:
+async def memory(
+    client: LLMClient, max_queue: int, response: LLMResponse | None
+) -> tuple[float, float, float]:
     """Bytes held per queued record, and peaks with max_queue and 2 x max_queue offered."""
     # Each drop is logged (bounded); the drops here are the point of the measure.
     logging.getLogger("llmreq_mongo.recorder").setLevel(logging.ERROR)
@@ -208,10 +256,10 @@ async def memory(client: LLMClient, max_queue: int) -> tuple[float, float, float
         base = tracemalloc.get_traced_memory()[0]
         # No await in between: the writer cannot drain, the queue only fills.
         for _ in range(max_queue):
-            rec.record(client, PAYLOAD, session_key="bench-memory")
+            rec.record(client, PAYLOAD, session_key="bench-memory", response=response)
         full = tracemalloc.get_traced_memory()[0] - base
         for _ in range(max_queue):
-            rec.record(client, PAYLOAD, session_key="bench-memory")
+            rec.record(client, PAYLOAD, session_key="bench-memory", response=response)
         after = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()
         assert rec.stats.dropped == max_queue
@@ -295,15 +343,21 @@ async def run(args: argparse.Namespace) -> None:
             print_spill(spill_rounds, args)
             return
         await round_once(client, raw, argparse.Namespace(single=200, bulk=1000), 0)  # warm-up
-        rounds = []
-        for number in range(args.rounds):
-            figures = await round_once(client, raw, args, number)
-            rounds.append(figures)
-            print(f"round {number + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()))
-            await raw.delete_many({})
-            await ours.delete_many({})
-        med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-        per_record, full_mib, after_mib = await memory(client, args.max_queue)
+        variants = {"none": [None], "2kb": [RESPONSE], "both": [None, RESPONSE]}[args.response]
+        results = []
+        for response in variants:
+            label = "request alone" if response is None else "with a 2 KB response"
+            rounds = []
+            for number in range(args.rounds):
+                figures = await round_once(client, raw, args, number, response)
+                rounds.append(figures)
+                print(
+                    f"{label}, round {number + 1}: "
+                    + ", ".join(f"{k}={v:.4g}" for k, v in figures.items())
+                )
+                await raw.delete_many({})
+                await ours.delete_many({})
+            results.append((label, rounds, await memory(client, args.max_queue, response)))
     finally:
         await handle.client.drop_database(database)
         await handle.close()
@@ -311,56 +365,35 @@ async def run(args: argparse.Namespace) -> None:
             await engine.stop()
 
     fragment = _markdown.capture(args.markdown)
-    us = 1e6
     where = "embedded engine (child process)" if engine is not None else "MONGODB_URI"
-    print(
-        f"\nserver: {where}; {args.rounds} rounds, medians (ratio: the median of the "
-        f"per-round ratios); {args.single} single inserts, {args.bulk} bulk records per round\n"
-    )
+    for label, rounds, mem in results:
+        print(
+            f"\n{label}; server: {where}; {args.rounds} rounds, medians (ratio: the median of "
+            f"the per-round ratios); {args.single} single inserts, {args.bulk} bulk records "
+            "per round\n"
+        )
+        print_table(rounds, mem, args)
+    fragment.write()
+
+
+def print_table(
+    rounds: list[dict[str, float]], mem: tuple[float, float, float], args: argparse.Namespace
+) -> None:
+    """The table of one variant (records with or without a response)."""
+    us = 1e6
+    med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    per_record, full_mib, after_mib = mem
     print("| measure | raw driver | llmreq-mongo | ratio | target |")
     print("| --- | --- | --- | --- | --- |")
+    for name, measure, scale, unit, target in (
+        ("insert_one vs objects.create, client CPU per record", "one_{}_cpu", us, "µs", "≤ 1.10x"),
+        ("insert_one vs objects.create, wall time per record", "one_{}_wall", us, "µs", "-"),
+        ("insert_many (500) vs Recorder, records/s", "many_{}_rate", 1, "", "≥ 0.95x"),
+        ("insert_many (500) vs Recorder, client CPU per record", "many_{}_cpu", us, "µs", "≤ 1.5x"),
+    ):
+        print(row(name, rounds, measure, scale, unit, target))
     print(
-        row(
-            "insert_one vs objects.create, client CPU per record",
-            rounds,
-            "one_{}_cpu",
-            us,
-            "µs",
-            "≤ 1.10x",
-        )
-    )
-    print(
-        row(
-            "insert_one vs objects.create, wall time per record",
-            rounds,
-            "one_{}_wall",
-            us,
-            "µs",
-            "-",
-        )
-    )
-    print(
-        row(
-            "insert_many (500) vs Recorder, records/s",
-            rounds,
-            "many_{}_rate",
-            1,
-            "",
-            "≥ 0.95x",
-        )
-    )
-    print(
-        row(
-            "insert_many (500) vs Recorder, client CPU per record",
-            rounds,
-            "many_{}_cpu",
-            us,
-            "µs",
-            "≤ 1.5x",
-        )
-    )
-    print(
-        f"| of which: validating and building a record (no I/O), CPU | | "
+        f"| of which: validating and encoding a record (no I/O), CPU | | "
         f"{med['build_cpu'] * us:.1f} µs | | |"
     )
     print(
@@ -376,7 +409,6 @@ async def run(args: argparse.Namespace) -> None:
         f"offered | | {full_mib:.1f} / {after_mib:.1f} MiB ({per_record:,.0f} B/record) | | "
         "bounded by max_queue |"
     )
-    fragment.write()
 
 
 def print_spill(rounds: list[dict[str, float]], args: argparse.Namespace) -> None:
@@ -409,6 +441,12 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=2000, help="insert_one/create calls")
     parser.add_argument("--bulk", type=int, default=20000, help="records for the bulk measures")
     parser.add_argument("--max-queue", type=int, default=20000, help="for the memory measure")
+    parser.add_argument(
+        "--response",
+        choices=("none", "2kb", "both"),
+        default="both",
+        help="records of the request alone, with a 2 KB response, or both (default)",
+    )
     parser.add_argument(
         "--spill-only", action="store_true", help='only spill="always" against "on_failure"'
     )

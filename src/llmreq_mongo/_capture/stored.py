@@ -15,7 +15,7 @@ from typing import Any
 
 from bson import Int64
 
-from llmreq_mongo._queries import decode_payload, encode_payload
+from llmreq_mongo._queries import decode_payload, stored_payload
 from llmreq_mongo._time import to_utc_ms
 from llmreq_mongo.errors import InvalidInput
 
@@ -32,7 +32,8 @@ def response_document(response: LLMResponse) -> dict[str, Any]:
     usage = response.usage
     return {
         "status": response.status,
-        "body": encode_payload(response.body),
+        # Only read from here on (encoded and dropped): copied only when escaped.
+        "body": stored_payload(response.body),
         "model": response.model,
         "response_id": response.response_id,
         "finish_reasons": list(response.finish_reasons),

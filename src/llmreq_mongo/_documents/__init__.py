@@ -10,8 +10,9 @@ from .models import LLMClient, LLMClientRequest, LLMClientRequests, verify_clien
 from .records import (
     ValidatedRequest,
     checked_response,
+    encode_request,
+    new_record_id,
     request_document,
-    stored_response_for,
     validate_request,
 )
 
@@ -23,8 +24,9 @@ __all__ = [
     "TimestampedDocument",
     "ValidatedRequest",
     "checked_response",
+    "encode_request",
+    "new_record_id",
     "request_document",
-    "stored_response_for",
     "validate_request",
     "verify_clients",
 ]

@@ -25,6 +25,7 @@ from beanie import (
     before_event,
 )
 from bson import DBRef, Int64, ObjectId
+from bson.raw_bson import RawBSONDocument
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pymongo import IndexModel
 from typing_extensions import Self
@@ -43,7 +44,7 @@ from llmreq_mongo.errors import storage_errors
 
 from .base import TimestampedDocument
 from .managers import RequestManagerDescriptor
-from .records import ValidatedRequest, request_document, validate_request
+from .records import ValidatedRequest, encode_request, new_record_id, validate_request
 
 __all__ = [
     "LLMClient",
@@ -281,6 +282,7 @@ class LLMClientRequest(TimestampedDocument):
             created_at=fields.get("created_at"),
             updated_at=fields.get("updated_at"),
             response=fields.get("response"),
+            fit=bool(extra),  # otherwise encode_request checks what fits
         )
         if extra:
             # A subclass with fields of its own: let Beanie validate and encode them.
@@ -292,15 +294,17 @@ class LLMClientRequest(TimestampedDocument):
             )
             await _refuse_if_deleted(cls, checked.client_id)
             return created
-        record_id = ObjectId()
-        document = request_document(checked, record_id=record_id, now=now_ms())
+        record_id = new_record_id()
+        now = now_ms()
+        # Encoded here, in one call (the driver sends raw BSON as it is).
+        encoded = RawBSONDocument(encode_request(checked, record_id=record_id, now=now))
         with storage_errors("insert LLMClientRequest"):
-            await cls.get_pymongo_collection().insert_one(document)
+            await cls.get_pymongo_collection().insert_one(encoded)
         await _refuse_if_deleted(cls, checked.client_id)
         values = {
             "id": PydanticObjectId(record_id),
-            "created_at": document["created_at"],
-            "updated_at": document["updated_at"],
+            "created_at": checked.created_at or now,
+            "updated_at": checked.updated_at or now,
             "llm_client": fields["llm_client"],
             "llm_client_id": PydanticObjectId(checked.client_id),
             "request": checked.payload,

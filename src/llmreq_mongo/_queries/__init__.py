@@ -21,10 +21,12 @@ from .pagination import (
 from .payload import (
     MAX_DOCUMENT_BYTES,
     MAX_PAYLOAD_BYTES,
+    checked_payload,
     decode_payload,
     encode_payload,
     escape_key,
     normalize_payload,
+    stored_payload,
 )
 from .queryset import QuerySet
 from .values import ValuesQuerySet
@@ -42,6 +44,7 @@ __all__ = [
     "ValuesQuerySet",
     "cursor_values",
     "decode_cursor",
+    "checked_payload",
     "decode_payload",
     "encode_cursor",
     "encode_payload",
@@ -50,6 +53,7 @@ __all__ = [
     "fingerprint",
     "keyset_pipeline",
     "normalize_payload",
+    "stored_payload",
     "payload_path",
     "resolve_field",
     "scoped_match",

@@ -33,10 +33,12 @@ from llmreq_mongo.errors import InvalidPayload, PayloadTooLarge
 __all__ = [
     "MAX_DOCUMENT_BYTES",
     "MAX_PAYLOAD_BYTES",
+    "checked_payload",
     "decode_payload",
     "encode_payload",
     "escape_key",
     "normalize_payload",
+    "stored_payload",
 ]
 
 #: MongoDB's ``maxBsonObjectSize``.
@@ -270,6 +272,115 @@ def _fast_list(value: list[Any], depth: int, sizes: list[int], escaped: list[boo
     return out
 
 
+# The same walk again, looking only: for a payload encoded at once, where
+# the copy the walks above make is not needed (the encoding is the snapshot).
+
+
+def _check_dict(value: dict[Any, Any], depth: int, sizes: list[int]) -> bool:
+    if depth > _MAX_DEPTH:
+        raise _NotPlainJSON
+    escaped = False
+    size = 5
+    for key, item in value.items():
+        if type(key) is not str or "\x00" in key:
+            raise _NotPlainJSON
+        if "%" in key or "." in key or key.startswith("$"):
+            escaped = True
+            key_size = _utf8_size(escape_key(key))
+        else:
+            key_size = len(key) if key.isascii() else _utf8_size(key)
+        size += key_size + 2
+        kind = type(item)
+        if kind is str:
+            size += (len(item) if item.isascii() else _utf8_size(item)) + 5
+        elif kind is int:
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                raise _NotPlainJSON
+            size += 8
+        elif kind is float:
+            if not math.isfinite(item):
+                raise _NotPlainJSON
+            size += 8
+        elif kind is bool:
+            size += 1
+        elif item is None:
+            pass
+        elif kind is dict:
+            escaped = _check_dict(item, depth + 1, sizes) or escaped
+        elif kind is list:
+            escaped = _check_list(item, depth + 1, sizes) or escaped
+        else:
+            raise _NotPlainJSON
+    sizes[0] += size
+    return escaped
+
+
+def _check_list(value: list[Any], depth: int, sizes: list[int]) -> bool:
+    if depth > _MAX_DEPTH:
+        raise _NotPlainJSON
+    escaped = False
+    size = 5
+    for index, item in enumerate(value):
+        size += (1 if index < 10 else len(str(index))) + 2
+        kind = type(item)
+        if kind is str:
+            size += (len(item) if item.isascii() else _utf8_size(item)) + 5
+        elif kind is int:
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                raise _NotPlainJSON
+            size += 8
+        elif kind is float:
+            if not math.isfinite(item):
+                raise _NotPlainJSON
+            size += 8
+        elif kind is bool:
+            size += 1
+        elif item is None:
+            pass
+        elif kind is dict:
+            escaped = _check_dict(item, depth + 1, sizes) or escaped
+        elif kind is list:
+            escaped = _check_list(item, depth + 1, sizes) or escaped
+        else:
+            raise _NotPlainJSON
+    sizes[0] += size
+    return escaped
+
+
+def _fast_check(value: Any) -> bool:
+    """:func:`_fast_normalize` without the copy: whether a key needs escaping.
+
+    Raises :class:`_NotPlainJSON` exactly where the fast walk does.
+    """
+    kind = type(value)
+    if kind is dict or kind is list:
+        sizes = [0]
+        escaped = _check_dict(value, 1, sizes) if kind is dict else _check_list(value, 1, sizes)
+        if sizes[0] > MAX_PAYLOAD_BYTES:
+            raise _NotPlainJSON
+        return escaped
+    if value is None:
+        return False
+    raise _NotPlainJSON
+
+
+def checked_payload(value: Any) -> tuple[Any, bool]:
+    """:func:`normalize_payload` for a payload encoded before anything else reads it.
+
+    A plain JSON payload (dicts, lists, str, int, float, bool, None) in
+    which no key needs escaping is returned itself, not copied: encoding it
+    gives the same bytes as encoding the copy, and the encoding is the
+    snapshot. Anything else is normalised (and copied) as
+    :func:`normalize_payload` does, with the same errors.
+    """
+    try:
+        if not _fast_check(value):
+            return value, False
+    except _NotPlainJSON:
+        pass
+    return normalize_payload(value)
+
+
 def _fast_normalize(value: Any) -> tuple[Any, bool]:
     """The common case, without paths: plain dicts, lists, str, int, float, bool, None.
 
@@ -329,6 +440,30 @@ def encode_payload(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return _escape(value)
     return value
+
+
+def _has_awkward_key(value: Any) -> bool:
+    # The same test as _needs_escape, inlined: this walks every key of a body.
+    if type(value) is dict:
+        for key, item in value.items():
+            if "%" in key or "." in key or key.startswith("$"):
+                return True
+            if (type(item) is dict or type(item) is list) and _has_awkward_key(item):
+                return True
+    elif type(value) is list:
+        for item in value:
+            if (type(item) is dict or type(item) is list) and _has_awkward_key(item):
+                return True
+    return False
+
+
+def stored_payload(value: Any) -> Any:
+    """Like :func:`encode_payload`, but ``value`` itself when no key needs escaping.
+
+    For a payload that is only read from here on (encoded, then dropped):
+    most have no awkward key, and a walk that only looks allocates nothing.
+    """
+    return _escape(value) if _has_awkward_key(value) else value
 
 
 def decode_payload(value: Any) -> Any:

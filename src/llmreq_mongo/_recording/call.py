@@ -69,9 +69,11 @@ from bson import ObjectId
 
 from llmreq_mongo._capture import DEFAULT_MAX_BYTES, LLMResponse, ResponseParser
 from llmreq_mongo._checks import a_type
-from llmreq_mongo._documents import checked_response, stored_response_for
+from llmreq_mongo._documents import ValidatedRequest, checked_response
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import InvalidInput, LLMReqError
+
+from .queued import QueuedRecord, queued_record
 
 __all__ = ["OpenCalls", "RecordedCall"]
 
@@ -89,17 +91,18 @@ class OpenCalls:
     """The calls of one recorder that have not been queued yet.
 
     Args:
-        admit: queues an ended call's document; ``force`` queues it even
-            past ``max_queue`` (at stop, or when the call was interrupted).
-        room: waits until the queue has room, as ``arecord()`` does.
+        admit: queues an ended call's record; ``force`` queues it even
+            past the queue's bounds (at stop, or when the call was interrupted).
+        room: waits until the queue has room for that many bytes, as
+            ``arecord()`` does.
     """
 
     __slots__ = ("_admit", "_open", "_room")
 
     def __init__(
         self,
-        admit: Callable[[dict[str, Any], bool], None],
-        room: Callable[[], Awaitable[None]],
+        admit: Callable[[QueuedRecord, bool], None],
+        room: Callable[[int], Awaitable[None]],
     ) -> None:
         self._admit = admit
         self._room = room
@@ -108,9 +111,11 @@ class OpenCalls:
     def __len__(self) -> int:
         return len(self._open)
 
-    def open(self, document: dict[str, Any]) -> RecordedCall:
-        """A new call for the checked request ``document``."""
-        call = RecordedCall(document, self)
+    def open(
+        self, checked: ValidatedRequest, record_id: ObjectId, created_at: dt.datetime
+    ) -> RecordedCall:
+        """A new call for the request ``checked``, stored as ``record_id``."""
+        call = RecordedCall(checked, record_id, created_at, self)
         self._open[call] = None
         return call
 
@@ -120,7 +125,7 @@ class OpenCalls:
         for call in calls:
             self._admit(call._final_document(_STOPPED), True)
 
-    async def queue(self, call: RecordedCall, document: dict[str, Any], *, wait: bool) -> None:
+    async def queue(self, call: RecordedCall, document: QueuedRecord, *, wait: bool) -> None:
         """Queue the ended ``call``, unless ``stop()`` queued it meanwhile.
 
         ``wait`` waits for room first, as ``arecord()`` does; a cancellation
@@ -128,7 +133,7 @@ class OpenCalls:
         """
         if wait:
             try:
-                await self._room()
+                await self._room(document.size)
             except asyncio.CancelledError:
                 if self._take(call):
                     self._admit(document, True)
@@ -158,6 +163,7 @@ class RecordedCall:
 
     __slots__ = (
         "_calls",
+        "_checked",
         "_document",
         "_first",
         "_measure",
@@ -170,9 +176,16 @@ class RecordedCall:
         "record_id",
     )
 
-    def __init__(self, document: dict[str, Any], calls: OpenCalls) -> None:
+    def __init__(
+        self,
+        checked: ValidatedRequest,
+        record_id: ObjectId,
+        created_at: dt.datetime,
+        calls: OpenCalls,
+    ) -> None:
         self._started = time.perf_counter()
-        self._document = document
+        self._checked = checked
+        self._document: QueuedRecord | None = None
         self._calls = calls
         self._state = _OPEN
         self._first: float | None = None
@@ -180,8 +193,8 @@ class RecordedCall:
         self._measure: frozenset[str] = _MEASURED
         self._parser: ResponseParser | None = None
         self._status: int | None = None
-        self.record_id: ObjectId = document["_id"]
-        self.created_at: dt.datetime = document["created_at"]
+        self.record_id = record_id
+        self.created_at = created_at
 
     @property
     def ended(self) -> bool:
@@ -308,12 +321,12 @@ class RecordedCall:
         document = self._final_document(None if error is None else _describe(error))
         await self._calls.queue(self, document, wait=not interrupted)
 
-    def _final_document(self, error: str | None) -> dict[str, Any]:
+    def _final_document(self, error: str | None) -> QueuedRecord:
         """The record as the call stands, its response complete; the call is ended."""
-        if self._state == _OPEN:
+        if self._document is None:
             self._state = _ENDED
-            document = self._document
-            document["response"] = stored_response_for(document["request"], self._final(error))
+            self._checked.respond(self._final(error))
+            self._document = queued_record(self._checked, self.record_id, self.created_at)
         return self._document
 
     def _final(self, error: str | None) -> LLMResponse:

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import bson
@@ -31,6 +31,8 @@ from pymongo.errors import BulkWriteError, NetworkTimeout, PyMongoError
 
 from llmreq_mongo._documents import verify_clients
 from llmreq_mongo.errors import RecordRejected, StorageError
+
+from .queued import Doc, plain
 
 __all__ = ["Delivery", "Tally", "call_back"]
 
@@ -123,8 +125,8 @@ class Delivery:
         self._on_error = on_error
 
     async def deliver(
-        self, docs: list[dict[str, Any]], *, may_give_up: bool
-    ) -> tuple[list[ObjectId], list[dict[str, Any]]]:
+        self, docs: Sequence[Doc], *, may_give_up: bool
+    ) -> tuple[list[ObjectId], list[Doc]]:
         """Send ``docs`` until acknowledged or given up: (written ids, docs left)."""
         written: list[ObjectId] = []
         try:
@@ -137,7 +139,7 @@ class Delivery:
                 call_back(self._after_write, "after_write", written)
         return written, remaining
 
-    async def _drop_orphans(self, docs: list[dict[str, Any]], written: list[ObjectId]) -> None:
+    async def _drop_orphans(self, docs: Sequence[Doc], written: list[ObjectId]) -> None:
         """Take out of ``written`` the records whose client was deleted meanwhile.
 
         ``verify_clients`` has already deleted them from MongoDB; each goes to
@@ -161,16 +163,17 @@ class Delivery:
                 error = RecordRejected(
                     doc["_id"], 0, f"its client LLMClient(id={doc['llm_client_id']}) was deleted"
                 )
-                call_back(self._on_error, "on_error", doc, error)
+                if self._on_error is not None:
+                    call_back(self._on_error, "on_error", plain(doc), error)
         written[:] = [record_id for record_id in written if record_id in stored]
 
     async def _attempts(
-        self, docs: list[dict[str, Any]], written: list[ObjectId], *, may_give_up: bool
-    ) -> list[dict[str, Any]]:
+        self, docs: Sequence[Doc], written: list[ObjectId], *, may_give_up: bool
+    ) -> list[Doc]:
         loop = asyncio.get_running_loop()
         started = loop.time()
         give_up_at = started + self._retry_deadline if may_give_up else math.inf
-        remaining = docs
+        remaining = list(docs)
         attempt = 0
         late = False
         while True:
@@ -248,14 +251,12 @@ class Delivery:
             self.offline = False
         return remaining
 
-    def _sort_out(
-        self, exc: BulkWriteError, docs: list[dict[str, Any]], written: list[ObjectId]
-    ) -> list[dict[str, Any]]:
+    def _sort_out(self, exc: BulkWriteError, docs: list[Doc], written: list[ObjectId]) -> list[Doc]:
         """Account for a partly failed batch; return the records to send again."""
         details: Mapping[str, Any] = exc.details or {}
         errors_by_index = {err["index"]: err for err in details.get("writeErrors", [])}
         unconfirmed = bool(details.get("writeConcernErrors"))
-        retry: list[dict[str, Any]] = []
+        retry: list[Doc] = []
         for index, doc in enumerate(docs):
             err = errors_by_index.get(index)
             if err is None or _is_id_duplicate(err):
@@ -270,9 +271,9 @@ class Delivery:
                 self._reject(doc, err)
         return retry
 
-    def _set_aside_unencodable(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _set_aside_unencodable(self, docs: list[Doc]) -> list[Doc]:
         """Fail the records BSON cannot encode; return the others."""
-        kept: list[dict[str, Any]] = []
+        kept: list[Doc] = []
         for doc in docs:
             try:
                 bson.encode(doc)
@@ -282,12 +283,13 @@ class Delivery:
                 kept.append(doc)
         return kept
 
-    def _reject(self, doc: dict[str, Any], err: dict[str, Any]) -> None:
+    def _reject(self, doc: Doc, err: dict[str, Any]) -> None:
         self.tally.failed += 1
         error = RecordRejected(doc["_id"], int(err.get("code", 0)), str(err.get("errmsg", "")))
         self.tally.last_error = error
         _log.error("%s", error)
-        call_back(self._on_error, "on_error", doc, error)
+        if self._on_error is not None:
+            call_back(self._on_error, "on_error", plain(doc), error)
 
     async def _back_off(self, attempt: int, deadline: float) -> None:
         delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Sequence
 
 from bson import ObjectId
 
 from . import spill
+from .queued import Doc
 from .spill_store import SpillStore
 
 __all__ = ["Journal"]
@@ -33,13 +34,13 @@ class Journal:
     def __init__(self, store: SpillStore, *, batch: int) -> None:
         self.store = store
         self.failed = False
-        self._pending: list[dict[str, Any]] = []
-        self._owed: dict[ObjectId, dict[str, Any]] = {}  # on disk, not yet resolved
+        self._pending: list[Doc] = []
+        self._owed: dict[ObjectId, Doc] = {}  # on disk, not yet resolved
         self._lines = 0  # records appended since the file was last emptied
         self._batch = batch
         self._lock = asyncio.Lock()
 
-    def add(self, doc: dict[str, Any]) -> None:
+    def add(self, doc: Doc) -> None:
         """Note a record accepted; it reaches the disk at the next :meth:`write`."""
         self._pending.append(doc)
 
@@ -84,7 +85,7 @@ class Journal:
             if owed and not await self.store.append(owed):
                 self.failed = True
 
-    async def resolved(self, docs: list[dict[str, Any]]) -> None:
+    async def resolved(self, docs: Sequence[Doc]) -> None:
         """Records were written, spilled or failed: they are owed no longer."""
         for doc in docs:
             self._owed.pop(doc["_id"], None)

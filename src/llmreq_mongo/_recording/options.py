@@ -21,6 +21,7 @@ from llmreq_mongo.errors import InvalidInput, RecordRejected
 from .delivery import Tally
 
 __all__ = [
+    "DEFAULT_MAX_QUEUE_BYTES",
     "OnFull",
     "RecorderOptions",
     "RecorderStats",
@@ -37,6 +38,16 @@ SpillMode = Literal["on_failure", "always"]
 
 _T = TypeVar("_T")
 
+#: The default bound on the bytes of records a recorder holds in memory.
+#: ``max_queue`` alone counts records, and records vary a thousandfold in
+#: size: 100,000 of them (its default) with 100 KB prompts would be 10 GB.
+#: 256 MiB holds the default 100,000 records of a chat request with a 2 KB
+#: response each (about 2.5 KB encoded), so for the common case
+#: ``max_queue`` is still the bound that applies first, and a burst of
+#: large payloads is stopped at a size a service can afford. Queued records
+#: are held as their encoded bytes, so this is close to the memory they take.
+DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class RecorderStats:
@@ -46,11 +57,14 @@ class RecorderStats:
         accepted: records ``record()``/``arecord()`` accepted.
         queued: accepted records not yet written, spilled or failed (in
             memory, the batch being written included).
+        queued_bytes: the encoded size of the ``queued`` records, which
+            ``max_queue_bytes`` bounds.
         written: records MongoDB acknowledged (replayed ones and
             ``duplicates`` included).
         retried: write attempts made again after a failure.
         duplicates: records found already stored when sent again.
-        dropped: records refused because the queue was full (``on_full="drop"``).
+        dropped: records refused because the queue was full, by
+            ``max_queue`` or ``max_queue_bytes`` (``on_full="drop"``).
         failed: records refused for good by the server or that cannot be
             encoded (see ``on_error``), and unreadable lines of a spill file.
         spilled: records written to the spill file because MongoDB could not
@@ -77,9 +91,10 @@ class RecorderStats:
     last_error: BaseException | None
     housekeeping_errors: int = 0
     unwritten: int = 0
+    queued_bytes: int = 0
 
 
-def snapshot(tally: Tally, *, queued: int) -> RecorderStats:
+def snapshot(tally: Tally, *, queued: int, queued_bytes: int = 0) -> RecorderStats:
     """The stats of a recorder from its counters."""
     return RecorderStats(
         accepted=tally.accepted,
@@ -94,6 +109,7 @@ def snapshot(tally: Tally, *, queued: int) -> RecorderStats:
         last_error=tally.last_error,
         housekeeping_errors=tally.housekeeping_errors,
         unwritten=tally.unwritten,
+        queued_bytes=queued_bytes,
     )
 
 
@@ -104,6 +120,7 @@ class RecorderOptions:
     max_batch: int
     flush_interval: float
     max_queue: int
+    max_queue_bytes: int
     on_full: OnFull
     spill_path: Path | None
     spill: SpillMode
@@ -141,6 +158,7 @@ def check_options(
     max_batch: object,
     flush_interval: object,
     max_queue: object,
+    max_queue_bytes: object = DEFAULT_MAX_QUEUE_BYTES,
     on_full: object,
     spill_path: object,
     spill: object,
@@ -156,6 +174,7 @@ def check_options(
         max_batch=check_int("max_batch", max_batch),
         flush_interval=check_seconds("flush_interval", flush_interval, allow_zero=True),
         max_queue=check_int("max_queue", max_queue),
+        max_queue_bytes=check_int("max_queue_bytes", max_queue_bytes),
         on_full=cast(OnFull, check_choice("on_full", on_full, ("block", "raise", "drop"))),
         spill_path=spill_file(spill_path),
         spill=cast(SpillMode, check_choice("spill", spill, ("on_failure", "always"))),

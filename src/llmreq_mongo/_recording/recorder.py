@@ -17,10 +17,14 @@ on the caller's path. One writer task sends the queue to MongoDB with
   records go to the spill file (:mod:`.spill`), replayed as soon as MongoDB
   answers (by this recorder, idle or not, or by the next one with the same
   ``spill_path``). Without a spill file the records wait in memory, bounded
-  by ``max_queue``, and ``stop()`` raises
+  by ``max_queue`` and ``max_queue_bytes``, and ``stop()`` raises
   :class:`~llmreq_mongo.errors.RecordsNotWritten` with the number it could
   not write. Under ``spill="always"`` every record also goes to the file
   before it is sent (:mod:`.journal`).
+
+Each record is queued encoded, as the BSON bytes that are sent
+(:mod:`.queued`): one immutable snapshot per record, and what
+``max_queue_bytes`` counts.
 
 This module owns the life cycle and the caller's side; the queue and the
 writer loop live in :mod:`.writer`, sending a batch in :mod:`.delivery`,
@@ -35,7 +39,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
@@ -46,7 +49,8 @@ from llmreq_mongo._capture import LLMResponse
 from llmreq_mongo._documents import (
     LLMClient,
     LLMClientRequest,
-    request_document,
+    ValidatedRequest,
+    new_record_id,
     validate_request,
 )
 from llmreq_mongo._time import now_ms
@@ -62,7 +66,15 @@ from llmreq_mongo.errors import (
 from .call import OpenCalls, RecordedCall
 from .delivery import Delivery, Tally
 from .journal import Journal
-from .options import OnFull, RecorderStats, SpillMode, check_options, snapshot
+from .options import (
+    DEFAULT_MAX_QUEUE_BYTES,
+    OnFull,
+    RecorderStats,
+    SpillMode,
+    check_options,
+    snapshot,
+)
+from .queued import QueuedRecord, queued_record
 from .spill_store import SpillStore
 from .writer import Writer
 
@@ -76,7 +88,6 @@ _STOP_GRACE = 5.0
 # When the block of ``async with`` was interrupted (Ctrl-C, a cancelled task),
 # stop() tries MongoDB for at most this long before spilling the rest.
 _INTERRUPTED_STOP = 1.0
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
 
 
@@ -97,8 +108,12 @@ class Recorder:
         max_batch: the most records sent in one ``insert_many`` (never more
             than ``max_queue``).
         flush_interval: seconds a record may wait for its batch to fill.
-        max_queue: the most records held in memory; bounds its memory.
-        on_full: what happens when ``max_queue`` records wait: ``"block"``
+        max_queue: the most records held in memory.
+        max_queue_bytes: the most bytes of records held in memory (their
+            encoded size; 256 MiB by default). A record that would pass it
+            waits as one past ``max_queue`` does, unless the queue is empty.
+        on_full: what happens when ``max_queue`` records (or
+            ``max_queue_bytes``) wait: ``"block"``
             (``arecord()`` waits for room; ``record()``, which cannot wait,
             raises ``RecorderFull``), ``"raise"`` (``RecorderFull``) or
             ``"drop"`` (the record is counted in ``stats.dropped``, logged,
@@ -131,6 +146,7 @@ class Recorder:
         max_batch: int = 500,
         flush_interval: float = 0.05,
         max_queue: int = 100_000,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         on_full: OnFull = "block",
         spill_path: str | os.PathLike[str] | None = None,
         spill: SpillMode = "on_failure",
@@ -145,6 +161,7 @@ class Recorder:
             max_batch=max_batch,
             flush_interval=flush_interval,
             max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
             on_full=on_full,
             spill_path=spill_path,
             spill=spill,
@@ -157,8 +174,6 @@ class Recorder:
         )
         self._state = _NEW
         self._crash: BaseException | None = None
-        self._clock_ms = -1
-        self._clock = now_ms()
         self._task: asyncio.Task[None] | None = None
         self._journal_task: asyncio.Task[None] | None = None
         self._journal_wake = asyncio.Event()
@@ -314,11 +329,10 @@ class Recorder:
         document = self._build(
             llm_client, request, session_key, is_aggregation, created_at, updated_at, response
         )
-        if self._writer.pending >= self._options.max_queue:
+        if not self._writer.has_room(document.size):
             return self._writer.full(document)
         self._enqueue(document)
-        record_id: ObjectId = document["_id"]
-        return record_id
+        return document.record_id
 
     async def arecord(
         self,
@@ -340,7 +354,7 @@ class Recorder:
             llm_client, request, session_key, is_aggregation, created_at, updated_at, response
         )
         writer = self._writer
-        while writer.pending >= self._options.max_queue:
+        while not writer.has_room(document.size):
             if self._options.on_full != "block":
                 return self._writer.full(document)
             writer.room.clear()
@@ -350,8 +364,7 @@ class Recorder:
         self._enqueue(document)
         if writer.journal is not None:
             await writer.journal.write()
-        record_id: ObjectId = document["_id"]
-        return record_id
+        return document.record_id
 
     async def flush(self) -> None:
         """Return once every record accepted before the call is acknowledged.
@@ -402,22 +415,20 @@ class Recorder:
             InvalidInput: a field is refused, exactly as by ``objects.create``.
             RecorderClosed: the recorder is not running.
         """
-        return self._calls.open(self._build(llm_client, request, session_key, is_aggregation))
+        # A fresh copy of the payload: the caller may change it while the call runs.
+        checked = self._check(llm_client, request, session_key, is_aggregation, copy=True)
+        return self._calls.open(checked, new_record_id(), now_ms())
 
-    async def _wait_for_room(self) -> None:
+    async def _wait_for_room(self, size: int) -> None:
         """What ``arecord()`` does for an ended call: wait for room under ``on_full="block"``."""
         writer, options = self._writer, self._options
-        while (
-            options.on_full == "block"
-            and writer.pending >= options.max_queue
-            and self._state == _RUNNING
-        ):
+        while options.on_full == "block" and not writer.has_room(size) and self._state == _RUNNING:
             writer.room.clear()
             await writer.room.wait()
 
-    def _admit_call(self, document: dict[str, Any], force: bool) -> None:
+    def _admit_call(self, document: QueuedRecord, force: bool) -> None:
         """Queue an ended call's record; when full, ``on_full`` decides unless ``force``."""
-        if self._writer.pending >= self._options.max_queue and (
+        if not self._writer.has_room(document.size) and (
             not force or self._options.on_full == "drop"
         ):
             self._writer.full(document)
@@ -427,7 +438,9 @@ class Recorder:
     @property
     def stats(self) -> RecorderStats:
         """What the recorder has done so far (a snapshot)."""
-        return snapshot(self._tally, queued=self._writer.pending)
+        return snapshot(
+            self._tally, queued=self._writer.pending, queued_bytes=self._writer.pending_bytes
+        )
 
     def _build(
         self,
@@ -438,7 +451,32 @@ class Recorder:
         created_at: Any = None,
         updated_at: Any = None,
         response: Any = None,
-    ) -> dict[str, Any]:
+    ) -> QueuedRecord:
+        checked = self._check(
+            llm_client,
+            request,
+            session_key,
+            is_aggregation,
+            created_at,
+            updated_at,
+            response,
+            copy=False,  # encoded at once: the encoding is the snapshot
+        )
+        return queued_record(checked, new_record_id(), now_ms())
+
+    def _check(
+        self,
+        llm_client: Any,
+        request: Any,
+        session_key: Any,
+        is_aggregation: Any,
+        created_at: Any = None,
+        updated_at: Any = None,
+        response: Any = None,
+        *,
+        copy: bool,
+    ) -> ValidatedRequest:
+        """Check one record's fields on the caller's path, as ``objects.create`` does."""
         if self._state != _RUNNING:
             raise RecorderClosed(
                 "the recorder is not running: start it (async with Recorder(...)) first"
@@ -449,7 +487,7 @@ class Recorder:
             raise RecorderClosed(f"the recorder's writer failed ({self._crash!r}); stop it")
         if self._options.before_record is not None:
             request = self._options.before_record(request)
-        checked = validate_request(
+        return validate_request(
             llm_client,
             request,
             session_key,
@@ -458,22 +496,16 @@ class Recorder:
             created_at=created_at,
             updated_at=updated_at,
             response=response,
+            fit=False,  # encode_request checks what fits
+            copy=copy,
         )
-        return request_document(checked, record_id=ObjectId(), now=self._now())
 
-    def _now(self) -> dt.datetime:
-        """``now_ms()``, built once per millisecond: a burst of records shares it."""
-        ms = time.time_ns() // 1_000_000  # the clock datetime.now() reads
-        if ms != self._clock_ms:
-            self._clock_ms = ms
-            self._clock = _EPOCH + dt.timedelta(milliseconds=ms)
-        return self._clock
-
-    def _enqueue(self, document: dict[str, Any]) -> None:
+    def _enqueue(self, document: QueuedRecord) -> None:
         writer = self._writer
         queue = writer.queue
         queue.append(document)
         writer.pending += 1
+        writer.pending_bytes += document.size
         self._tally.accepted += 1
         if writer.journal is not None:
             writer.journal.add(document)

@@ -35,6 +35,8 @@ from typing import IO, Any
 
 from bson import json_util
 
+from .queued import plain
+
 __all__ = [
     "SpillReader",
     "append_records",
@@ -82,7 +84,8 @@ def fsync_directory(path: Path) -> None:
 
 def encode_line(doc: Mapping[str, Any], namespace: str | None) -> bytes:
     """One line of the spill file for ``doc``."""
-    text = json_util.dumps(doc, json_options=_JSON_OPTIONS)
+    # A queued record is decoded afresh: it keeps only its bytes in memory.
+    text = json_util.dumps(plain(doc), json_options=_JSON_OPTIONS)
     if namespace is not None:
         text = f"{text[:-1]}, {json.dumps(_NS_KEY)}: {json.dumps(namespace)}}}"
     return (text + "\n").encode("utf-8")
@@ -237,7 +240,7 @@ def truncate(path: Path) -> None:
 
 
 def rewrite(
-    path: Path, documents: list[dict[str, Any]], rest_from: int | None, namespace: str
+    path: Path, documents: Iterable[Mapping[str, Any]], rest_from: int | None, namespace: str
 ) -> None:
     """Replace the file by ``documents`` followed by its own bytes from ``rest_from`` on.
 

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from llmreq_mongo.errors import SpillFileMismatch
 
 from . import spill
 from .delivery import Tally
+from .queued import Doc
 from .spill_lock import SpillLock
 
 __all__ = ["SpillStore", "resolve_path"]
@@ -30,7 +31,7 @@ __all__ = ["SpillStore", "resolve_path"]
 _log = logging.getLogger("llmreq_mongo.recorder")
 
 #: Sends records and returns (acknowledged ids, records left unwritten).
-Send = Callable[[list[dict[str, Any]]], Awaitable[tuple[list[ObjectId], list[dict[str, Any]]]]]
+Send = Callable[[list[dict[str, Any]]], Awaitable[tuple[list[ObjectId], list[Doc]]]]
 
 
 def resolve_path(template: Path) -> Path:
@@ -91,7 +92,7 @@ class SpillStore:
         except OSError as exc:  # pragma: no cover - release swallows what it can
             self.housekeeping("release its lock", exc)
 
-    async def append(self, docs: list[dict[str, Any]]) -> bool:
+    async def append(self, docs: Sequence[Doc]) -> bool:
         """Append ``docs`` durably; False (logged) when they could not be written."""
         if not docs:
             return True
@@ -112,7 +113,7 @@ class SpillStore:
                 return False
         return True
 
-    async def spill(self, docs: list[dict[str, Any]], *, already: int = 0) -> bool:
+    async def spill(self, docs: Sequence[Doc], *, already: int = 0) -> bool:
         """Spill ``docs`` (plus ``already`` records the file holds) for replay."""
         if not await self.append(docs):
             return False

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -23,6 +24,7 @@ from llmreq_mongo.errors import RecorderFull, RecordRejected, RecordsNotWritten
 from .delivery import Delivery, Tally, call_back
 from .journal import Journal
 from .options import RecorderOptions
+from .queued import Doc, QueuedRecord, plain, size_of
 from .spill_store import SpillStore
 
 __all__ = ["Writer"]
@@ -41,10 +43,11 @@ class Writer:
         self.options = options
         self.tally = tally
         self.batch_size = options.batch_size
-        self.queue: deque[dict[str, Any]] = deque()
-        self.inflight: list[dict[str, Any]] = []
-        self.abandoned: list[dict[str, Any]] = []
+        self.queue: deque[QueuedRecord] = deque()
+        self.inflight: list[QueuedRecord] = []
+        self.abandoned: list[Doc] = []
         self.pending = 0  # accepted and not yet resolved: the queue and the batch in flight
+        self.pending_bytes = 0  # their encoded size
         self.resolved = 0
         #: Records resolved without an acknowledgement, by id, with their
         #: place in the order of acceptance; a replay that stores one removes it.
@@ -57,28 +60,49 @@ class Writer:
         self.wake = asyncio.Event()
         self.room = asyncio.Event()
 
-    def full(self, document: dict[str, Any]) -> ObjectId:
-        """A record offered to a full queue: drop it (and return its id) or refuse it."""
-        record_id: ObjectId = document["_id"]
+    def has_room(self, size: int) -> bool:
+        """Whether a record of ``size`` bytes fits in the queue.
+
+        Both bounds apply: fewer than ``max_queue`` records, and ``size``
+        more bytes within ``max_queue_bytes``. A record larger than
+        ``max_queue_bytes`` alone fits an empty queue, so it never waits for
+        room that cannot come.
+        """
         options = self.options
+        return self.pending < options.max_queue and (
+            self.pending_bytes + size <= options.max_queue_bytes or not self.pending
+        )
+
+    def full(self, document: QueuedRecord) -> ObjectId:
+        """A record offered to a full queue: drop it (and return its id) or refuse it."""
+        record_id = document.record_id
+        options = self.options
+        if self.pending >= options.max_queue:
+            held = f"{options.max_queue} records (max_queue)"
+        else:
+            held = (
+                f"{self.pending_bytes:,} bytes and a record of {document.size:,} more would pass "
+                f"max_queue_bytes ({options.max_queue_bytes:,})"
+            )
         if options.on_full == "drop":
             self.tally.dropped += 1
             if math.log10(self.tally.dropped).is_integer():  # 1, 10, 100...: bounded logging
                 _log.warning(
-                    "the recorder's queue is full (%d records); %d record(s) dropped so far",
-                    options.max_queue,
+                    "the recorder's queue is full (%s); %d record(s) dropped so far",
+                    held,
                     self.tally.dropped,
                 )
-            call_back(options.on_drop, "on_drop", document)
+            if options.on_drop is not None:
+                call_back(options.on_drop, "on_drop", plain(document))
             return record_id
         hint = (
             "await recorder.arecord(...) waits for room"
             if options.on_full == "block"
-            else "raise max_queue, or use on_full='block' and arecord() to wait for room"
+            else "raise max_queue or max_queue_bytes, or use on_full='block' and arecord() "
+            "to wait for room"
         )
         raise RecorderFull(
-            f"the recorder's queue holds {options.max_queue} records (max_queue) and the record "
-            f"was not accepted; {hint}"
+            f"the recorder's queue holds {held} and the record was not accepted; {hint}"
         )
 
     # -- the loop -----------------------------------------------------------------
@@ -109,7 +133,7 @@ class Writer:
             if self.store.waiting:
                 await asyncio.sleep(min(0.2, max(delivery.stop_deadline - loop.time(), 0)))
 
-    async def _next_batch(self) -> list[dict[str, Any]] | None:
+    async def _next_batch(self) -> list[QueuedRecord] | None:
         """The next batch; [] when stopping with an empty queue; None to try a replay."""
         queue = self.queue
         while not queue:
@@ -134,7 +158,7 @@ class Writer:
         count = min(len(queue), self.batch_size)
         return [queue.popleft() for _ in range(count)]
 
-    async def _write_guarded(self, batch: list[dict[str, Any]]) -> None:
+    async def _write_guarded(self, batch: list[QueuedRecord]) -> None:
         try:
             await self._write_queued(batch)
         except Exception as exc:  # a bug must not end the writer
@@ -146,7 +170,7 @@ class Writer:
                     self.fail(doc, exc)
             self.resolve(batch, set())
 
-    async def _write_queued(self, batch: list[dict[str, Any]]) -> None:
+    async def _write_queued(self, batch: list[QueuedRecord]) -> None:
         self.inflight = batch
         journal = self.journal
         if journal is not None:
@@ -196,11 +220,12 @@ class Writer:
         if error is not None:
             raise error
 
-    def resolve(self, batch: list[dict[str, Any]], written: set[ObjectId]) -> None:
+    def resolve(self, batch: Sequence[Doc], written: set[ObjectId]) -> None:
         """Account for records written, spilled or failed; wake ``flush()`` waiters."""
         start = self.resolved
         self.resolved += len(batch)
         self.pending -= len(batch)
+        self.pending_bytes -= size_of(batch)
         self.room.set()
         for i, doc in enumerate(batch):
             if doc["_id"] not in written:
@@ -213,33 +238,32 @@ class Writer:
         """Records accepted before ``target`` that are not acknowledged."""
         return sum(1 for seq in self.unacked.values() if seq < target)
 
-    def fail(self, doc: dict[str, Any], exc: BaseException) -> None:
+    def fail(self, doc: Doc, exc: BaseException) -> None:
         """Fail one record alone, through ``on_error``."""
         self.tally.failed += 1
         error = RecordRejected(doc["_id"], 0, f"it could not be written: {exc!r}")
-        call_back(self.options.on_error, "on_error", doc, error)
+        if self.options.on_error is not None:
+            call_back(self.options.on_error, "on_error", plain(doc), error)
 
     async def send(
-        self, docs: list[dict[str, Any]], *, may_give_up: bool
-    ) -> tuple[list[ObjectId], list[dict[str, Any]]]:
+        self, docs: Sequence[Doc], *, may_give_up: bool
+    ) -> tuple[list[ObjectId], list[Doc]]:
         """Deliver ``docs``; a stored record is no longer owed to ``flush()``."""
         if self.delivery is None:  # start() makes it before the writer runs
-            return [], docs
+            return [], list(docs)
         written, left = await self.delivery.deliver(docs, may_give_up=may_give_up)
         if self.unacked:
             for record_id in written:
                 self.unacked.pop(record_id, None)
         return written, left
 
-    async def _send_replayed(
-        self, docs: list[dict[str, Any]]
-    ) -> tuple[list[ObjectId], list[dict[str, Any]]]:
+    async def _send_replayed(self, docs: list[dict[str, Any]]) -> tuple[list[ObjectId], list[Doc]]:
         return await self.send(docs, may_give_up=True)
 
     def _is_offline(self) -> bool:
         return self.delivery is not None and self.delivery.offline
 
-    async def spill(self, docs: list[dict[str, Any]]) -> bool:
+    async def spill(self, docs: Sequence[Doc]) -> bool:
         """Put ``docs`` in the spill file for replay; False without one or when it fails."""
         if self.store is None:
             return False
