@@ -90,6 +90,9 @@ app.add_middleware(
     recorder=llmreq.current_recorder,
     llm_client=llmreq.current_client,
     paths=[CHAT_PATH],
+    # Each record is queued as its request arrives, so the handler knows its id
+    # (x-llmreq-record-id); "response", the default, records the answer too.
+    capture="request",
 )
 app.include_router(
     # timeout: seconds each history request gives MongoDB before it answers 503

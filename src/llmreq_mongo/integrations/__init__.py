@@ -2,8 +2,8 @@
 
 - :mod:`llmreq_mongo.integrations.asgi`: :class:`~llmreq_mongo.integrations.asgi.LLMRequestLogger`,
   a middleware for any ASGI application (Starlette, FastAPI, Litestar, ...) that records the
-  JSON bodies of chosen requests through a :class:`~llmreq_mongo.Recorder`. It needs nothing
-  beyond the standard library and the core of this package.
+  calls to chosen paths, with what came back, through a :class:`~llmreq_mongo.Recorder`. It
+  needs nothing beyond the standard library and the core of this package.
 - :mod:`llmreq_mongo.integrations.fastapi`: a lifespan helper, dependencies and a read-only
   history API router for FastAPI (``pip install "llmreq-mongo[fastapi]"``).
 

@@ -1,11 +1,17 @@
-"""``LLMRequestLogger``: record the JSON bodies of chosen requests, in any ASGI application.
+"""``LLMRequestLogger``: record the calls to chosen paths of any ASGI application.
 
 The middleware sits in front of an ASGI application (Starlette, FastAPI, Litestar, Quart, a
 bare ASGI callable) and, for the paths and methods it is given, reads the request body,
 parses it as JSON and hands it to a :class:`~llmreq_mongo.Recorder` together with the
 session key it finds in the request. The application receives the body exactly as the
-client sent it, message by message, and the response is never touched, so streaming
-responses stream as before.
+client sent it, message by message.
+
+With ``capture="response"`` (the default) the record also holds what came back: the
+middleware watches what the application sends, passes every message on unchanged and at
+once (a stream still reaches the client chunk by chunk), reads a bounded copy of the body,
+and writes one record when the response ends (see :mod:`._asgi_response`). With
+``capture="request"`` the record is queued as soon as the request body has arrived, and
+the response is never touched.
 
 Recording never makes a request fail or wait on MongoDB: ``Recorder.record()`` only
 validates and queues, and anything it raises (a refused payload, a full or stopped
@@ -28,25 +34,36 @@ This module depends on nothing beyond the standard library and the core of the p
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from typing import Any, Literal
 
-from bson import ObjectId
-
+from llmreq_mongo._capture import DEFAULT_MAX_BYTES, LLMResponse
 from llmreq_mongo._checks import a_type
 from llmreq_mongo._documents import LLMClient
+from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import InvalidInput
 
+from ._asgi_checks import check_size, content_length, methods_of, split_paths
+from ._asgi_response import ResponseCapture
+from ._asgi_types import ASGIApp as ASGIApp
+from ._asgi_types import ClientSource as ClientSource
+from ._asgi_types import Message as Message
+from ._asgi_types import Receive as Receive
+from ._asgi_types import RecorderSource as RecorderSource
+from ._asgi_types import RequestLoggerStats as RequestLoggerStats
+from ._asgi_types import Scope as Scope
+from ._asgi_types import Send as Send
+from ._asgi_types import SupportsRecord as SupportsRecord
 from ._session_keys import (
     DEFAULT_SESSION_KEY_SOURCES as DEFAULT_SESSION_KEY_SOURCES,
 )
 from ._session_keys import NO_BODY as NO_BODY
 from ._session_keys import SessionKeyFinder as SessionKeyFinder
-from ._session_keys import header_values
 from ._session_keys import parse_json_body as parse_json_body
 
 __all__ = [
@@ -69,17 +86,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: An ASGI connection scope.
-Scope: TypeAlias = MutableMapping[str, Any]
-#: An ASGI event message.
-Message: TypeAlias = MutableMapping[str, Any]
-#: The ASGI ``receive`` callable.
-Receive: TypeAlias = Callable[[], Awaitable[Message]]
-#: The ASGI ``send`` callable.
-Send: TypeAlias = Callable[[Message], Awaitable[None]]
-#: An ASGI 3 application.
-ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 #: The OpenAI-compatible endpoints recorded when no ``paths`` are given.
 DEFAULT_PATHS: tuple[str, ...] = (
     "/v1/chat/completions",
@@ -88,62 +94,11 @@ DEFAULT_PATHS: tuple[str, ...] = (
     "/v1/responses",
 )
 _DEFAULT_MAX_BODY = 1024 * 1024
-
-
-@runtime_checkable
-class SupportsRecord(Protocol):
-    """What the middleware needs of a recorder: :meth:`llmreq_mongo.Recorder.record`."""
-
-    def record(
-        self,
-        llm_client: Any,
-        request: Any,
-        *,
-        session_key: str | None = None,
-        is_aggregation: bool = False,
-    ) -> ObjectId:
-        """Validate and queue one record, without I/O; return its id."""
-        ...
-
-
-RecorderSource: TypeAlias = SupportsRecord | Callable[[], SupportsRecord | None]
-ClientSource: TypeAlias = LLMClient | Callable[[], LLMClient | None]
-
-
-@dataclass
-class RequestLoggerStats:
-    """What the middleware did, counted since it was created.
-
-    Attributes:
-        seen: requests to a recorded path with a recorded method.
-        recorded: bodies handed to the recorder.
-        skipped_not_json: bodies that were empty or not JSON, or that a malformed
-            ``Content-Length`` announced (not ASCII digits, or several different values).
-        skipped_too_large: bodies over ``max_body_bytes`` (passed on, not recorded).
-        skipped_incomplete: the client disconnected before the body ended.
-        record_errors: bodies the recorder refused or could not take (an invalid payload,
-            a full or stopped recorder, no recorder or client available yet).
-        session_keys_ignored: session-key candidates that were not usable (not a string,
-            or longer than 255 characters); the next source was tried.
-        last_error: the last recording error, as ``"Type: message"``.
-    """
-
-    seen: int = 0
-    recorded: int = 0
-    skipped_not_json: int = 0
-    skipped_too_large: int = 0
-    skipped_incomplete: int = 0
-    record_errors: int = 0
-    session_keys_ignored: int = 0
-    last_error: str | None = None
-
-    def as_dict(self) -> dict[str, int | str | None]:
-        """The counters as a plain dict (for a metrics or health endpoint)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+_CAPTURES = ("response", "request")
 
 
 class LLMRequestLogger:
-    """ASGI middleware that records the JSON bodies of chosen requests.
+    """ASGI middleware that records the calls to chosen paths, with what came back.
 
     For each HTTP request whose method is in ``methods`` and whose path (the scope's
     ``path``) is one of ``paths`` (a string is an exact path, a compiled pattern must
@@ -153,12 +108,26 @@ class LLMRequestLogger:
     with other methods, and other scope types (websockets, lifespan), pass straight
     through: their bodies are never read.
 
+    ``capture`` chooses what a record holds:
+
+    - ``"response"`` (the default): the request and its response, in one record written
+      when the response ends, with ``created_at`` the time the request arrived. Every
+      message the application sends is passed on unchanged and at once; a copy of the
+      body, up to ``max_response_bytes``, is read as JSON or as an event stream into an
+      :class:`~llmreq_mongo.LLMResponse` (status, body, usage, latency, time to first
+      chunk). A handler that raises, a client that disconnects, or an application that
+      returns before the response ends is recorded with ``error`` and what was sent so
+      far; the exception propagates unchanged.
+    - ``"request"``: the request alone, queued as soon as its body has arrived; the
+      response is never touched.
+
     A body over ``max_body_bytes`` (by its ``Content-Length`` or as it arrives) is passed
     on whole but not recorded; an empty or non-JSON body, or one announced by a malformed
-    ``Content-Length``, is not recorded; each is counted and logged in one line. After a
-    body is recorded, the record's id and the session key are put in the scope's ``state``
-    (``llmreq_record_id``, ``llmreq_session_key``), which Starlette and FastAPI expose as
-    ``request.state``.
+    ``Content-Length``, is not recorded; each is counted and logged in one line. The
+    session key is put in the scope's ``state`` (``llmreq_session_key``), which Starlette
+    and FastAPI expose as ``request.state``, and the record's id (``llmreq_record_id``)
+    once the record is queued: before the application runs with ``capture="request"``,
+    after the response has ended with ``capture="response"``.
 
     Args:
         app: the ASGI application to wrap.
@@ -166,11 +135,15 @@ class LLMRequestLogger:
             use (or None while there is none yet), read on every request.
         llm_client: the saved :class:`~llmreq_mongo.LLMClient` the requests are recorded
             against, or a callable returning it (or None while there is none yet).
+        capture: ``"response"`` or ``"request"``, as above.
         paths: exact paths (``str``) and whole-path patterns (``re.Pattern``).
         methods: the HTTP methods recorded.
         session_key_from: where to look for the session key, in order; see
             :class:`SessionKeyFinder`.
-        max_body_bytes: the largest body recorded.
+        max_body_bytes: the largest request body recorded.
+        max_response_bytes: the most response-body bytes kept for parsing (4 MiB by
+            default); past it the body is not kept and the response is recorded with
+            ``truncated`` set, its status, usage and timings still read.
         stats: the counters to update; a new :class:`RequestLoggerStats` when None. Pass
             your own to read them when a framework builds the middleware for you.
 
@@ -184,10 +157,12 @@ class LLMRequestLogger:
         *,
         recorder: RecorderSource,
         llm_client: ClientSource,
+        capture: Literal["response", "request"] = "response",
         paths: Iterable[str | re.Pattern[str]] = DEFAULT_PATHS,
         methods: Iterable[str] = ("POST",),
         session_key_from: Sequence[str] = DEFAULT_SESSION_KEY_SOURCES,
         max_body_bytes: int = _DEFAULT_MAX_BODY,
+        max_response_bytes: int = DEFAULT_MAX_BYTES,
         stats: RequestLoggerStats | None = None,
     ) -> None:
         if not callable(app):
@@ -208,15 +183,20 @@ class LLMRequestLogger:
                 "llm_client must be a saved LLMClient or a callable returning one, "
                 f"got {a_type(llm_client)}"
             )
-        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
-            raise InvalidInput(f"max_body_bytes must be an integer, got {max_body_bytes!r}")
-        if max_body_bytes <= 0:
-            raise InvalidInput(f"max_body_bytes must be positive, got {max_body_bytes}")
+        if not isinstance(capture, str) or capture not in _CAPTURES:
+            raise InvalidInput(
+                f"capture must be 'response' (the request and what came back) or 'request' "
+                f"(the request alone), got {capture!r}"
+            )
+        check_size("max_body_bytes", max_body_bytes)
+        check_size("max_response_bytes", max_response_bytes)
         if stats is not None and not isinstance(stats, RequestLoggerStats):
             raise InvalidInput(f"stats must be a RequestLoggerStats, got {type(stats).__name__}")
         self.app = app
         self.stats = stats if stats is not None else RequestLoggerStats()
+        self.capture: Literal["response", "request"] = capture
         self.max_body_bytes = max_body_bytes
+        self.max_response_bytes = max_response_bytes
         self.session_keys = SessionKeyFinder(session_key_from)
         # Both are read on every request through a callable, decided here once.
         self._recorder: Callable[[], SupportsRecord | None] = (
@@ -225,8 +205,8 @@ class LLMRequestLogger:
         self._llm_client: Callable[[], LLMClient | None] = (
             (lambda: llm_client) if isinstance(llm_client, LLMClient) else llm_client
         )
-        self._exact, self._patterns = _split_paths(paths)
-        self._methods = _methods(methods)
+        self._exact, self._patterns = split_paths(paths)
+        self._methods = methods_of(methods)
 
     def matches(self, scope: Scope) -> bool:
         """Whether the body of this request is to be recorded."""
@@ -236,13 +216,17 @@ class LLMRequestLogger:
         return path in self._exact or any(p.fullmatch(path) for p in self._patterns)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the wrapped application, recording the body when the request matches."""
+        """Run the wrapped application, recording the call when the request matches."""
         if not self.matches(scope):
             await self.app(scope, receive, send)
             return
+        # The call's times are measured from here, before the body is read.
+        started = time.perf_counter()
+        # The record's created_at, in the response mode: the arrival, not the body's end.
+        arrived = now_ms() if self.capture == "response" else None
         self.stats.seen += 1
         try:
-            declared = _content_length(scope)
+            declared = content_length(scope)
         except ValueError as exc:
             # The body cannot be trusted to be what the header says: like a body that is
             # not JSON, it is passed on untouched and not recorded.
@@ -272,24 +256,44 @@ class LLMRequestLogger:
             if not message.get("more_body", False):
                 break
 
+        call: _Call | None = None
         if outcome == "complete":
             body = b"".join(m.get("body", b"") for m in buffered)
-            self._record(scope, body)
+            call = self._prepare(scope, body, arrived)
         elif outcome == "too_large":
             self._skip_too_large(scope, size)
         else:
             self.stats.skipped_incomplete += 1
+        if call is not None and self.capture == "request":
+            self._submit(scope, call, None)
+            call = None
 
         async def replay() -> Message:
             # The application reads exactly the messages the server sent, then
             # the live stream (the rest of an oversized body, http.disconnect).
             if buffered:
                 return buffered.popleft()
-            return await receive()
+            message = await receive()
+            if capture is not None and message.get("type") == "http.disconnect":
+                capture.disconnected = True
+            return message
 
-        await self.app(scope, replay, send)
+        if call is None:
+            capture = None
+            await self.app(scope, replay, send)
+            return
+        pending = call
+        capture = ResponseCapture(
+            send,
+            path=scope.get("path"),
+            started=started,
+            max_bytes=self.max_response_bytes,
+            on_end=lambda response, failed: self._submit(scope, pending, response, failed),
+        )
+        await capture.run(self.app, scope, replay)
 
-    def _record(self, scope: Scope, body: bytes) -> None:
+    def _prepare(self, scope: Scope, body: bytes, arrived: dt.datetime | None) -> _Call | None:
+        """What a record of this request needs, or None (counted and logged) if it cannot be."""
         try:
             payload = parse_json_body(body)
         except ValueError as exc:
@@ -300,28 +304,61 @@ class LLMRequestLogger:
                 scope.get("path"),
                 exc,
             )
-            return
+            return None
         try:
             session_key, ignored = self.session_keys.find(scope, payload)
             self.stats.session_keys_ignored += ignored
-            recorder = self._resolve_recorder()
-            llm_client = self._resolve_client()
-            record_id = recorder.record(llm_client, payload, session_key=session_key)
+            recorder, llm_client = self._resolve_recorder(), self._resolve_client()
+            call = _Call(payload, session_key, recorder, llm_client, arrived)
         except Exception as exc:  # recording must never fail the request
-            self.stats.record_errors += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"
-            logger.warning(
-                "llmreq: could not record %s %s: %s",
-                scope.get("method"),
-                scope.get("path"),
-                self.stats.last_error,
-            )
-            return
-        self.stats.recorded += 1
+            self._record_error(scope, exc)
+            return None
         state = scope.setdefault("state", {})
         if isinstance(state, MutableMapping):
-            state["llmreq_record_id"] = record_id
             state["llmreq_session_key"] = session_key
+        return call
+
+    def _submit(
+        self, scope: Scope, call: _Call, response: LLMResponse | None, failed: bool = False
+    ) -> None:
+        """Hand the record to the recorder; any refusal is counted and logged, never raised."""
+        try:
+            if response is None:
+                record_id = call.recorder.record(
+                    call.llm_client, call.payload, session_key=call.session_key
+                )
+            else:
+                completed = response.completed_at
+                created = call.created_at or completed
+                record_id = call.recorder.record(
+                    call.llm_client,
+                    call.payload,
+                    session_key=call.session_key,
+                    created_at=created,
+                    # When the record was written; a clock set back meanwhile never
+                    # makes it precede the arrival.
+                    updated_at=max(created, completed),
+                    response=response,
+                )
+        except Exception as exc:  # recording must never fail the request
+            self._record_error(scope, exc)
+            return
+        self.stats.recorded += 1
+        if failed:
+            self.stats.call_errors += 1
+        state = scope.get("state")
+        if isinstance(state, MutableMapping):
+            state["llmreq_record_id"] = record_id
+
+    def _record_error(self, scope: Scope, exc: Exception) -> None:
+        self.stats.record_errors += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        logger.warning(
+            "llmreq: could not record %s %s: %s",
+            scope.get("method"),
+            scope.get("path"),
+            self.stats.last_error,
+        )
 
     def _resolve_recorder(self) -> SupportsRecord:
         recorder = self._recorder()
@@ -347,69 +384,22 @@ class LLMRequestLogger:
         )
 
 
-def _split_paths(
-    paths: Iterable[str | re.Pattern[str]],
-) -> tuple[frozenset[str], tuple[re.Pattern[str], ...]]:
-    if isinstance(paths, (str, re.Pattern)):
-        raise InvalidInput(
-            f"paths takes a sequence of paths and patterns, got the single value {paths!r}; "
-            "wrap it in a list"
-        )
-    exact: set[str] = set()
-    patterns: list[re.Pattern[str]] = []
-    for path in paths:
-        if isinstance(path, re.Pattern):
-            if not isinstance(path.pattern, str):
-                raise InvalidInput(f"path pattern {path!r} must be a str pattern, not bytes")
-            patterns.append(path)
-        elif isinstance(path, str) and path.startswith("/"):
-            exact.add(path)
-        else:
-            raise InvalidInput(
-                f"path {path!r} is neither an absolute path ('/v1/chat/completions') "
-                "nor a compiled pattern (re.compile(r'/v1/.+'))"
-            )
-    if not exact and not patterns:
-        raise InvalidInput("paths is empty: give at least one path or pattern to record")
-    return frozenset(exact), tuple(patterns)
+class _Call:
+    """A request waiting for its response: what its record needs, read on arrival."""
 
+    __slots__ = ("created_at", "llm_client", "payload", "recorder", "session_key")
 
-def _methods(methods: Iterable[str]) -> frozenset[str]:
-    if isinstance(methods, str):
-        raise InvalidInput(f"methods takes a sequence such as ('POST',), got {methods!r}")
-    result = set()
-    for method in methods:
-        if not isinstance(method, str) or not method.isalpha():
-            raise InvalidInput(f"{method!r} is not an HTTP method")
-        result.add(method.upper())
-    if not result:
-        raise InvalidInput("methods is empty: give at least one HTTP method, such as 'POST'")
-    return frozenset(result)
-
-
-_ASCII_DIGITS = re.compile(r"[0-9]+")
-# Digits beyond this many announce more than any body this middleware reads; int() of
-# thousands of digits is also refused by Python itself.
-_MAX_LENGTH_DIGITS = 18
-_HUGE_LENGTH: int = 10**_MAX_LENGTH_DIGITS
-
-
-def _content_length(scope: Scope) -> int | None:
-    """The declared body size: None without the header.
-
-    Raises:
-        ValueError: the header is not a number of bytes in ASCII digits (``str.isdigit``
-            also accepts ``"²"`` and other scripts' digits, which ``int`` then refuses or
-            reads as another number), or is repeated with different values.
-    """
-    values = {value.strip(" \t") for value in header_values(scope, "content-length")}
-    if not values:
-        return None
-    if len(values) > 1:
-        raise ValueError(f"the Content-Length header has several values {sorted(values)!r}")
-    (text,) = values
-    if not _ASCII_DIGITS.fullmatch(text):
-        raise ValueError(f"the Content-Length header {text!r} is not a number of bytes")
-    if len(text) > _MAX_LENGTH_DIGITS:
-        return _HUGE_LENGTH
-    return int(text)
+    def __init__(
+        self,
+        payload: Any,
+        session_key: str | None,
+        recorder: SupportsRecord,
+        llm_client: LLMClient,
+        created_at: dt.datetime | None,
+    ) -> None:
+        self.payload = payload
+        self.session_key = session_key
+        self.recorder = recorder
+        self.llm_client = llm_client
+        #: When the request arrived (None with capture="request": the recorder stamps it).
+        self.created_at = created_at
