@@ -45,6 +45,7 @@ PUBLIC = {
     "Page",
     "PayloadTooLarge",
     "QuerySet",
+    "RecordedCall",
     "Recorder",
     "RecorderClosed",
     "RecorderError",
@@ -75,6 +76,7 @@ PUBLIC_MODULES = {
     "llmreq_mongo.pytest_plugin": False,
     "llmreq_mongo.integrations.asgi": False,
     "llmreq_mongo.integrations.fastapi": False,
+    "llmreq_mongo.integrations.httpx": False,
 }
 
 

@@ -25,6 +25,7 @@ from llmreq_mongo._documents import (
     TimestampedDocument,
 )
 from llmreq_mongo._queries import Manager, Page, QuerySet
+from llmreq_mongo._recording.call import RecordedCall
 from llmreq_mongo._recording.recorder import Recorder, RecorderStats
 from llmreq_mongo._reports.rollups import RollupResult, aggregate_sessions
 from llmreq_mongo.errors import (
@@ -78,6 +79,7 @@ __all__ = [
     "Page",
     "PayloadTooLarge",
     "QuerySet",
+    "RecordedCall",
     "Recorder",
     "RecorderClosed",
     "RecorderError",

@@ -7,7 +7,13 @@ and is what the reports, the recorder and everything above build on.
 from .base import TimestampedDocument
 from .managers import RequestManager
 from .models import LLMClient, LLMClientRequest, LLMClientRequests, verify_clients
-from .records import ValidatedRequest, request_document, validate_request
+from .records import (
+    ValidatedRequest,
+    checked_response,
+    request_document,
+    stored_response_for,
+    validate_request,
+)
 
 __all__ = [
     "LLMClient",
@@ -16,7 +22,9 @@ __all__ = [
     "RequestManager",
     "TimestampedDocument",
     "ValidatedRequest",
+    "checked_response",
     "request_document",
+    "stored_response_for",
     "validate_request",
     "verify_clients",
 ]

@@ -20,7 +20,13 @@ from llmreq_mongo._checks import check_bool, check_session_key, check_timestamps
 from llmreq_mongo._queries import MAX_PAYLOAD_BYTES, encode_payload, normalize_payload
 from llmreq_mongo.errors import PayloadTooLarge
 
-__all__ = ["ValidatedRequest", "request_document", "validate_request"]
+__all__ = [
+    "ValidatedRequest",
+    "checked_response",
+    "request_document",
+    "stored_response_for",
+    "validate_request",
+]
 
 
 class ValidatedRequest:
@@ -107,6 +113,26 @@ def validate_request(
     return ValidatedRequest(
         client_id, collection, payload, stored, key, is_aggregation, created, updated, answer
     )
+
+
+def checked_response(value: Any) -> LLMResponse:
+    """``value`` (an ``LLMResponse`` or a dict of its fields) checked as ``validate_request`` does.
+
+    A body too large for any document is dropped and ``truncated`` set.
+
+    Raises:
+        InvalidInput: a field is refused (``InvalidPayload`` for the body).
+    """
+    return _response(value)
+
+
+def stored_response_for(stored_request: Any, response: LLMResponse) -> dict[str, Any]:
+    """The stored form of ``response`` in the record whose stored request is ``stored_request``.
+
+    As in ``validate_request``, the body is dropped (``truncated`` set) when
+    request and body together would not fit in one document.
+    """
+    return response_document(_fitting(stored_request, response))
 
 
 def _response(value: Any) -> LLMResponse:

@@ -59,6 +59,7 @@ from llmreq_mongo.errors import (
     RecordsNotWritten,
 )
 
+from .call import OpenCalls, RecordedCall
 from .delivery import Delivery, Tally
 from .journal import Journal
 from .options import OnFull, RecorderStats, SpillMode, check_options, snapshot
@@ -163,6 +164,7 @@ class Recorder:
         self._journal_wake = asyncio.Event()
         self._tally = Tally()
         self._writer = Writer(options, self._tally)
+        self._calls = OpenCalls(self._admit_call, self._wait_for_room)
 
     # -- life cycle -----------------------------------------------------------
 
@@ -231,6 +233,7 @@ class Recorder:
             return
         if self._state != _RUNNING or self._task is None or writer.delivery is None:
             return
+        self._calls.close_all()  # calls still open are recorded as they stand
         self._state = _STOPPING
         writer.running = False
         writer.delivery.stop_deadline = asyncio.get_running_loop().time() + timeout
@@ -379,6 +382,47 @@ class Recorder:
                 "they went to the spill file or were refused by the server",
                 advice="recorder.stats counts them; on_error receives refused records",
             )
+
+    def call(
+        self,
+        llm_client: SavedClient,
+        request: Any,
+        *,
+        session_key: str | None = None,
+        is_aggregation: bool = False,
+    ) -> RecordedCall:
+        """Record a call whose response comes later: ``async with recorder.call(...) as call:``.
+
+        The request is checked now, exactly as by :meth:`record`;
+        ``created_at`` is now, and so is the start of ``latency_ms``. The
+        record is queued, with what ``call`` was given, when the block ends
+        (see :class:`~llmreq_mongo.RecordedCall`).
+
+        Raises:
+            InvalidInput: a field is refused, exactly as by ``objects.create``.
+            RecorderClosed: the recorder is not running.
+        """
+        return self._calls.open(self._build(llm_client, request, session_key, is_aggregation))
+
+    async def _wait_for_room(self) -> None:
+        """What ``arecord()`` does for an ended call: wait for room under ``on_full="block"``."""
+        writer, options = self._writer, self._options
+        while (
+            options.on_full == "block"
+            and writer.pending >= options.max_queue
+            and self._state == _RUNNING
+        ):
+            writer.room.clear()
+            await writer.room.wait()
+
+    def _admit_call(self, document: dict[str, Any], force: bool) -> None:
+        """Queue an ended call's record; when full, ``on_full`` decides unless ``force``."""
+        if self._writer.pending >= self._options.max_queue and (
+            not force or self._options.on_full == "drop"
+        ):
+            self._writer.full(document)
+            return
+        self._enqueue(document)
 
     @property
     def stats(self) -> RecorderStats:
