@@ -43,6 +43,7 @@ import _markdown
 import llmreq_mongo
 from llmreq_mongo import LLMClient, LLMClientRequest, aggregate_sessions, analytics
 from llmreq_mongo._reports import analytics as an
+from llmreq_mongo._reports import buckets
 
 UTC = dt.timezone.utc
 DEEP_SESSION = "bench-long-session"
@@ -274,7 +275,7 @@ async def bench(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> None:
             "request_counts(hour, last day)",
             lambda: analytics.request_counts(by="hour", **day),
             lambda: raw_pipeline(
-                an._counts_pipeline(
+                buckets._counts_pipeline(
                     by="hour", llm_client=None, session_key=None, tz="UTC", group_by=None, **day
                 )[0]
             ),
@@ -283,7 +284,7 @@ async def bench(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> None:
             "request_counts(day, a client, 7 days, by model)",
             lambda: analytics.request_counts(llm_client=client, group_by="model", **week),
             lambda: raw_pipeline(
-                an._counts_pipeline(
+                buckets._counts_pipeline(
                     by="day",
                     llm_client=client,
                     session_key=None,

@@ -355,3 +355,14 @@ def test_a_price_keeps_its_rates_as_floats() -> None:
     price = Price(input_per_mtok=3, output_per_mtok=15)
     assert (price.input_per_mtok, price.output_per_mtok) == (3.0, 15.0)
     assert Price(0, 0) == Price(input_per_mtok=0.0, output_per_mtok=0.0)  # free models exist
+
+
+async def test_session_page_carries_the_same_sums(history: dict[str, LLMClient]) -> None:
+    page = await analytics.session_page(until=at(48))
+    rows = {r.session_key: r for r in page.items}
+    assert set(rows) == {"s1", "s2", "s3", "s4"}
+    for key, row in rows.items():
+        calls = calls_of(session=key)
+        assert row.input_tokens == token_sum(calls, "input_tokens")
+        assert row.output_tokens == token_sum(calls, "output_tokens")
+        assert row.errors == sum(failed(c) for c in calls)

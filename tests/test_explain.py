@@ -28,6 +28,7 @@ from bson import ObjectId
 from llmreq_mongo import Handle, LLMClient, LLMClientRequest, aggregate_sessions, analytics
 from llmreq_mongo._documents import request_document, validate_request
 from llmreq_mongo._reports import analytics as reports
+from llmreq_mongo._reports.buckets import _counts_pipeline as counts_pipeline
 from llmreq_mongo._reports.latency import _latency_pipeline as latency_pipeline
 from llmreq_mongo._reports.rollups import _pipeline as rollup_pipeline
 from llmreq_mongo._reports.rollups import _summary, _writes
@@ -282,7 +283,7 @@ async def test_request_counts(llmreq_engine: TestServer, data: Data) -> None:
     ]
     for kwargs, index in cases:
         for measure in ("requests", "output_tokens"):
-            pipeline, *_ = reports._counts_pipeline(**common, **kwargs, measure=measure)
+            pipeline, *_ = counts_pipeline(**common, **kwargs, measure=measure)
             await _check(llmreq_engine, data, pipeline, index=index)
 
 

@@ -29,13 +29,12 @@ A token sum over calls that reported no usage is None, never 0.
 
 from ._reports.analytics import (
     ClientUsage,
-    CountBucket,
     SessionSummary,
     client_usage,
-    request_counts,
     session_summaries,
     top_sessions,
 )
+from ._reports.buckets import CountBucket, request_counts
 from ._reports.latency import Distribution, LatencyStats, latency
 from ._reports.prices import Price
 from ._reports.session_pages import session_page

@@ -285,3 +285,14 @@ def test_latency_refuses_bad_input(cli):
     assert bad.exit_code == 1 and "must be before --until" in bad.stderr
     unknown = cli("latency", "--client", "nobody", ok=False)
     assert unknown.exit_code == 1 and "nobody" in unknown.stderr
+
+
+def test_clients_json_carries_tokens_and_errors(cli, seeded):
+    rows = {r["name"]: r for r in cli.json("clients")}
+    for who in (BOT, CODER):
+        mine = [f for c, *_, f in SEED if c == who and f is not None]
+        reported = [f["usage"]["input_tokens"] for f in mine if f.get("usage")]
+        assert rows[who[1]]["input_tokens"] == (sum(reported) if reported else None)
+        failed = [f for f in mine if f.get("error") or (f.get("status") or 0) >= 400]
+        assert rows[who[1]]["errors"] == len(failed)
+    assert rows["support-bot"]["errors"] == 2 and rows["coder"]["output_tokens"] == 250

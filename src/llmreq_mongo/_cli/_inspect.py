@@ -92,6 +92,9 @@ def clients(
                     "sessions": used.sessions if used else 0,
                     "first_at": used.first_at if used else None,
                     "last_at": used.last_at if used else None,
+                    "input_tokens": used.input_tokens if used else None,
+                    "output_tokens": used.output_tokens if used else None,
+                    "errors": used.errors if used else 0,
                     "created_at": client.created_at,
                 }
             )

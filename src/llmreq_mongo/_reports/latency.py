@@ -182,7 +182,11 @@ async def latency(
             done.append((key, distribution(latencies), distribution(ttfts)))
 
     with storage_errors("compute the latency report"):
-        cursor = await LLMClientRequest.get_pymongo_collection().aggregate(pipeline)
+        # A window's sort may outgrow the server's in-memory limit: let it spill
+        # (the default from MongoDB 6.0 on, asked for explicitly for older servers).
+        cursor = await LLMClientRequest.get_pymongo_collection().aggregate(
+            pipeline, allowDiskUse=True
+        )
         async for row in cursor:
             if row.get("k") != key or not latencies:
                 close_group()

@@ -28,6 +28,7 @@ from llmreq_mongo._queries import (
     scoped_match,
 )
 from llmreq_mongo._reports.analytics import SessionSummary
+from llmreq_mongo._reports.measures import call_sums, tokens
 from llmreq_mongo._time import now_ms, to_utc_ms
 from llmreq_mongo._types import ClientRef
 from llmreq_mongo.errors import InvalidInput, storage_errors
@@ -90,6 +91,7 @@ def _session_page_plan(
                 "requests": {"$sum": 1},
                 "first_at": {"$min": "$created_at"},
                 "last_at": {"$max": "$created_at"},
+                **call_sums(),
             }
         },
     ]
@@ -168,6 +170,9 @@ async def session_page(
             requests=int(row["requests"]),
             first_at=to_utc_ms(row["first_at"]),
             last_at=to_utc_ms(row["last_at"]),
+            input_tokens=tokens(row, "input_tokens"),
+            output_tokens=tokens(row, "output_tokens"),
+            errors=int(row["errors"]),
         )
         for row in rows
     ]
