@@ -1,7 +1,7 @@
 """Benchmark the history browser: render time of its pages, and their weight.
 
-Seeds ``--records`` chat requests (default 100,000) through the raw driver's
-``insert_many``, each document built by the library's own
+Seeds ``--records`` chat requests, each with its response (default 100,000),
+through the raw driver's ``insert_many``, each document built by the library's own
 ``validate_request``/``request_document`` so it is exactly what the recorder
 stores, across ``--clients`` clients and sessions of about 50 calls, plus one
 500-call and one 50-call session, over 30 days. Then, ``--repeat`` times,
@@ -99,11 +99,35 @@ def _conversation(
         # Keep the payload bounded as real clients do (they trim old turns).
         sent = messages[:1] + messages[-12:]
         payload = {"model": rng.choice(["gpt-4o", "gpt-4o-mini"]), "messages": sent}
-        checked = validate_request(client, payload, key, False, client_model=LLMClient)
+        answer = _sentence(rng)
+        checked = validate_request(
+            client, payload, key, False, client_model=LLMClient, response=_response(rng, answer)
+        )
         at = start + dt.timedelta(seconds=20 * i)
         docs.append(request_document(checked, record_id=ObjectId(), now=at))
-        messages = [*messages, {"role": "assistant", "content": _sentence(rng)}]
+        messages = [*messages, {"role": "assistant", "content": answer}]
     return docs
+
+
+def _response(rng: random.Random, answer: str) -> dict[str, Any]:
+    """The chat completion a call got: ``answer``, with usage and timings."""
+    message = {"role": "assistant", "content": answer}
+    body = {
+        "id": f"chatcmpl-{rng.getrandbits(64):x}",
+        "object": "chat.completion",
+        "model": "gpt-4o-2024-08-06",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 300, "completion_tokens": 40, "total_tokens": 340},
+    }
+    return {
+        "status": 200,
+        "body": body,
+        "model": body["model"],
+        "response_id": body["id"],
+        "finish_reasons": ["stop"],
+        "usage": {"input_tokens": 300, "output_tokens": 40, "total_tokens": 340},
+        "latency_ms": rng.uniform(300, 3000),
+    }
 
 
 async def seed(args: argparse.Namespace) -> float:
@@ -183,8 +207,10 @@ async def bench(args: argparse.Namespace) -> None:
         until = now_ms()
         since = until - dt.timedelta(days=7)
         await analytics.client_usage(since=since, until=until)
+        await analytics.latency(by="client", since=since, until=until)
         await LLMClient.objects.order_by("name").limit(500).to_list()
         await analytics.request_counts(by="day", since=since, until=until)
+        await analytics.latency(by="model", since=since, until=until)
 
     async def sessions_reads() -> None:
         await session_page(within=dt.timedelta(days=7), size=50)

@@ -81,3 +81,29 @@ async def test_a_window_before_the_snapshot_stays_put_while_paging(client: LLMCl
         await session_page(within=week, since=now - week)
     with pytest.raises(InvalidInput, match="within"):
         await session_page(within=dt.timedelta(0))
+
+
+async def test_each_session_carries_its_tokens_and_errors(client: LLMClient) -> None:
+    def answered(i: int, o: int | None) -> dict[str, object]:
+        return {"status": 200, "usage": {"input_tokens": i, "output_tokens": o}, "latency_ms": 5}
+
+    calls = [
+        ("a", answered(100, 10)),
+        ("a", answered(50, None)),  # output not reported: the sum covers the call that did
+        ("a", {"status": 429, "error": "slow", "latency_ms": 1}),
+        ("a", None),  # a request recorded alone: not an error, no tokens
+        ("b", {"status": 200, "latency_ms": 3}),  # no usage reported at all
+        ("b", {"error": "ConnectError", "latency_ms": 2}),
+        ("c", None),
+    ]
+    for n, (key, response) in enumerate(calls):
+        await LLMClientRequest.objects.create(
+            llm_client=client,
+            request={"n": n},
+            session_key=key,
+            response=response,
+            created_at=T0 + dt.timedelta(minutes=n),
+        )
+    page = await session_page(until=T0 + dt.timedelta(hours=1))
+    found = {s.session_key: (s.input_tokens, s.output_tokens, s.errors) for s in page.items}
+    assert found == {"a": (150, 10, 1), "b": (None, None, 1), "c": (None, None, 0)}

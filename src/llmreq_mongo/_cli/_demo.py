@@ -38,7 +38,7 @@ from llmreq_mongo._time import now_ms
 from ._app import JsonFlag, app, run, settings_of
 from ._demo_script import PERSONAS as _PERSONAS
 from ._demo_talk import DAYS as _DAYS
-from ._demo_talk import Conversation, fault_plan
+from ._demo_talk import DemoSession, fault_plan
 from ._demo_wire import Fault
 from ._durations import format_time
 from ._names import client_names, name_of
@@ -95,7 +95,7 @@ def demo(
                 name=persona.name, defaults={"description": persona.description}
             )
             clients.append(client)
-        talks = [(clients[i % len(clients)], Conversation(i, rng)) for i in range(sessions)]
+        talks = [(clients[i % len(clients)], DemoSession(i, rng)) for i in range(sessions)]
         plan = fault_plan(requests, rng)
         # Imported here: the progress bar costs every other command's start.
         from rich.progress import (

@@ -26,7 +26,7 @@ from llmreq_mongo._time import now_ms
 from ._demo_script import MODELS, PERSONAS, Exchange, Persona
 from ._demo_wire import Fault, Reply, response_for, token_count
 
-__all__ = ["DAYS", "Call", "Conversation", "fault_plan"]
+__all__ = ["DAYS", "Call", "DemoSession", "fault_plan"]
 
 #: The sessions of a run are spread over this many days back from now.
 DAYS = 7
@@ -96,7 +96,7 @@ def fault_plan(requests: int, rng: random.Random) -> dict[int, Fault]:
     return plan
 
 
-class Conversation:
+class DemoSession:
     """One session: a client, a model, the messages so far, and what comes next."""
 
     def __init__(self, index: int, rng: random.Random) -> None:

@@ -30,7 +30,14 @@ from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._documents import LLMClientRequest
 from llmreq_mongo.errors import InvalidInput, StorageError
 from llmreq_mongo.integrations.ui import reading
-from llmreq_mongo.integrations.ui.views import DASH, call_figures, response_payload
+from llmreq_mongo.integrations.ui.views import (
+    DASH,
+    call_figures,
+    count_text,
+    millis_text,
+    payload_model,
+    response_payload,
+)
 
 __all__ = ["SECURITY_HEADERS", "build_router"]
 
@@ -106,6 +113,8 @@ def _environment() -> Environment:
     env.filters["count"] = lambda n: f"{n:,}"
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
     env.globals["DASH"] = DASH
+    env.globals["counts"] = count_text
+    env.globals["millis"] = millis_text
     return env
 
 
@@ -264,6 +273,8 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
                 record=record,
                 client_name=names.get(ObjectId(record.llm_client_id), DASH),
                 figures=call_figures(record),
+                asked=payload_model(record.request),
+                r=record.response,
                 response=response_payload(record),
                 fields=record.to_json(),
             )

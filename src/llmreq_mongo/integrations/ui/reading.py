@@ -19,8 +19,16 @@ from llmreq_mongo._queries import Page
 from llmreq_mongo._reports.conversation import Conversation, Turn
 from llmreq_mongo._reports.session_pages import session_page
 from llmreq_mongo._time import now_ms
-from llmreq_mongo.integrations.ui.charts import BarChart, bar_chart
-from llmreq_mongo.integrations.ui.views import NO_USAGE, CallFigures, UsageFigures, call_figures
+from llmreq_mongo.integrations.ui.charts import BarChart, LatencyChart, bar_chart, latency_chart
+from llmreq_mongo.integrations.ui.turns import answer_text, chat_view
+from llmreq_mongo.integrations.ui.views import (
+    NO_USAGE,
+    CallFigures,
+    UsageFigures,
+    call_figures,
+    count_text,
+    millis_text,
+)
 
 __all__ = [
     "WINDOWS",
@@ -65,14 +73,19 @@ class ClientRow:
 
 @dataclass(frozen=True)
 class Overview:
-    """The overview: one row per client and the calls-per-bucket chart."""
+    """The overview: one row per client, the calls-per-bucket chart, latency per model."""
 
     rows: tuple[ClientRow, ...]
     chart: BarChart
     by: Literal["day", "hour"]
     since: dt.datetime
     until: dt.datetime
-    latency_recorded: bool
+    latency: LatencyChart
+
+    @property
+    def latency_recorded(self) -> bool:
+        """Whether any call of the window carries a response with its latency."""
+        return bool(self.latency.rows)
 
 
 async def client_names() -> dict[ObjectId, str]:
@@ -86,15 +99,44 @@ async def find_client(name: str) -> LLMClient | None:
     return await LLMClient.objects.filter(name=name).first()
 
 
+def _usage_figures(
+    usage: analytics.ClientUsage | None, timing: analytics.LatencyStats | None
+) -> UsageFigures:
+    """A client's totals as text: an em dash for what none of its calls recorded."""
+    latency = timing.latency_ms if timing is not None else None
+    if usage is None or latency is None or not latency.count:
+        # None of its calls carries a response: errors and latency are unknown, not 0.
+        return NO_USAGE
+    return UsageFigures(
+        tokens_in=count_text(usage.input_tokens),
+        tokens_out=count_text(usage.output_tokens),
+        errors=count_text(usage.errors),
+        latency_p50=millis_text(latency.p50),
+        latency_p95=millis_text(latency.p95),
+        recorded=True,
+    )
+
+
 async def overview(window: str) -> Overview:
-    """Per client usage over ``window`` and the chart of calls per hour or day."""
+    """Per client usage over ``window``, the chart of calls per hour or day, latency per model.
+
+    Every figure comes from the library's reports: requests, sessions, tokens
+    and errors from :func:`~llmreq_mongo.analytics.client_usage`, latency
+    percentiles from :func:`~llmreq_mongo.analytics.latency` (exact, nearest
+    rank), over the same window.
+    """
     until = now_ms()
     since = window_start(window, until)
     assert since is not None  # the overview offers bounded windows only
     usage = {u.llm_client_id: u for u in await analytics.client_usage(since=since, until=until)}
+    timings = {
+        row.llm_client_id: row
+        for row in await analytics.latency(by="client", since=since, until=until)
+    }
     rows = []
     for client in await LLMClient.objects.order_by("name").limit(_MAX_CLIENTS).to_list():
-        used = usage.get(ObjectId(client.id))
+        cid = ObjectId(client.id)
+        used = usage.get(cid)
         rows.append(
             ClientRow(
                 id=str(client.id),
@@ -103,20 +145,20 @@ async def overview(window: str) -> Overview:
                 requests=used.requests if used else 0,
                 sessions=used.sessions if used else 0,
                 last_at=used.last_at if used else None,
-                # Tokens, errors and latency need the response side of records.
-                usage=NO_USAGE,
+                usage=_usage_figures(used, timings.get(cid)),
             )
         )
     rows.sort(key=lambda r: (-r.requests, r.name))
     by: Literal["day", "hour"] = "hour" if window == "24h" else "day"
     buckets = await analytics.request_counts(by=by, since=since, until=until)
+    per_model = await analytics.latency(by="model", since=since, until=until)
     return Overview(
         rows=tuple(rows),
         chart=bar_chart(buckets, by=by),
         by=by,
         since=since,
         until=until,
-        latency_recorded=False,
+        latency=latency_chart(per_model),
     )
 
 
@@ -136,11 +178,34 @@ async def sessions(
 
 @dataclass(frozen=True)
 class Call:
-    """One call of a session, as the conversation page shows it."""
+    """One call of a session, as the conversation page shows it.
+
+    Attributes:
+        turn: the request's new messages (the previous call's answer, which
+            the client sends back, is not new: it was shown with that call).
+        figures: the response's figures and its answer.
+    """
 
     record: LLMClientRequest
     turn: Turn
     figures: CallFigures
+
+
+def _calls(records: Sequence[LLMClientRequest]) -> list[Call]:
+    """The records as calls, each with only what it adds to the one before."""
+    conversation = Conversation()
+    calls: list[Call] = []
+    previous: CallFigures | None = None
+    for record in records:
+        turn = conversation.add(chat_view(record.request))
+        figures = call_figures(record)
+        if turn.messages and previous is not None and previous.parts:
+            first = turn.messages[0]
+            if first.role == "assistant" and first.text == answer_text(previous.parts):
+                turn = Turn(turn.messages[1:], turn.earlier + 1)
+        calls.append(Call(record=record, turn=turn, figures=figures))
+        previous = figures
+    return calls
 
 
 async def session_calls(
@@ -153,11 +218,7 @@ async def session_calls(
     """
     history = LLMClientRequest.objects.for_session(session_key)
     page = await history.page(size=size, after=after)
-    conversation = Conversation()
-    calls = [
-        Call(record=r, turn=conversation.add(r.request), figures=call_figures(r))
-        for r in page.items
-    ]
+    calls = _calls(page.items)
     before = 0
     if after is not None and page.items:
         # The session's order is (created_at, _id): count what sorts before the first call.

@@ -1,18 +1,20 @@
 """What the pages show of a call's outcome: the one place that reads the response side.
 
-Records carry the request today; what came back (the response, its tokens,
-its latency and status) is not part of :class:`~llmreq_mongo.LLMClientRequest`
-yet. Every page reads those figures through this module only, which looks for
-a ``response`` attribute on the record and shows an em dash for anything it
-does not find, so the pages stay honest about what was recorded and need one
-change here, not in every template, when the response side is recorded.
+A record's ``response`` (:class:`~llmreq_mongo.LLMResponse`) is read here
+into text ready to show: the model that answered, the tokens, the latency
+and time to first token, the status, the error, and the answer itself (see
+:mod:`.turns`). Anything not recorded shows as an em dash, never as a zero,
+so the pages stay honest about what was recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from llmreq_mongo._capture import LLMResponse
+
+from .turns import Part, response_parts
 
 __all__ = [
     "DASH",
@@ -20,6 +22,8 @@ __all__ = [
     "CallFigures",
     "UsageFigures",
     "call_figures",
+    "count_text",
+    "millis_text",
     "payload_model",
     "response_payload",
 ]
@@ -33,22 +37,40 @@ class CallFigures:
     """One call's outcome, as text ready to show (:data:`DASH` when not recorded).
 
     Attributes:
-        model: the model the request asked for (from the request payload).
-        tokens_in: prompt tokens.
-        tokens_out: completion tokens.
-        latency: time to the answer.
-        status: how the call ended.
-        error: the error the call ended with.
+        model: the model that answered (the response's), else the one asked for.
+        tokens_in: input tokens (``usage.input_tokens``).
+        tokens_out: output tokens (``usage.output_tokens``).
+        latency: from the request's arrival to the last byte.
+        ttft: to the first byte of a stream.
+        status: the HTTP status, or what stands for it (``unreachable``).
+        error: what went wrong.
+        finish: why generation stopped (the finish reasons, joined).
         recorded: whether the record carries a response at all.
+        failed: whether the call failed (an error, or a status of 400 or more).
+        bad_status: whether the status itself says so (400 or more, or no
+            response at all); a stream cut after a 200 failed with a good status.
+        stream: whether the response was streamed.
+        truncated: whether the body was over the capture limit and not kept.
+        parts: the answer (text, tool calls, reasoning); None when the body
+            holds no answer of a known shape (or there is no body).
+        body: the response body, for a page to show as JSON when ``parts`` is None.
     """
 
     model: str
     tokens_in: str
     tokens_out: str
     latency: str
+    ttft: str
     status: str
     error: str
+    finish: str
     recorded: bool
+    failed: bool = False
+    bad_status: bool = False
+    stream: bool = False
+    truncated: bool = False
+    parts: tuple[Part, ...] | None = None
+    body: Any = None
 
 
 @dataclass(frozen=True)
@@ -56,8 +78,8 @@ class UsageFigures:
     """Totals over many calls (a client's, a session's), as text ready to show.
 
     Attributes:
-        tokens_in: prompt tokens in all.
-        tokens_out: completion tokens in all.
+        tokens_in: input tokens in all.
+        tokens_out: output tokens in all.
         errors: calls that ended in an error.
         latency_p50: median latency.
         latency_p95: 95th percentile latency.
@@ -76,20 +98,15 @@ class UsageFigures:
 NO_USAGE = UsageFigures()
 
 
-def _pick(value: Any, name: str) -> Any:
-    """``value[name]`` or ``value.name``, whichever exists; None otherwise."""
-    if isinstance(value, Mapping):
-        return value.get(name)
-    return getattr(value, name, None)
-
-
-def _count(value: Any) -> str:
+def count_text(value: Any) -> str:
+    """A count with thousands separators, or :data:`DASH` when it is not one."""
     if isinstance(value, bool) or not isinstance(value, int):
         return DASH
     return f"{value:,}"
 
 
-def _millis(value: Any) -> str:
+def millis_text(value: Any) -> str:
+    """A duration in milliseconds as text (``812 ms``, ``15.4 s``), or :data:`DASH`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         return DASH
     return f"{value:,.0f} ms" if value < 10_000 else f"{value / 1000:,.1f} s"
@@ -101,30 +118,46 @@ def _text(value: Any) -> str:
 
 def payload_model(payload: Any) -> str:
     """The ``model`` a request payload names, or :data:`DASH`."""
-    return _text(_pick(payload, "model")) if isinstance(payload, Mapping) else DASH
+    return _text(payload.get("model")) if isinstance(payload, dict) else DASH
+
+
+def _status(response: LLMResponse) -> str:
+    if response.status is not None:
+        return str(response.status)
+    # No HTTP status: the upstream was never reached, or the call did not go over HTTP.
+    return "no response" if response.error else DASH
 
 
 def call_figures(record: Any) -> CallFigures:
     """What ``record`` says about its call's outcome; :data:`DASH` for what it lacks."""
-    model = payload_model(getattr(record, "request", None))
+    asked = payload_model(getattr(record, "request", None))
     response = getattr(record, "response", None)
-    if response is None:
-        return CallFigures(model, DASH, DASH, DASH, DASH, DASH, recorded=False)
+    if not isinstance(response, LLMResponse):
+        return CallFigures(asked, DASH, DASH, DASH, DASH, DASH, DASH, DASH, recorded=False)
+    usage = response.usage
     return CallFigures(
-        model=model,
-        tokens_in=_count(_pick(response, "tokens_in")),
-        tokens_out=_count(_pick(response, "tokens_out")),
-        latency=_millis(_pick(response, "latency_ms")),
-        status=_text(_pick(response, "status")),
-        error=_text(_pick(response, "error")),
+        model=_text(response.model) if response.model else asked,
+        tokens_in=count_text(usage.input_tokens if usage else None),
+        tokens_out=count_text(usage.output_tokens if usage else None),
+        latency=millis_text(response.latency_ms),
+        ttft=millis_text(response.ttft_ms),
+        status=_status(response),
+        error=_text(response.error),
+        finish=", ".join(response.finish_reasons) or DASH,
         recorded=True,
+        failed=response.error is not None or (response.status or 0) >= 400,
+        bad_status=(response.status or 0) >= 400
+        or (response.status is None and response.error is not None),
+        stream=response.stream,
+        truncated=response.truncated,
+        parts=response_parts(response.body),
+        body=response.body,
     )
 
 
 def response_payload(record: Any) -> Any:
-    """The record's response as JSON-ready data, or None when none was recorded."""
+    """The record's response as JSON-ready data (every field), or None when none was recorded."""
     response = getattr(record, "response", None)
-    if response is None:
+    if not isinstance(response, LLMResponse):
         return None
-    dump = getattr(response, "model_dump", None)
-    return dump(mode="json") if callable(dump) else response
+    return response.model_dump(mode="json")
