@@ -55,9 +55,12 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("stats", ["stats"]),
     ("stats --by hour", ["stats", "--by", "hour"]),
     ("export -o -", ["export", "-o", "-"]),
+    ("export --client -o -", ["export", "--client", "bench-1", "-o", "-"]),
     ("prune --dry-run", ["prune", "--older-than", "60d", "--dry-run"]),
 ]
 BASELINE = ["retention", "show"]
+#: Commands run with the CLI's own default --timeout instead of --timeout.
+DEFAULT_TIMEOUT = {"export -o -", "export --client -o -"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -72,9 +75,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--timeout",
-        default="5",
-        help="llmreq --timeout (the CLI's default, 5 s: export reads in bounded windows, "
-        "so no single answer waits on the whole export)",
+        default="60",
+        help="llmreq --timeout for the commands but export, which runs with the CLI's "
+        "default (5 s): it reads in bounded windows, so no answer waits on the whole export",
+    )
+    parser.add_argument(
+        "--only", default=None, help="measure only the commands whose label starts with this"
+    )
+    parser.add_argument(
+        "--compare-python",
+        default=None,
+        help="also run export with this interpreter's llmreq (another checkout's venv), "
+        "with --timeout, as a baseline in the same run",
     )
     _markdown.add_option(parser)
     args = parser.parse_args()
@@ -136,10 +148,18 @@ async def seed(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> tuple[s
     return session, time.perf_counter() - began
 
 
-def timed(uri: str, database: str, timeout: str, args: list[str], repeat: int) -> tuple[float, int]:
+def timed(
+    uri: str,
+    database: str,
+    timeout: str | None,
+    args: list[str],
+    repeat: int,
+    python: str = sys.executable,
+) -> tuple[float, int]:
     """The median seconds of ``repeat`` runs of the real command, and its output size."""
-    command = [sys.executable, "-m", "llmreq_mongo._cli", "--uri", uri, "--database", database]
-    command += ["--timeout", timeout]
+    command = [python, "-m", "llmreq_mongo._cli", "--uri", uri, "--database", database]
+    if timeout is not None:
+        command += ["--timeout", timeout]
     times = []
     size = 0
     for _ in range(repeat):
@@ -174,11 +194,17 @@ async def main() -> None:
             )
             rows: list[tuple[object, ...]] = [("`retention show` (base)", f"{base:.2f}", "1.0", "")]
             for label, command in COMMANDS:
+                if args.only and not label.startswith(args.only):
+                    continue
                 filled = [part.format(session=newest) for part in command]
-                took, size = await asyncio.to_thread(
-                    timed, uri, name, args.timeout, filled, args.repeat
-                )
+                timeout = None if label in DEFAULT_TIMEOUT else args.timeout
+                took, size = await asyncio.to_thread(timed, uri, name, timeout, filled, args.repeat)
                 rows.append((f"`{label}`", f"{took:.2f}", f"{took / base:.1f}", f"{size:,}"))
+                if label in DEFAULT_TIMEOUT and args.compare_python:
+                    took, size = await asyncio.to_thread(
+                        timed, uri, name, args.timeout, filled, args.repeat, args.compare_python
+                    )
+                    rows.append(("(compared)", f"{took:.2f}", f"{took / base:.1f}", f"{size:,}"))
             _markdown.table(["command", "median s", "x baseline", "stdout bytes"], rows)
             fragment.write()
         finally:

@@ -167,7 +167,7 @@ async def test_every_query_of_the_walk_reads_a_bounded_window(
     finally:
         await watched.close()
     assert len(rows) == 600
-    # The octave of the oldest record (32 to 64 days back here) is read in 16
+    # The step of the oldest record (55 to 61 days back here) is read in 16
     # windows; the others aim at 20 records and never grow more than 4 times.
     assert max(replies.sizes) <= 4 * 20
     assert len(replies.sizes) > 600 / 80
