@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+import anthropic
 import httpx
 import httpx2
 import openai
@@ -134,13 +137,24 @@ async def test_a_failed_connection_is_recorded_and_the_same_exception_goes_on(
                 await llm.chat.completions.create(model="gpt-4o", messages=CHAT)
             raised.append(sdk_error.value)
     assert type(raised[0].__cause__) is type(raised[1].__cause__) is httpx.ConnectError
+    for inner2 in (
+        httpx2.AsyncHTTPTransport(),
+        RecordingTransport(recorder=recorder, llm_client=bot),
+    ):
+        async with anthropic_over(inner2, url) as (claude, _):
+            with pytest.raises(anthropic.APIConnectionError) as sdk_error:
+                await claude.messages.create(model="claude", max_tokens=8, messages=CHAT)
+            raised.append(sdk_error.value)
+    assert type(raised[2].__cause__) is type(raised[3].__cause__) is httpx2.ConnectError
     await recorder.flush()
-    first, second = await records()
+    first, second, third = await records()
     assert first.session_key == "down" and first.request == {"model": "gpt-4o"}
-    for doc in (first, second):
+    assert third.request["model"] == "claude"
+    for doc, package in ((first, "httpx"), (second, "httpx"), (third, "httpx2")):
         response = doc.response
         assert response is not None and response.status is None and response.body is None
-        assert response.error is not None and response.error.startswith("httpx.ConnectError")
+        assert response.error is not None
+        assert response.error.startswith(f"{package}.ConnectError: ")
 
 
 async def test_a_connection_dropped_mid_stream_records_an_error_with_what_was_read(
@@ -176,3 +190,28 @@ async def test_a_connection_dropped_mid_stream_records_an_error_with_what_was_re
     assert response is not None and response.status == 200
     assert response.error is not None and type(errors[1]).__name__ in response.error
     assert response.body["content"][0]["text"] == "".join(pieces[1])
+
+
+async def test_time_to_first_token_is_when_the_chunk_came_not_when_it_was_read(
+    recorder: Recorder, bot: LLMClient
+) -> None:
+    async with serving(paced_app()) as url:
+        transport = RecordingTransport(recorder=recorder, llm_client=bot)
+        async with httpx.AsyncClient(transport=transport) as http:
+            started = time.perf_counter()
+            async with http.stream(
+                "POST", f"{url}/v1/chat/completions", json={"stream": True}
+            ) as response:
+                first_seen: float | None = None
+                async for _ in response.aiter_raw():
+                    if first_seen is None:
+                        first_seen = (time.perf_counter() - started) * 1000
+                        await asyncio.sleep(0.2)  # the client is slow to read on
+    await recorder.flush()
+    [doc] = await records()
+    assert doc.response is not None and doc.response.ttft_ms is not None
+    assert first_seen is not None
+    # The transport's clock starts after the client's, and the chunk is
+    # marked before the client sees it.
+    assert doc.response.ttft_ms <= first_seen
+    assert doc.response.error is None and doc.response.usage is not None

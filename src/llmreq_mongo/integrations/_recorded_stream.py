@@ -1,8 +1,9 @@
 """The response stream the recording transport hands the client: the same bytes, observed.
 
 :class:`RecordedStream` wraps the body stream of a response. Every chunk is
-passed on as it is, at once; a decoded copy (see :mod:`._decoding`) goes to
-the call's parser. The call ends, and is recorded, at the first of:
+passed on as it is, at once, before anything else is done with it; a
+decoded copy (see :mod:`._decoding`) then goes to the call's parser, when
+the client asks for the next chunk (or at the end). The call ends, and is recorded, at the first of:
 
 - the stream is exhausted: the whole body was read;
 - reading it raised (the connection dropped mid-body): recorded with the
@@ -57,6 +58,9 @@ class RecordedStream(StreamBase):
         self._stream = stream
         self._iterated = False
         self._received = 0
+        #: The chunk handed to the client and not yet read: it is read when
+        #: the client asks for the next one, or at the end.
+        self._unread: bytes | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._iterated:
@@ -66,13 +70,16 @@ class RecordedStream(StreamBase):
                 yield chunk
             return
         self._iterated = True
-        call, decoder = self._call, self._decoder
         try:
             async for chunk in self._inner:
+                if not self._received and self._stream and chunk:
+                    self._call.first_token()  # when it came, not when it is read
                 self._received += len(chunk)
-                if decoder.error is None and not call.ended:
-                    call.feed(decoder.decode(chunk) if decoder.active else chunk)
+                # The client gets each chunk first; it is read afterwards.
+                self._unread = chunk
                 yield chunk
+                self._unread = None
+                self._read(chunk)
         except GeneratorExit:
             raise  # the client stopped reading; aclose() records the call
         except BaseException as exc:
@@ -91,10 +98,18 @@ class RecordedStream(StreamBase):
                 )
                 await self._end(None if self._stream else early)
 
+    def _read(self, chunk: bytes) -> None:
+        decoder = self._decoder
+        if decoder.error is None and not self._call.ended:
+            self._call.feed(decoder.decode(chunk) if decoder.active else chunk)
+
     async def _end(self, error: BaseException | str | None) -> None:
         call, decoder = self._call, self._decoder
         if call.ended:
             return
+        if self._unread is not None:  # the last chunk the client got
+            self._read(self._unread)
+            self._unread = None
         if decoder.active:
             call.feed(decoder.flush())
         if decoder.error is not None and not isinstance(error, BaseException):
