@@ -113,11 +113,6 @@ async def session_page(
 ) -> Page[SessionSummary]:
     """One page of sessions, most recently active first (raw requests only).
 
-    Each session carries its ``requests``, first and last times, and the
-    tokens and errors of its calls in the window (as
-    :func:`~llmreq_mongo.analytics.session_summaries` counts them; no
-    prices).
-
     Args:
         llm_client: only this client's sessions.
         since: count requests created at or after this instant.
