@@ -45,6 +45,8 @@ from typing import Any
 
 import httpx
 
+import _markdown
+
 __all__ = ["SECTIONS", "main", "print_table", "server_side"]
 
 PATH = "/v1/chat/completions"
@@ -340,11 +342,9 @@ SECTIONS: list[Section] = [server_side]
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    """Print one table, its columns aligned (the one place a table is rendered)."""
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
-    print(f"\n{title}")
-    for line in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)))
+    """Print one table as Markdown (the one place a table is rendered, ``--markdown`` too)."""
+    print(f"\n{title}:\n")
+    _markdown.table(header, rows)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -354,11 +354,13 @@ async def run(args: argparse.Namespace) -> None:
 
             engine = await stack.enter_async_context(EmbeddedMongo(process=True))
             args.uri = engine.uri
+        fragment = _markdown.capture(args.markdown)
         print(f"load average at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         for section in SECTIONS:
             for title, header, rows in await section(args):
                 print_table(title, header, rows)
-        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+        print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+        fragment.write()
     if args.profile:
         import pstats
 
@@ -375,6 +377,7 @@ def main() -> None:
     parser.add_argument("--stream-calls", type=int, default=150, help="streamed calls, the same")
     parser.add_argument("--profile", help="cProfile the capture='response' server into this file")
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
+    _markdown.add_option(parser)
     args = parser.parse_args()
     if args.serve:
         with contextlib.suppress(KeyboardInterrupt):

@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 
+import _markdown
 from llmreq_mongo import LLMClient, Recorder, init
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.integrations.httpx import RecordingTransport
@@ -280,32 +281,42 @@ async def measure(
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
-    print(
-        f"{'case':18} {'side':16} {'p50 ms':>8} {'p99 ms':>8} {'ttfc p50':>9} {'ttfc p99':>9}"
-        f" {'CPU µs/call':>12} {'chunks':>7}"
-    )
+    """Print the rows as one Markdown table, then what recording added per case."""
+    cells: list[list[str]] = []
+    added: list[str] = []
     for row in rows:
         ratio = row["side"] == "recorded / bare"
         unit = "x" if ratio else ""
-        cpu = f"{row['cpu_us']:.2f}x" if ratio else f"{row['cpu_us']:.0f}"
+        stream = row["ttfc_p50_ms"] == row["ttfc_p50_ms"]  # not NaN: a stream
         ttfc = (
-            f" {row['ttfc_p50_ms']:>8.3f}{unit} {row['ttfc_p99_ms']:>8.3f}{unit}"
-            if row["ttfc_p50_ms"] == row["ttfc_p50_ms"]  # not NaN: a stream
-            else f" {'-':>9} {'-':>9}"
+            [f"{row['ttfc_p50_ms']:.3f}{unit}", f"{row['ttfc_p99_ms']:.3f}{unit}"]
+            if stream
+            else ["-", "-"]
         )
-        print(
-            f"{row['case']:18} {row['side']:16}"
-            f" {row['p50_ms']:>7.3f}{unit} {row['p99_ms']:>7.3f}{unit}"
-            f"{ttfc} {cpu:>12} {row['chunks']:>7.1f}"
+        cpu = f"{row['cpu_us']:.2f}x" if ratio else f"{row['cpu_us']:.0f}"
+        cells.append(
+            [
+                row["case"],
+                row["side"],
+                f"{row['p50_ms']:.3f}{unit}",
+                f"{row['p99_ms']:.3f}{unit}",
+                *ttfc,
+                cpu,
+                f"{row['chunks']:.1f}",
+            ]
         )
         if ratio and row["chunks"] > 1:
             per_chunk = row["added_cpu_us"] / max(row["chunks"], 1.0)
-            print(
-                f"{'':18} {'added':16} CPU {row['added_cpu_us']:.0f} µs/call"
+            added.append(
+                f"- {row['case']}: added CPU {row['added_cpu_us']:.0f} µs/call"
                 f" ({per_chunk:.2f} µs per chunk read), ttfc p99 {row['added_ttfc_p99_ms']:+.3f} ms"
             )
         elif ratio:
-            print(f"{'':18} {'added':16} CPU {row['added_cpu_us']:.0f} µs/call")
+            added.append(f"- {row['case']}: added CPU {row['added_cpu_us']:.0f} µs/call")
+    header = ["case", "side", "p50 ms", "p99 ms", "ttfc p50 ms", "ttfc p99 ms", "CPU µs/call"]
+    _markdown.table([*header, "chunks"], cells, right=2)
+    print()
+    print("\n".join(added))
 
 
 def main() -> None:
@@ -315,6 +326,7 @@ def main() -> None:
     options.add_argument("--chunks", type=int, default=100)
     options.add_argument("--uri", help="a MongoDB (default: MONGODB_URI, or an embedded engine)")
     options.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the upstream's child
+    _markdown.add_option(options)
     args = options.parse_args()
     if args.serve is not None:
         serve(args.serve, args.chunks)
@@ -322,8 +334,10 @@ def main() -> None:
     rows = asyncio.run(
         measure(calls=args.calls, rounds=args.rounds, chunks=args.chunks, uri=args.uri)
     )
-    print(f"{args.calls} calls x {args.rounds} rounds per side, medians over the rounds")
+    fragment = _markdown.capture(args.markdown)
+    print(f"{args.calls} calls x {args.rounds} rounds per side, medians over the rounds\n")
     print_rows(rows)
+    fragment.write()
 
 
 if __name__ == "__main__":

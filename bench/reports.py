@@ -37,6 +37,7 @@ from typing import Any
 
 from bson import DBRef, ObjectId
 
+import _markdown
 import llmreq_mongo
 from llmreq_mongo import LLMClientRequest, analytics
 from llmreq_mongo._capture import LLMResponse, response_document
@@ -60,6 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--uri", default=None, help="a MongoDB to use instead of the engine")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    _markdown.add_option(parser)
     return parser.parse_args()
 
 
@@ -219,6 +221,7 @@ async def bench(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> None:
         ]
         return await (await coll.aggregate(pipeline)).to_list(None)
 
+    fragment = _markdown.capture(args.markdown)
     print(f"{args.records:,} calls with responses, {args.clients} clients, one day\n")
     print("| report | p50 ms | p99 ms | baseline p50 | baseline p99 | p50 ratio | p99 ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -246,6 +249,7 @@ async def bench(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> None:
                 assert value is not None
                 worst = max(worst, abs(value - theirs) / value)
         print(f"\nlargest relative difference, nearest rank vs $percentile: {worst:.4%}")
+    fragment.write()
 
 
 async def main() -> None:
