@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from llmreq_mongo import Recorder
 from llmreq_mongo.integrations.asgi import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +18,8 @@ from llmreq_mongo.integrations.asgi import ASGIApp, Message, Receive, Scope, Sen
 # The local upstream that answers as the LLM APIs do, and the tee that copies what a
 # client reads, live with the capture tests; these tests serve the same upstream.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "capture"))
+
+from loopback import serving
 
 
 @pytest.fixture
@@ -86,27 +86,6 @@ def serve() -> Callable[[ASGIApp], contextlib.AbstractAsyncContextManager[httpx.
     return running
 
 
-@contextlib.asynccontextmanager
-async def _uvicorn(app: ASGIApp) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        host, port = sock.getsockname()
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 @pytest.fixture
 def served() -> Callable[[ASGIApp], contextlib.AbstractAsyncContextManager[str]]:
     """Serve an app with uvicorn on a free loopback port while the block runs; give its URL.
@@ -114,4 +93,4 @@ def served() -> Callable[[ASGIApp], contextlib.AbstractAsyncContextManager[str]]
     The server runs in the test's own event loop, so the app and the test can share
     asyncio events.
     """
-    return _uvicorn
+    return serving
