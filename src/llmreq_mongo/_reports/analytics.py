@@ -162,10 +162,21 @@ def _sessions_pipeline(
     ]
 
 
+def _response_figures(row: dict[str, Any], prices: dict[str, Price] | None) -> dict[str, Any]:
+    """A report row's token sums, error count and cost: the fields every summary shares."""
+    cost = priced(prices, model_tokens(row["models"]))
+    return {
+        "input_tokens": tokens(row, "input_tokens"),
+        "output_tokens": tokens(row, "output_tokens"),
+        "errors": int(row["errors"]),
+        "cost": cost.cost,
+        "unpriced_models": cost.unpriced_models,
+    }
+
+
 def _summaries(rows: list[dict[str, Any]], prices: dict[str, Price] | None) -> list[SessionSummary]:
     out = []
     for row in rows:
-        cost = priced(prices, model_tokens(row["models"]))
         out.append(
             SessionSummary(
                 session_key=row["_id"]["s"],
@@ -174,11 +185,7 @@ def _summaries(rows: list[dict[str, Any]], prices: dict[str, Price] | None) -> l
                 first_at=to_utc_ms(row["first_at"]),
                 last_at=to_utc_ms(row["last_at"]),
                 group=group_value(row["_id"]),
-                input_tokens=tokens(row, "input_tokens"),
-                output_tokens=tokens(row, "output_tokens"),
-                errors=int(row["errors"]),
-                cost=cost.cost,
-                unpriced_models=cost.unpriced_models,
+                **_response_figures(row, prices),
             )
         )
     return out
@@ -338,7 +345,6 @@ async def client_usage(
     rows = await run_report(_usage_pipeline(since=since, until=until), "client usage")
     out = []
     for row in rows:
-        cost = priced(table, model_tokens(row["models"]))
         out.append(
             ClientUsage(
                 llm_client_id=row["_id"],
@@ -347,11 +353,7 @@ async def client_usage(
                 sessions=int(row["sessions"]),
                 first_at=to_utc_ms(row["first_at"]),
                 last_at=to_utc_ms(row["last_at"]),
-                input_tokens=tokens(row, "input_tokens"),
-                output_tokens=tokens(row, "output_tokens"),
-                errors=int(row["errors"]),
-                cost=cost.cost,
-                unpriced_models=cost.unpriced_models,
+                **_response_figures(row, table),
             )
         )
     return out
