@@ -230,6 +230,36 @@ def check_timestamps(
     return created, updated
 
 
+#: The collection of each document class, by class: asked of Beanie once, as
+#: it is the same for every record of a client (the write path's hot loop).
+_COLLECTIONS: dict[type[Any], str] = {}
+
+
+#: The last client id converted, and what it became: a client's records then
+#: share one ObjectId, which the recorder's writer tells apart by identity.
+_LAST_ID: tuple[Any, ObjectId | None] = (None, None)
+
+
+def _object_id(value: Any) -> ObjectId:
+    """``value`` (an ObjectId or Beanie's ``PydanticObjectId``) as a plain ObjectId."""
+    global _LAST_ID
+    if type(value) is ObjectId:
+        return value
+    last, converted = _LAST_ID
+    if value is last and converted is not None:
+        return converted
+    converted = ObjectId(value)
+    _LAST_ID = (value, converted)  # one assignment: threads see either pair whole
+    return converted
+
+
+def _collection_of(model: type[Any]) -> str:
+    name = _COLLECTIONS.get(model)
+    if name is None:
+        name = _COLLECTIONS[model] = model.get_collection_name()
+    return name
+
+
 @overload
 def client_ref(
     value: Any, *, model: type[Any], write: Literal[True], name: str = ...
@@ -260,12 +290,13 @@ def client_ref(
         InvalidInput: another type, an unsaved client, or a malformed hex id.
     """
     if isinstance(value, model):
-        if value.id is None:
+        client_id = value.id
+        if client_id is None:
             raise InvalidInput(
                 f"{name} is an unsaved {model.__name__} ({getattr(value, 'name', None)!r}); "
                 f"save it first (await {model.__name__}.objects.create(...))"
             )
-        found: tuple[ObjectId, str | None] = (ObjectId(value.id), value.get_collection_name())
+        found: tuple[ObjectId, str | None] = (_object_id(client_id), _collection_of(type(value)))
     elif isinstance(value, Link) and issubclass(value.document_class, model):
         found = (ObjectId(value.ref.id), value.ref.collection)
     elif write:

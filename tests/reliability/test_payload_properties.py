@@ -327,7 +327,7 @@ async def test_convertible_values_are_stored_as_their_json_form(
 async def test_nesting_limit_fits_mongodb(payload_db: Handle) -> None:
     """179 containers round-trip; 180 make a record MongoDB refuses, so the library must.
 
-    The library allows 180 (``_payload._MAX_DEPTH``), which the embedded engine
+    The library allows 180 (``_payload.MAX_NESTING``), which the embedded engine
     stores (its limit is 200) but mongod refuses with ``Overflow``: on MongoDB
     the caller would get a ``StorageError`` after a round trip instead of an
     ``InvalidPayload`` before it.

@@ -27,13 +27,21 @@ _USAGE_FIELDS = tuple(TokenUsage.model_fields)
 _RESPONSE_FIELDS = frozenset(LLMResponse.model_fields)
 
 
-def response_document(response: LLMResponse) -> dict[str, Any]:
-    """The sub-document stored for ``response``: every field, the body escaped."""
+_ESCAPE = object()
+
+
+def response_document(response: LLMResponse, body: Any = _ESCAPE) -> dict[str, Any]:
+    """The sub-document stored for ``response``: every field, the body escaped.
+
+    ``body`` is the stored body when the caller has it already: the body
+    itself, for a record whose encoder makes the key checks (see
+    :mod:`llmreq_mongo._queries.plain`).
+    """
     usage = response.usage
     return {
         "status": response.status,
         # Only read from here on (encoded and dropped): copied only when escaped.
-        "body": stored_payload(response.body),
+        "body": stored_payload(response.body) if body is _ESCAPE else body,
         "model": response.model,
         "response_id": response.response_id,
         "finish_reasons": list(response.finish_reasons),

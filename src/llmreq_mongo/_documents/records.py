@@ -32,9 +32,14 @@ from llmreq_mongo._queries import (
     MAX_PAYLOAD_BYTES,
     checked_payload,
     encode_payload,
+    is_plain,
     normalize_payload,
 )
 from llmreq_mongo.errors import PayloadTooLarge
+
+# What the C encoder raises for a value it refuses (with check_keys, a key
+# that must be escaped too): a payload it refuses gets the full check.
+_ENCODER_REFUSALS = (bson.errors.BSONError, OverflowError, ValueError)
 
 __all__ = [
     "ValidatedRequest",
@@ -60,6 +65,7 @@ class ValidatedRequest:
         "session_key",
         "stored",
         "stored_response",
+        "unverified",
         "updated_at",
     )
 
@@ -74,6 +80,8 @@ class ValidatedRequest:
         created_at: dt.datetime | None = None,
         updated_at: dt.datetime | None = None,
         response: LLMResponse | None = None,
+        *,
+        unverified: bool = False,
     ) -> None:
         self.client_id = client_id
         self.collection = collection
@@ -84,9 +92,19 @@ class ValidatedRequest:
         #: The backfilled times, or None: the record is stamped when it is built.
         self.created_at = created_at
         self.updated_at = updated_at
+        #: Whether the payload and the response body passed only
+        #: :func:`~llmreq_mongo._queries.is_plain`: they are kept as they are,
+        #: and :func:`encode_request` completes their check with the encoder's
+        #: (or, should it refuse them, with the full one).
+        self.unverified = unverified
         #: What came back, or None; and its stored form (the body escaped).
         self.response = response
-        self.stored_response = None if response is None else response_document(response)
+        if response is None:
+            self.stored_response = None
+        elif unverified:
+            self.stored_response = response_document(response, response.body)
+        else:
+            self.stored_response = response_document(response)
         #: Whether the response body is known to fit beside the request.
         self.fitted = response is None or response.body is None
 
@@ -131,7 +149,11 @@ def validate_request(
         copy: ``payload`` is a fresh copy of ``request``. False, for a
             record encoded before anything else reads it (the recorder),
             skips the copy when the payload is plain JSON with no key to
-            escape: ``payload`` is then ``request`` itself.
+            escape: ``payload`` is then ``request`` itself. With ``fit``
+            False too, a payload (and an ``LLMResponse``'s body) that
+            :func:`~llmreq_mongo._queries.is_plain` passes is only checked
+            that far here: :func:`encode_request` completes the check, with
+            the same errors, as it encodes the record.
 
     Raises:
         InvalidInput: a field is refused (``InvalidPayload`` for the payload
@@ -141,18 +163,32 @@ def validate_request(
     client_id, collection = client_ref(llm_client, model=client_model, write=True)
     key = check_session_key(session_key)
     check_bool("is_aggregation", is_aggregation)
-    payload, needs_escape = normalize_payload(request) if copy else checked_payload(request)
-    stored = encode_payload(payload) if needs_escape else payload
-    answer = None if response is None else _response(response)
-    if created_at is None and updated_at is None:
-        checked = ValidatedRequest(
-            client_id, collection, payload, stored, key, is_aggregation, response=answer
-        )
+    unverified = (
+        not (copy or fit)
+        and is_plain(request)
+        and (response is None or (type(response) is LLMResponse and is_plain(response.body)))
+    )
+    if unverified:
+        payload = stored = request
     else:
+        payload, needs_escape = normalize_payload(request) if copy else checked_payload(request)
+        stored = encode_payload(payload) if needs_escape else payload
+    answer = None if response is None else _response(response)
+    created = updated = None
+    if created_at is not None or updated_at is not None:
         created, updated = check_timestamps(created_at, updated_at)
-        checked = ValidatedRequest(
-            client_id, collection, payload, stored, key, is_aggregation, created, updated, answer
-        )
+    checked = ValidatedRequest(
+        client_id,
+        collection,
+        payload,
+        stored,
+        key,
+        is_aggregation,
+        created,
+        updated,
+        answer,
+        unverified=unverified,
+    )
     if fit and not checked.fitted:
         _fit(checked)
     return checked
@@ -283,6 +319,17 @@ def encode_request(checked: ValidatedRequest, *, record_id: ObjectId, now: dt.da
     holds request and body with room to spare, so only a longer one needs
     it, and is encoded again if the body goes.
     """
+    if checked.unverified:
+        checked.unverified = False
+        try:
+            encoded = _encode(checked, record_id, now, check_keys=True)
+        except _ENCODER_REFUSALS:
+            pass  # a key to escape, or a value to refuse: the full check says which
+        else:
+            if len(encoded) <= MAX_PAYLOAD_BYTES:  # so request and body both fit
+                checked.fitted = True
+                return encoded
+        _check_fully(checked)
     encoded = _encode(checked, record_id, now)
     if not checked.fitted and len(encoded) > MAX_PAYLOAD_BYTES:
         _fit(checked)
@@ -292,7 +339,22 @@ def encode_request(checked: ValidatedRequest, *, record_id: ObjectId, now: dt.da
     return encoded
 
 
-def _encode(checked: ValidatedRequest, record_id: ObjectId, now: dt.datetime) -> bytes:
+def _check_fully(checked: ValidatedRequest) -> None:
+    """The check :func:`validate_request` left to the encoder, made in full.
+
+    Raises:
+        InvalidPayload: the payload is refused, as ``validate_request`` would.
+    """
+    payload, needs_escape = checked_payload(checked.payload)
+    checked.payload = payload
+    checked.stored = encode_payload(payload) if needs_escape else payload
+    if checked.response is not None:
+        checked.stored_response = response_document(checked.response)
+
+
+def _encode(
+    checked: ValidatedRequest, record_id: ObjectId, now: dt.datetime, *, check_keys: bool = False
+) -> bytes:
     return bson.encode(
         {
             "_id": record_id,
@@ -304,5 +366,6 @@ def _encode(checked: ValidatedRequest, record_id: ObjectId, now: dt.datetime) ->
             "session_key": checked.session_key,
             "is_aggregation": checked.is_aggregation,
             "response": checked.stored_response,
-        }
+        },
+        check_keys,
     )

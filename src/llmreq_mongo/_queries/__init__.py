@@ -20,6 +20,7 @@ from .pagination import (
 )
 from .payload import (
     MAX_DOCUMENT_BYTES,
+    MAX_NESTING,
     MAX_PAYLOAD_BYTES,
     checked_payload,
     decode_payload,
@@ -28,11 +29,13 @@ from .payload import (
     normalize_payload,
     stored_payload,
 )
+from .plain import is_plain
 from .queryset import QuerySet
 from .values import ValuesQuerySet
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "MAX_NESTING",
     "MAX_PAGE_SIZE",
     "MAX_PAYLOAD_BYTES",
     "RAW_ONLY",
@@ -48,6 +51,7 @@ __all__ = [
     "decode_payload",
     "encode_cursor",
     "encode_payload",
+    "is_plain",
     "escape_key",
     "field_specs",
     "fingerprint",

@@ -32,6 +32,7 @@ from llmreq_mongo.errors import InvalidPayload, PayloadTooLarge
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "MAX_NESTING",
     "MAX_PAYLOAD_BYTES",
     "checked_payload",
     "decode_payload",
@@ -49,9 +50,10 @@ MAX_PAYLOAD_BYTES = MAX_DOCUMENT_BYTES - 2048
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-# mongod stores documents at most 180 levels deep, counting the document
-# itself; the record holding the payload is one of them.
-_MAX_DEPTH = 179
+#: How deep a payload may nest: mongod stores documents at most 180 levels
+#: deep, counting the document itself, and the record holding the payload is
+#: one of them.
+MAX_NESTING = 179
 _UNESCAPE = re.compile(r"%(25|2E|24)")
 _UNESCAPED = {"25": "%", "2E": ".", "24": "$"}
 
@@ -142,9 +144,9 @@ class _Normalizer:
         )
 
     def _check_depth(self, path: str, depth: int) -> None:
-        if depth > _MAX_DEPTH:
+        if depth > MAX_NESTING:
             raise InvalidPayload(
-                f"the payload nests deeper than {_MAX_DEPTH} levels, more than "
+                f"the payload nests deeper than {MAX_NESTING} levels, more than "
                 "MongoDB stores; flatten it",
                 path=path,
             )
@@ -200,7 +202,7 @@ def _utf8_size(value: str) -> int:
 
 
 def _fast_dict(value: dict[Any, Any], depth: int, sizes: list[int], escaped: list[bool]) -> Any:
-    if depth > _MAX_DEPTH:
+    if depth > MAX_NESTING:
         raise _NotPlainJSON
     out = {}
     size = 5
@@ -240,7 +242,7 @@ def _fast_dict(value: dict[Any, Any], depth: int, sizes: list[int], escaped: lis
 
 
 def _fast_list(value: list[Any], depth: int, sizes: list[int], escaped: list[bool]) -> Any:
-    if depth > _MAX_DEPTH:
+    if depth > MAX_NESTING:
         raise _NotPlainJSON
     out = []
     size = 5
@@ -277,7 +279,7 @@ def _fast_list(value: list[Any], depth: int, sizes: list[int], escaped: list[boo
 
 
 def _check_dict(value: dict[Any, Any], depth: int, sizes: list[int]) -> bool:
-    if depth > _MAX_DEPTH:
+    if depth > MAX_NESTING:
         raise _NotPlainJSON
     escaped = False
     size = 5
@@ -316,7 +318,7 @@ def _check_dict(value: dict[Any, Any], depth: int, sizes: list[int]) -> bool:
 
 
 def _check_list(value: list[Any], depth: int, sizes: list[int]) -> bool:
-    if depth > _MAX_DEPTH:
+    if depth > MAX_NESTING:
         raise _NotPlainJSON
     escaped = False
     size = 5

@@ -93,6 +93,24 @@ def _is_id_duplicate(error: Mapping[str, Any]) -> bool:
     return " index: _id_ " in str(error.get("errmsg", ""))
 
 
+def _clients_of(docs: Sequence[Doc]) -> set[ObjectId]:
+    """The client ids of ``docs``.
+
+    A run of records of one client shares one id object (``client_ref``
+    hands out the same ObjectId for the same client), told apart by
+    identity: an ObjectId's hash is a Python call, and a batch holds a few
+    clients, not one per record.
+    """
+    clients: set[ObjectId] = set()
+    last = None
+    for doc in docs:
+        client_id = doc["llm_client_id"]
+        if client_id is not last:
+            clients.add(client_id)
+            last = client_id
+    return clients
+
+
 class Delivery:
     """Write batches to one collection, retrying until acknowledged or a deadline.
 
@@ -146,8 +164,11 @@ class Delivery:
         ``on_error``. A failed check is logged and counted: the client's own
         delete sweeps again after its window, so no record is left behind.
         """
-        stored = set(written)
-        clients = {doc["llm_client_id"] for doc in docs if doc["_id"] in stored}
+        if len(written) == len(docs):  # all of them: no per-record set to build
+            clients = _clients_of(docs)
+        else:
+            stored = set(written)
+            clients = _clients_of([doc for doc in docs if doc["_id"] in stored])
         try:
             gone = await verify_clients(clients)
         except StorageError as exc:
@@ -156,6 +177,7 @@ class Delivery:
             return
         if not gone:
             return
+        stored = set(written)
         for doc in docs:
             if doc["_id"] in stored and doc["llm_client_id"] in gone:
                 stored.discard(doc["_id"])

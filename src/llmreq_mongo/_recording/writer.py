@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -191,7 +191,7 @@ class Writer:
         self.inflight = []
         if journal is not None:
             await journal.resolved(batch)  # first: flush() finds the file emptied
-        self.resolve(batch, set(written))
+        self.resolve(batch, written)
 
     # -- pieces shared with stop() ----------------------------------------------------
 
@@ -220,16 +220,23 @@ class Writer:
         if error is not None:
             raise error
 
-    def resolve(self, batch: Sequence[Doc], written: set[ObjectId]) -> None:
-        """Account for records written, spilled or failed; wake ``flush()`` waiters."""
+    def resolve(self, batch: Sequence[Doc], written: Collection[ObjectId]) -> None:
+        """Account for records written, spilled or failed; wake ``flush()`` waiters.
+
+        ``written`` holds ids from ``batch`` only, each once: as many as the
+        batch holds means every record was written (the common case, which
+        then costs nothing per record).
+        """
         start = self.resolved
         self.resolved += len(batch)
         self.pending -= len(batch)
         self.pending_bytes -= size_of(batch)
         self.room.set()
-        for i, doc in enumerate(batch):
-            if doc["_id"] not in written:
-                self.unacked[doc["_id"]] = start + i
+        if len(written) < len(batch):
+            acknowledged = set(written)
+            for i, doc in enumerate(batch):
+                if doc["_id"] not in acknowledged:
+                    self.unacked[doc["_id"]] = start + i
         for target, future in self.flush_waiters:
             if self.resolved >= target and not future.done():
                 future.set_result(None)
