@@ -12,9 +12,9 @@ final chunk of ``stream_options.include_usage``): it is taken, never summed.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from .decode import loads
 from .outcome import Outcome, error_text, string_or_none, usage_in_tail
 from .sse import SSEEvent
 from .usage import usage_from_chat
@@ -111,7 +111,7 @@ class ChatStream:
                 self._usage = usage
             return
         try:
-            chunk = json.loads(data)
+            chunk = loads(data)
         except ValueError:
             return
         if not isinstance(chunk, dict):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .decode import loads
 from .outcome import Outcome, error_text, string_or_none
 from .sse import SSEEvent
 from .usage import usage_from_anthropic
@@ -60,7 +61,7 @@ class MessagesStream:
         if event.overflowed:
             return
         try:
-            data = json.loads(event.data)
+            data = loads(event.data)
         except ValueError:
             return
         if not isinstance(data, dict):
@@ -121,7 +122,7 @@ class MessagesStream:
         if not text:
             return
         try:
-            block["input"] = json.loads(text)
+            block["input"] = json.loads(text)  # exact: a tool's arguments are kept as sent
         except ValueError:
             # Kept as received, so nothing is lost; the stream's outcome says why.
             block["input"] = text

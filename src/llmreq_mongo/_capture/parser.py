@@ -16,7 +16,6 @@ body.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -26,6 +25,7 @@ from llmreq_mongo.errors import InvalidInput
 
 from .bodies import api_of_event, read_body, read_oversized_body
 from .chat import ChatStream
+from .decode import loads
 from .messages import MessagesStream
 from .models import LLMResponse
 from .outcome import API, Assembler, Outcome, api_for_path
@@ -219,7 +219,7 @@ class ResponseParser:
         if not raw:
             return Outcome()
         try:
-            body = json.loads(raw)
+            body = loads(raw)
         except ValueError:
             # Not JSON (a proxy's error page, say): kept as text when it is text.
             try:

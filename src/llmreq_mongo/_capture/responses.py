@@ -10,9 +10,9 @@ received. ``finish_reasons`` holds the reason of an incomplete response
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from .decode import loads
 from .outcome import Outcome, error_text, string_or_none, usage_in_tail
 from .sse import SSEEvent
 from .usage import usage_from_responses
@@ -66,7 +66,7 @@ class ResponsesStream:
                 self._final = Outcome()
             return
         try:
-            data = json.loads(event.data)
+            data = loads(event.data)
         except ValueError:
             return
         if not isinstance(data, dict):

@@ -107,7 +107,10 @@ class Recorder:
     Args:
         max_batch: the most records sent in one ``insert_many`` (never more
             than ``max_queue``).
-        flush_interval: seconds a record may wait for its batch to fill.
+        flush_interval: seconds a record may wait for its batch to fill
+            (half a second by default: at the rates of a web server, one
+            ``insert_many`` per half second costs the client a fraction of
+            one per call; ``flush()`` and ``stop()`` never wait for it).
         max_queue: the most records held in memory.
         max_queue_bytes: the most bytes of records held in memory (their
             encoded size; 256 MiB by default). A record that would pass it
@@ -144,7 +147,7 @@ class Recorder:
         self,
         *,
         max_batch: int = 500,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.5,
         max_queue: int = 100_000,
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         on_full: OnFull = "block",

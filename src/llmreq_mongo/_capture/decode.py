@@ -1,0 +1,48 @@
+"""JSON as the capture reads it from a provider: :func:`loads`, with orjson.
+
+A streamed answer is a hundred small JSON documents or more, each decoded
+as it passes (the events of a stream) on the path of every response; orjson
+decodes one in about a third of the time ``json.loads`` takes.
+
+The result is always the one ``json.loads`` gives. orjson differs from it in
+two ways, and both go to ``json.loads``:
+
+- what orjson refuses and the standard library takes (``NaN`` and
+  ``Infinity``, a float that overflows to infinity, an escaped lone
+  surrogate, a UTF-16 body);
+- an integer too large for 64 bits, which orjson reads as the nearest float
+  where ``json.loads`` keeps it exact (and the capture then says the body
+  cannot be stored). Such a number has at least 19 digits, so a text with no
+  run of 19 digits, anywhere, is safe to hand to orjson: the check is one
+  ``bytes.translate`` and one substring search.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+__all__ = ["loads"]
+
+# Every digit becomes "0", everything else a space: a run of 19 digits is then
+# a run of 19 zeros. 2**63 has 19 digits: an integer that 64 bits cannot hold
+# has at least as many.
+_DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def loads(data: str | bytes) -> Any:
+    """``data`` decoded as JSON, exactly as ``json.loads`` decodes it.
+
+    Raises:
+        ValueError: ``data`` is not JSON (``json.JSONDecodeError``).
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _LONG_RUN not in raw.translate(_DIGITS):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
