@@ -318,6 +318,15 @@ def encode_request(checked: ValidatedRequest, *, record_id: ObjectId, now: dt.da
     the check is made here: a document no longer than ``MAX_PAYLOAD_BYTES``
     holds request and body with room to spare, so only a longer one needs
     it, and is encoded again if the body goes.
+
+    A record left ``unverified`` by ``validate_request`` is encoded with the
+    encoder's key checks on (:mod:`llmreq_mongo._queries.plain`); anything
+    the encoder refuses, and a record over the payload limit, is checked in
+    full and encoded again, so the bytes, and any error, are those of the
+    full check.
+
+    Raises:
+        InvalidPayload: an unverified payload is refused by the full check.
     """
     if checked.unverified:
         checked.unverified = False
