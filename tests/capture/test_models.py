@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from llmreq_mongo._capture import LLMResponse, TokenUsage, response_from
+from llmreq_mongo._capture.models import DecodedBody
 from llmreq_mongo._queries import encode_payload
 from llmreq_mongo.errors import InvalidInput, InvalidPayload
 
@@ -104,3 +105,30 @@ def test_assignment_is_checked_too() -> None:
     with pytest.raises(InvalidPayload, match=r"^response\.body\[0\]"):
         response.body = [object()]
     assert usage.input_tokens == 1 and response.body is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "r", "choices": [{"message": {"content": "hi"}}]},
+        {"$schema": "x", "a.b": [1, {"%": 2}]},  # kept as is, escaped when stored
+        {"n": 2**64},
+        {"f": float("nan")},
+        {"s": "\ud800"},
+        {1: "not a string key"},
+        [1, (2, 3)],
+    ],
+)
+def test_a_decoded_body_is_checked_as_any_body(body: Any) -> None:
+    """The parser's own bodies skip the copy, not the check: the same value or error."""
+    refused: InvalidInput | None = None
+    try:
+        expected: Any = LLMResponse(body=body, latency_ms=1.0).body
+    except InvalidInput as exc:
+        refused = exc
+    if refused is None:
+        assert LLMResponse(body=DecodedBody(body), latency_ms=1.0).body == expected
+        return
+    with pytest.raises(type(refused)) as info:
+        LLMResponse(body=DecodedBody(body), latency_ms=1.0)
+    assert str(info.value) == str(refused)

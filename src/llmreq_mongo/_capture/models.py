@@ -29,11 +29,11 @@ from pydantic import (
 )
 
 from llmreq_mongo._checks import a_type
-from llmreq_mongo._queries import normalize_payload
+from llmreq_mongo._queries import checked_payload, normalize_payload
 from llmreq_mongo._time import aware_utc, now_ms, to_utc_ms
 from llmreq_mongo.errors import InvalidInput, InvalidPayload
 
-__all__ = ["LLMResponse", "TokenUsage", "response_from"]
+__all__ = ["DecodedBody", "LLMResponse", "TokenUsage", "response_from"]
 
 _INT64_MAX = 2**63 - 1
 
@@ -132,6 +132,8 @@ class LLMResponse(_Checked):
     @classmethod
     def _normalise_body(cls, value: Any) -> Any:
         try:
+            if type(value) is DecodedBody:
+                return checked_payload(value.value)[0]
             return normalize_payload(value)[0]
         except InvalidPayload as exc:
             raise _body_error(exc) from None
@@ -155,6 +157,20 @@ class LLMResponse(_Checked):
     def _aware_completed_at(cls, value: Any) -> dt.datetime:
         # The field's name is added by the refusal, which knows where it is.
         return to_utc_ms(aware_utc("", value))
+
+
+class DecodedBody:
+    """A body the capture decoded from bytes itself, handed to ``LLMResponse(body=...)``.
+
+    Nothing else holds it, so it is checked as any body is (the same errors)
+    but not copied: a copy guards a caller's object against later changes,
+    and there is no caller's object here.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def _body_error(exc: InvalidPayload) -> InvalidPayload:

@@ -27,7 +27,7 @@ from .bodies import api_of_event, read_body, read_oversized_body
 from .chat import ChatStream
 from .decode import loads
 from .messages import MessagesStream
-from .models import LLMResponse
+from .models import DecodedBody, LLMResponse
 from .outcome import API, Assembler, Outcome, api_for_path
 from .responses import ResponsesStream
 from .sse import SSEEvent, SSEParser
@@ -180,7 +180,7 @@ class ResponseParser:
             outcome.body = None
         fields: dict[str, Any] = {
             "status": status,
-            "body": outcome.body,
+            "body": None if outcome.body is None else DecodedBody(outcome.body),
             "model": outcome.model,
             "response_id": outcome.response_id,
             "finish_reasons": outcome.finish_reasons,
