@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -26,8 +28,13 @@ from sdk_clients import (
     records,
     serving,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from llmreq_mongo import LLMClient, Recorder
+from llmreq_mongo._capture import PARSE_BATCH
 from llmreq_mongo.integrations.httpx import RecordingTransport
 
 
@@ -216,3 +223,56 @@ async def test_time_to_first_token_is_when_the_chunk_came_not_when_it_was_read(
     # marked before the client sees it.
     assert doc.response.ttft_ms <= first_seen
     assert doc.response.error is None and doc.response.usage is not None
+
+
+def long_chat_app(pieces: list[str]) -> Starlette:
+    """An upstream whose chat stream sends one event per piece, each on its own, then usage."""
+
+    def event(data: Any) -> bytes:
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-long",
+            "object": "chat.completion.chunk",
+            "created": 1764590000,
+            "model": "gpt-4o-2024-08-06",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
+        }
+
+    async def chat(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield event(chunk({"role": "assistant", "content": ""}))
+            for piece in pieces:
+                yield event(chunk({"content": piece}))
+            yield event(chunk({}, "stop"))
+            usage = {"prompt_tokens": 9, "completion_tokens": len(pieces), "total_tokens": 9}
+            yield event({**chunk({}), "choices": [], "usage": usage})
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+async def test_a_stream_longer_than_a_parse_batch_is_recorded_whole(
+    recorder: Recorder, bot: LLMClient
+) -> None:
+    # About 200 KB in 600 events: the parser is fed the first chunk, then batches.
+    pieces = [f"piece {n:04d} — «ok» " * 12 for n in range(600)]
+    assert sum(len(piece.encode()) for piece in pieces) > 2 * PARSE_BATCH
+    async with serving(long_chat_app(pieces)) as url:
+        transport = RecordingTransport(recorder=recorder, llm_client=bot)
+        async with openai_over(transport, url) as (llm, _):
+            stream = await llm.chat.completions.create(
+                model="gpt-4o", messages=CHAT, stream=True, extra_headers={"X-Session-Key": "long"}
+            )
+            text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "".join(pieces)
+    await recorder.flush()
+    [doc] = await records()
+    response = doc.response
+    assert response is not None and response.error is None and not response.truncated
+    assert response.body["choices"][0]["message"]["content"] == text
+    assert response.finish_reasons == ["stop"]
+    assert response.usage is not None and response.usage.output_tokens == len(pieces)

@@ -18,13 +18,14 @@ and nothing below the documents depends on it.
 
 from .models import LLMResponse, TokenUsage, response_from
 from .outcome import api_for_path
-from .parser import DEFAULT_MAX_BYTES, ResponseParser
+from .parser import DEFAULT_MAX_BYTES, PARSE_BATCH, ResponseParser
 from .sse import SSEEvent, SSEParser
 from .stored import plain_response, response_document, stored_response, without_body
 from .usage import usage_from_anthropic, usage_from_chat, usage_from_responses
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "PARSE_BATCH",
     "LLMResponse",
     "ResponseParser",
     "SSEEvent",

@@ -32,10 +32,14 @@ from .outcome import API, Assembler, Outcome, api_for_path
 from .responses import ResponsesStream
 from .sse import SSEEvent, SSEParser
 
-__all__ = ["DEFAULT_MAX_BYTES", "ResponseParser"]
+__all__ = ["DEFAULT_MAX_BYTES", "PARSE_BATCH", "ResponseParser"]
 
 #: How much of a response body is kept by default (4 MiB).
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+#: How many body bytes a reader may hold before it feeds them to the parser. A
+#: stream's chunks fed in batches cost the parser its per-feed work once per
+#: batch, not once per chunk; the first chunk is fed at once.
+PARSE_BATCH = 64 * 1024
 # Of a JSON body over the limit, its first and last bytes are kept to read
 # its id and model (at the start) and its usage (at the end).
 _HEAD = 4096

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from llmreq_mongo._capture import LLMResponse, ResponseParser
+from llmreq_mongo._capture import PARSE_BATCH, LLMResponse, ResponseParser
 
 __all__ = ["ResponseCapture"]
 
@@ -37,8 +37,6 @@ _App = Callable[[Any, Any, Any], Awaitable[None]]
 
 #: The longest exception message kept in ``error``.
 _MAX_MESSAGE = 500
-#: How many body bytes may wait before they are parsed.
-_PARSE_BATCH = 64 * 1024
 
 CLIENT_DISCONNECTED = "the client disconnected before the response ended"
 RETURNED_EARLY = "the application returned before the response ended"
@@ -133,7 +131,7 @@ class ResponseCapture:
                 if self._parser.received:
                     self._held.append(body)
                     self._held_bytes += len(body)
-                    if self._held_bytes >= _PARSE_BATCH:
+                    if self._held_bytes >= PARSE_BATCH:
                         self._parse_held()
                 else:
                     self._parse(body)
