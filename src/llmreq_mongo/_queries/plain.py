@@ -19,8 +19,8 @@ True and the encoder takes the record. On any refusal the record goes
 through the full check (:func:`~llmreq_mongo._queries.payload.checked_payload`),
 which converts, escapes, or raises the precise error with its path, so the
 stored bytes and the errors are exactly those of the full check. The walk
-allocates nothing and makes no call for a string, an int or a bool: on a chat request it
-costs about a third of the full check's.
+allocates nothing and makes no call for a string, an int or a bool: on a
+chat request it costs about a third of the full check's.
 """
 
 from __future__ import annotations
