@@ -267,6 +267,7 @@ async def test_a_stream_longer_than_a_parse_batch_is_recorded_whole(
             stream = await llm.chat.completions.create(
                 model="gpt-4o", messages=CHAT, stream=True, extra_headers={"X-Session-Key": "long"}
             )
+            assert isinstance(stream, openai.AsyncStream)
             text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == "".join(pieces)
     await recorder.flush()
