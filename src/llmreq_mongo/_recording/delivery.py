@@ -48,7 +48,6 @@ _PROBE_TIMEOUT = 1.0
 _DUPLICATE_KEY = 11000
 # Per-document write errors that a later attempt can get past (network,
 # not-primary, shutdown and interruption classes).
-_T = TypeVar("_T")
 _TRANSIENT_CODES = frozenset({6, 7, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 
 
@@ -84,6 +83,9 @@ def call_back(callback: Callable[..., object] | None, name: str, *args: Any) -> 
         callback(*args)
     except Exception:
         _log.exception("the recorder's %s callback failed", name)
+
+
+_T = TypeVar("_T")
 
 
 def _is_id_duplicate(error: Mapping[str, Any]) -> bool:
