@@ -2,7 +2,9 @@
 
 For each API, a 100-chunk stream (one event per chunk, as the providers send
 them) and a 2 KB JSON body are fed to :class:`ResponseParser` ``--repeat``
-times; the median time per stream, per chunk and for ``finish()`` is printed.
+times; the median time per stream, per chunk and for ``finish()`` is printed
+(``finish()`` reads the chunks the parser still holds: all but the first of a
+stream under 64 KiB).
 The baseline, measured in the same run on the same bytes, is the least any
 reader must do: split the events on blank lines and ``json.loads`` each
 one's data. The ratio against it is the figure to compare across machines.

@@ -22,7 +22,7 @@ from capture_upstream import (
     responses_stream_events,
 )
 
-from llmreq_mongo._capture import LLMResponse, ResponseParser, TokenUsage
+from llmreq_mongo._capture import PARSE_BATCH, LLMResponse, ResponseParser, TokenUsage
 from llmreq_mongo.errors import InvalidInput
 
 SSE = "text/event-stream"
@@ -259,3 +259,40 @@ def test_anthropic_blocks_in_order_with_their_own_text() -> None:
     assert response.body["content"][1]["text"] == TEXT
     assert response.body["stop_reason"] == "end_turn"
     assert response.body["usage"]["output_tokens"] == 57
+
+
+def without_timings(response: LLMResponse) -> dict[str, Any]:
+    return response.model_dump(exclude={"latency_ms", "ttft_ms", "completed_at"})
+
+
+@pytest.mark.parametrize("max_bytes", [1 << 20, 100_000])
+def test_chunks_held_in_batches_read_as_one_body_does(max_bytes: int) -> None:
+    # About 200 KB in 600 chunks: the first read at once, the rest in batches,
+    # and past max_bytes for the second case (the body dropped, usage still read).
+    pieces = [f"piece {n:04d} — «ok» " * 12 for n in range(600)]
+    chunks = chat_stream_chunks("answer", include_usage=True)
+    head, tail = chunks[:1], chunks[1:]
+    template = json.loads(tail[0].decode()[len("data: ") :])
+    middle = []
+    for piece in pieces:
+        template["choices"][0]["delta"] = {"content": piece}
+        middle.append(f"data: {json.dumps(template, ensure_ascii=False)}\n\n".encode())
+    stream = [*head, *middle, *tail]
+    assert sum(map(len, stream)) > 2 * PARSE_BATCH
+    one_by_one = run("/v1/chat/completions", SSE, stream, max_bytes=max_bytes, status=200)
+    whole = run("/v1/chat/completions", SSE, [b"".join(stream)], max_bytes=max_bytes, status=200)
+    assert without_timings(one_by_one) == without_timings(whole)
+    assert one_by_one.truncated is (max_bytes < sum(map(len, stream)))
+    assert one_by_one.usage is not None
+
+
+def test_a_buffer_reused_by_its_sender_is_copied() -> None:
+    parser = ResponseParser("/v1/chat/completions", "application/json")
+    body = json.dumps(chat_json("answer")).encode()
+    buffer = bytearray(body[:10])
+    parser.feed(buffer)
+    buffer[:] = b"x" * 10  # the sender reuses its buffer once the chunk is sent
+    second = bytearray(body[10:])
+    parser.feed(second)
+    second[:] = b"y" * len(second)
+    assert parser.finish(status=200).body == chat_json("answer")

@@ -11,7 +11,10 @@ event stream is parsed event by event and only its assembled body is kept,
 and only while the stream is within ``max_bytes``. Beyond that the body is
 dropped and ``truncated`` set, but usage, ids and finish reasons are still
 read: from every later event of a stream, and from the two ends of a JSON
-body.
+body. The first chunk is read as it is fed; the next ones are held and read
+in batches of up to :data:`PARSE_BATCH` bytes (and at :meth:`~ResponseParser.finish`),
+so that a stream of a hundred small chunks costs the per-feed work a few
+times, not a hundred.
 """
 
 from __future__ import annotations
@@ -36,9 +39,8 @@ __all__ = ["DEFAULT_MAX_BYTES", "PARSE_BATCH", "ResponseParser"]
 
 #: How much of a response body is kept by default (4 MiB).
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
-#: How many body bytes a reader may hold before it feeds them to the parser. A
-#: stream's chunks fed in batches cost the parser its per-feed work once per
-#: batch, not once per chunk; the first chunk is fed at once.
+#: How many body bytes the parser holds before it reads them (the first chunk
+#: is read at once).
 PARSE_BATCH = 64 * 1024
 # Of a JSON body over the limit, its first and last bytes are kept to read
 # its id and model (at the start) and its usage (at the end).
@@ -92,6 +94,8 @@ class ResponseParser:
         "_chunks",
         "_first_byte",
         "_head",
+        "_held",
+        "_held_bytes",
         "_max",
         "_received",
         "_sse",
@@ -122,23 +126,48 @@ class ResponseParser:
         self._first_byte: float | None = None
         self._head: bytes | None = None
         self._tail = b""
+        # Chunks fed after the first and not read yet, and their size.
+        self._held: list[bytes] = []
+        self._held_bytes = 0
 
     @property
     def received(self) -> int:
         """How many body bytes were fed."""
-        return self._received
+        return self._received + self._held_bytes
 
     @property
     def truncated(self) -> bool:
         """Whether the body went past ``max_bytes`` (and is no longer kept)."""
-        return self._received > self._max
+        return self.received > self._max
 
-    def feed(self, chunk: bytes) -> None:
-        """Take the next chunk of the body, as it was sent."""
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Take the next chunk of the body, as it was sent.
+
+        The chunk is copied if it is not ``bytes`` (a ``bytearray`` its
+        sender may reuse). The first is read at once, the next ones when
+        :data:`PARSE_BATCH` bytes are held, or at :meth:`flush` or
+        :meth:`finish`.
+        """
         if not chunk:
             return
+        chunk = bytes(chunk)  # the same object when it is bytes already
         if self._first_byte is None:
             self._first_byte = time.perf_counter()
+            self._read(chunk)
+            return
+        self._held.append(chunk)
+        self._held_bytes += len(chunk)
+        if self._held_bytes >= PARSE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Read the chunks held so far (:meth:`finish` does it too)."""
+        held = self._held
+        if held:
+            self._held, self._held_bytes = [], 0
+            self._read(held[0] if len(held) == 1 else b"".join(held))
+
+    def _read(self, chunk: bytes) -> None:
         was_within = self._received <= self._max
         self._received += len(chunk)
         within = self._received <= self._max
@@ -178,6 +207,7 @@ class ResponseParser:
                 precedence over what the body says.
         """
         end = time.perf_counter()
+        self.flush()
         outcome = self._outcome()
         truncated = self.truncated
         if truncated:

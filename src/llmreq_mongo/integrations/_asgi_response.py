@@ -6,10 +6,9 @@ Every message goes on to the server's ``send`` first, the very same object and a
 server has taken a body chunk is it read, by a :class:`~llmreq_mongo._capture.ResponseParser`
 that keeps a bounded copy and understands JSON and ``text/event-stream`` bodies.
 
-The first body chunk is parsed at once (it dates the first byte); the later ones are
-parsed in batches of up to 64 KiB, and the rest when the response ends. Between two
-chunks the application then pays for a list append, not a parse, and one parse of many
-events costs less than one per event.
+The parser reads the first body chunk at once (it dates the first byte) and the later
+ones in batches of up to 64 KiB, the rest when the response ends: between two chunks
+the application pays for a list append, not a parse.
 
 The response ends, and ``on_end`` is called with its :class:`~llmreq_mongo.LLMResponse`,
 exactly once: when the last body message has been sent, or when the application ends
@@ -25,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from llmreq_mongo._capture import PARSE_BATCH, LLMResponse, ResponseParser
+from llmreq_mongo._capture import LLMResponse, ResponseParser
 
 __all__ = ["ResponseCapture"]
 
@@ -77,8 +76,6 @@ class ResponseCapture:
     __slots__ = (
         "_ended",
         "_error",
-        "_held",
-        "_held_bytes",
         "_max_bytes",
         "_on_end",
         "_parser",
@@ -106,9 +103,6 @@ class ResponseCapture:
         self._parser: ResponseParser | None = None
         self._status: int | None = None
         self._ended = False
-        # Body chunks sent but not parsed yet (the first is parsed at once).
-        self._held: list[bytes] = []
-        self._held_bytes = 0
         # What went wrong on the way out (the server's send raised), kept until the end.
         self._error: str | None = None
         self.disconnected = False
@@ -127,14 +121,8 @@ class ResponseCapture:
         kind = message.get("type")
         if kind == "http.response.body":
             body = message.get("body")
-            if body and self._parser is not None:
-                if self._parser.received:
-                    self._held.append(body)
-                    self._held_bytes += len(body)
-                    if self._held_bytes >= PARSE_BATCH:
-                        self._parse_held()
-                else:
-                    self._parse(body)
+            if body:
+                self._parse(body)
             if not message.get("more_body", False):
                 self.end(self._error)
         elif kind == "http.response.start":
@@ -162,27 +150,30 @@ class ResponseCapture:
         if not self._ended:
             self.end(self._error or (CLIENT_DISCONNECTED if self.disconnected else RETURNED_EARLY))
 
-    def _parse(self, body: bytes) -> None:
+    def _parse(self, body: bytes | None) -> None:
+        """Feed ``body`` to the parser (None: have it read what it holds).
+
+        A failure of the parser is kept for the record's ``error``, never
+        raised into the application.
+        """
+        parser = self._parser
+        if parser is None:
+            return
         try:
-            self._parser.feed(bytes(body))  # type: ignore[union-attr]
+            if body is None:
+                parser.flush()
+            else:
+                parser.feed(body)
         except Exception as exc:  # recording must never fail the request
             self._parser = None
             self._error = f"the response could not be read: {_described(exc)}"
-
-    def _parse_held(self) -> None:
-        held = self._held
-        if held:
-            self._held = []
-            self._held_bytes = 0
-            if self._parser is not None:
-                self._parse(held[0] if len(held) == 1 else b"".join(held))
 
     def end(self, error: str | None = None) -> None:
         """Finish the response and hand it to ``on_end``; later calls do nothing."""
         if self._ended:
             return
         self._ended = True
-        self._parse_held()
+        self._parse(None)
         if self._error is not None and error is None:  # the body could not be read
             error = self._error
         parser = self._parser

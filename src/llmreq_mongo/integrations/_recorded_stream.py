@@ -3,9 +3,7 @@
 :class:`RecordedStream` wraps the body stream of a response. Every chunk is
 passed on as it is, at once, before anything else is done with it; a
 decoded copy (see :mod:`._decoding`) then goes to the call's parser, when
-the client asks for the next chunk (or at the end): the first at once, the
-next ones in batches of up to ``PARSE_BATCH`` bytes, as the ASGI middleware
-feeds them. The call ends, and is recorded, at the first of:
+the client asks for the next chunk (or at the end). The call ends, and is recorded, at the first of:
 
 - the stream is exhausted: the whole body was read;
 - reading it raised (the connection dropped mid-body): recorded with the
@@ -22,7 +20,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from llmreq_mongo._capture import PARSE_BATCH
 from llmreq_mongo._recording.call import RecordedCall
 from llmreq_mongo.errors import LLMReqError
 
@@ -64,10 +61,6 @@ class RecordedStream(StreamBase):
         #: The chunk handed to the client and not yet read: it is read when
         #: the client asks for the next one, or at the end.
         self._unread: bytes | None = None
-        #: Decoded chunks read and not yet fed to the parser, and their size.
-        self._held: list[bytes] = []
-        self._held_bytes = 0
-        self._fed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._iterated:
@@ -107,23 +100,8 @@ class RecordedStream(StreamBase):
 
     def _read(self, chunk: bytes) -> None:
         decoder = self._decoder
-        if decoder.error is not None or self._call.ended:
-            return
-        data = decoder.decode(chunk) if decoder.active else chunk
-        if not self._fed:
-            self._fed = True
-            self._call.feed(data)
-            return
-        self._held.append(data)
-        self._held_bytes += len(data)
-        if self._held_bytes >= PARSE_BATCH:
-            self._feed_held()
-
-    def _feed_held(self) -> None:
-        held = self._held
-        if held and not self._call.ended:
-            self._held, self._held_bytes = [], 0
-            self._call.feed(held[0] if len(held) == 1 else b"".join(held))
+        if decoder.error is None and not self._call.ended:
+            self._call.feed(decoder.decode(chunk) if decoder.active else chunk)
 
     async def _end(self, error: BaseException | str | None) -> None:
         call, decoder = self._call, self._decoder
@@ -132,7 +110,6 @@ class RecordedStream(StreamBase):
         if self._unread is not None:  # the last chunk the client got
             self._read(self._unread)
             self._unread = None
-        self._feed_held()
         if decoder.active:
             call.feed(decoder.flush())
         if decoder.error is not None and not isinstance(error, BaseException):
