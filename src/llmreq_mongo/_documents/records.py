@@ -171,8 +171,7 @@ def validate_request(
     if unverified:
         payload = stored = request
     else:
-        payload, needs_escape = normalize_payload(request) if copy else checked_payload(request)
-        stored = encode_payload(payload) if needs_escape else payload
+        payload, stored = _checked_payload(request, copy=copy)
     answer = None if response is None else _response(response)
     created = updated = None
     if created_at is not None or updated_at is not None:
@@ -192,6 +191,16 @@ def validate_request(
     if fit and not checked.fitted:
         _fit(checked)
     return checked
+
+
+def _checked_payload(request: Any, *, copy: bool) -> tuple[Any, Any]:
+    """``request`` checked in full (a fresh copy with ``copy``), and its stored form.
+
+    Raises:
+        InvalidPayload: the payload is refused.
+    """
+    payload, needs_escape = normalize_payload(request) if copy else checked_payload(request)
+    return payload, encode_payload(payload) if needs_escape else payload
 
 
 def checked_response(value: Any) -> LLMResponse:
@@ -354,9 +363,7 @@ def _check_fully(checked: ValidatedRequest) -> None:
     Raises:
         InvalidPayload: the payload is refused, as ``validate_request`` would.
     """
-    payload, needs_escape = checked_payload(checked.payload)
-    checked.payload = payload
-    checked.stored = encode_payload(payload) if needs_escape else payload
+    checked.payload, checked.stored = _checked_payload(checked.payload, copy=False)
     if checked.response is not None:
         checked.stored_response = response_document(checked.response)
 

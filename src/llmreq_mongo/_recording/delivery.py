@@ -187,11 +187,9 @@ class Delivery:
         ``on_error``. A failed check is logged and counted: the client's own
         delete sweeps again after its window, so no record is left behind.
         """
-        if len(written) == len(docs):  # all of them: no per-record set to build
-            clients = _clients_of(docs)
-        else:
-            stored = set(written)
-            clients = _clients_of([doc for doc in docs if doc["_id"] in stored])
+        # All of them written (the common case): no per-record set to build.
+        stored = None if len(written) == len(docs) else set(written)
+        clients = _clients_of(docs if stored is None else [d for d in docs if d["_id"] in stored])
         try:
             gone = await verify_clients(clients)
         except StorageError as exc:
@@ -200,7 +198,8 @@ class Delivery:
             return
         if not gone:
             return
-        stored = set(written)
+        if stored is None:
+            stored = set(written)
         for doc in docs:
             if doc["_id"] in stored and doc["llm_client_id"] in gone:
                 stored.discard(doc["_id"])
