@@ -171,7 +171,7 @@ def validate_request(
     if unverified:
         payload = stored = request
     else:
-        payload, stored = _checked_payload(request, copy=copy)
+        payload, stored = _payload_and_stored_form(request, copy=copy)
     answer = None if response is None else _response(response)
     created = updated = None
     if created_at is not None or updated_at is not None:
@@ -193,7 +193,7 @@ def validate_request(
     return checked
 
 
-def _checked_payload(request: Any, *, copy: bool) -> tuple[Any, Any]:
+def _payload_and_stored_form(request: Any, *, copy: bool) -> tuple[Any, Any]:
     """``request`` checked in full (a fresh copy with ``copy``), and its stored form.
 
     Raises:
@@ -363,7 +363,7 @@ def _check_fully(checked: ValidatedRequest) -> None:
     Raises:
         InvalidPayload: the payload is refused, as ``validate_request`` would.
     """
-    checked.payload, checked.stored = _checked_payload(checked.payload, copy=False)
+    checked.payload, checked.stored = _payload_and_stored_form(checked.payload, copy=False)
     if checked.response is not None:
         checked.stored_response = response_document(checked.response)
 
