@@ -25,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from llmreq_mongo._capture import TokenUsage
+
 CREATED = 1764590000
 TEXT_PIECES = ["The capital", " of France", " is Paris", " — «Paris».", " 🗼"]
 TEXT = "".join(TEXT_PIECES)
@@ -44,6 +46,25 @@ CHAT_USAGE = {
         "rejected_prediction_tokens": 0,
     },
 }
+#: The chat request the SDK tests send, and the tool some of them offer.
+CHAT = [{"role": "user", "content": "What is the capital of France?"}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+#: CHAT_USAGE as the capture reads it.
+CHAT_TOKENS = TokenUsage(
+    input_tokens=31,
+    output_tokens=12,
+    total_tokens=43,
+    cache_read_input_tokens=16,
+    reasoning_output_tokens=4,
+)
 RESPONSES_USAGE = {
     "input_tokens": 31,
     "input_tokens_details": {"cached_tokens": 16, "cache_write_tokens": 5},

@@ -17,30 +17,16 @@ from capture_tee import Exchange
 from capture_upstream import (
     ANTHROPIC_OUTPUT_TOKENS,
     ANTHROPIC_START_USAGE,
+    CHAT,
+    CHAT_TOKENS,
     TEXT,
     TEXT_PIECES,
+    TOOLS,
 )
 
 from llmreq_mongo._capture import LLMResponse, ResponseParser, TokenUsage
 
-CHAT = [{"role": "user", "content": "What is the capital of France?"}]
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
-CHAT_USAGE = TokenUsage(
-    input_tokens=31,
-    output_tokens=12,
-    total_tokens=43,
-    cache_read_input_tokens=16,
-    reasoning_output_tokens=4,
-)
-RESPONSES_USAGE = CHAT_USAGE.model_copy(update={"cache_creation_input_tokens": 5})
+RESPONSES_USAGE = CHAT_TOKENS.model_copy(update={"cache_creation_input_tokens": 5})
 ANTHROPIC_INPUT = 25 + 7 + 100
 ANTHROPIC_USAGE = TokenUsage(
     input_tokens=ANTHROPIC_INPUT,
@@ -101,7 +87,7 @@ async def test_chat_json_answer(openai_client: openai.AsyncOpenAI, tee: Any) -> 
     response = assert_same_response(tee.exchanges[-1], completion)
     assert response.stream is False and response.ttft_ms is None
     assert response.status == 200
-    assert response.usage == CHAT_USAGE
+    assert response.usage == CHAT_TOKENS
     assert response.model == completion.model
     assert response.response_id == completion.id
     assert response.finish_reasons == ["stop"]
@@ -122,7 +108,7 @@ async def test_chat_stream_with_usage(
     response = assert_same_response(tee.exchanges[-1], _without_tool_index(final))
     assert response.stream is True and response.ttft_ms is not None
     # Counted once, from the final usage chunk: exactly what the SDK reports.
-    assert response.usage == CHAT_USAGE
+    assert response.usage == CHAT_TOKENS
     assert final.usage is not None and final.usage.prompt_tokens == response.usage.input_tokens
     assert plain(response.body["usage"]) == plain(final.usage)
     assert response.finish_reasons == ["tool_calls" if scenario == "tools" else "stop"]

@@ -18,7 +18,7 @@ import httpx
 import httpx2
 import openai
 from capture_tee import Tee2Transport, TeeTransport
-from capture_upstream import chat_stream_chunks, messages_stream_events, upstream_app
+from capture_upstream import CHAT, chat_stream_chunks, messages_stream_events, upstream_app
 from loopback import serving
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,7 +28,6 @@ from starlette.routing import Route
 from llmreq_mongo import LLMClientRequest
 
 ASGIApp = Callable[..., Any]
-CHAT = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 class HeaderSpy:

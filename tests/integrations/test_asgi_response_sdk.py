@@ -27,34 +27,20 @@ import pytest
 from capture_tee import Tee2Transport, TeeTransport
 from capture_upstream import (
     ANTHROPIC_OUTPUT_TOKENS,
+    CHAT,
+    CHAT_TOKENS,
     TEXT,
     TOOL_ARGUMENTS,
+    TOOLS,
     upstream_app,
 )
 
-from llmreq_mongo import LLMClient, LLMClientRequest, Recorder, TokenUsage
+from llmreq_mongo import LLMClient, LLMClientRequest, Recorder
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.integrations.asgi import ASGIApp, LLMRequestLogger
 
 Serve = Callable[[ASGIApp], contextlib.AbstractAsyncContextManager[str]]
 
-CHAT = [{"role": "user", "content": "What is the capital of France?"}]
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
-CHAT_USAGE = TokenUsage(
-    input_tokens=31,
-    output_tokens=12,
-    total_tokens=43,
-    cache_read_input_tokens=16,
-    reasoning_output_tokens=4,
-)
 PATHS = ["/v1/chat/completions", "/v1/responses", "/v1/messages"]
 
 #: name: (x-scenario header, stream, stream_options.include_usage)
@@ -178,7 +164,7 @@ async def test_each_openai_call_is_recorded_once_with_its_response_and_reads_the
     assert response.error is None
     assert response.model == "gpt-4o-2024-08-06" and response.response_id == "chatcmpl-9x1"
     # Counted once (every chunk of the stream has a usage key; only the last has a count).
-    assert response.usage == (CHAT_USAGE if include_usage or not stream else None)
+    assert response.usage == (CHAT_TOKENS if include_usage or not stream else None)
     if scenario == "tools":
         assert response.finish_reasons == ["tool_calls"]
         arguments = [c["function"]["arguments"] for c in message["tool_calls"]]
@@ -203,7 +189,9 @@ async def test_a_responses_api_stream_is_recorded_with_the_completed_response(
     assert record.response is not None and record.response.error is None
     assert record.response.body["id"] == completed["id"] == record.response.response_id
     assert record.response.body["output"][0]["content"][0]["text"] == TEXT
-    assert record.response.usage == CHAT_USAGE.model_copy(update={"cache_creation_input_tokens": 5})
+    assert record.response.usage == CHAT_TOKENS.model_copy(
+        update={"cache_creation_input_tokens": 5}
+    )
 
 
 @pytest.mark.parametrize("scenario", ["answer", "error"])
