@@ -14,8 +14,11 @@ import ast
 import builtins
 import importlib
 import inspect
+import json
 import logging
 import re
+import subprocess
+import sys
 import types
 
 import pytest
@@ -111,13 +114,19 @@ def _defined_names(module: types.ModuleType) -> set[str]:
 
 
 def _bound_names(module: types.ModuleType) -> set[str]:
-    """Every public name a module binds, imports included, but not submodules."""
+    """Every public name a module offers, imports included, but not submodules.
+
+    A module that imports its names on first use (PEP 562) offers what its
+    ``dir()`` lists, each of which must then resolve.
+    """
+    names = set(dir(module)) if hasattr(module, "__getattr__") else set(vars(module))
     return {
         name
-        for name, value in vars(module).items()
+        for name in names
         if not name.startswith("_")
-        and not isinstance(value, types.ModuleType)
+        and not isinstance(getattr(module, name), types.ModuleType)
         and name != "annotations"  # from __future__ import annotations
+        and name != "TYPE_CHECKING"
     }
 
 
@@ -134,6 +143,61 @@ def test_all_equals_the_public_names(name: str) -> None:
     assert sorted(module.__all__, key=str.lower) == sorted(offered, key=str.lower)
     for exported in module.__all__:
         assert hasattr(module, exported), exported
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded: list[str] = json.loads(proc.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_the_package_imports_a_name_when_it_is_first_used() -> None:
+    loaded = _loaded_after("import llmreq_mongo")
+    assert [m for m in loaded if m.startswith("llmreq_mongo.")] == []
+    assert "pydantic" not in loaded and "pymongo" not in loaded
+    loaded = _loaded_after("from llmreq_mongo import StorageError")
+    assert "llmreq_mongo.errors" in loaded
+    assert "llmreq_mongo._recording" not in loaded
+
+
+def test_star_import_binds_every_public_name() -> None:
+    namespace: dict[str, object] = {}
+    exec("from llmreq_mongo import *", namespace)
+    assert set(namespace) - {"__builtins__"} == PUBLIC
+    recorder = importlib.import_module("llmreq_mongo._recording.recorder")
+    assert namespace["Recorder"] is recorder.Recorder
+
+
+def test_a_public_name_is_the_object_it_was_before() -> None:
+    from llmreq_mongo._documents import LLMClient
+
+    assert llmreq_mongo.LLMClient is LLMClient
+    assert vars(llmreq_mongo)["LLMClient"] is LLMClient  # kept after the first use
+    assert llmreq_mongo.errors is errors
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match=r"^module 'llmreq_mongo' has no attribute 'Typo'$"):
+        llmreq_mongo.Typo  # type: ignore[attr-defined]  # noqa: B018
+    assert not hasattr(llmreq_mongo, "embedded_typo")
+
+
+def test_the_names_type_checkers_see_are_the_names_imported_on_use() -> None:
+    """The ``if TYPE_CHECKING:`` imports and the lazy table name the same objects."""
+    tree = ast.parse(inspect.getsource(llmreq_mongo))
+    checked = {
+        alias.name: node.module
+        for branch in tree.body
+        if isinstance(branch, ast.If) and ast.unparse(branch.test) == "TYPE_CHECKING"
+        for node in branch.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert checked == llmreq_mongo._SOURCES
+    assert set(checked) == set(llmreq_mongo.__all__)
 
 
 def test_every_error_is_importable_from_the_top_level() -> None:
