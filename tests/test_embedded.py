@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -118,3 +120,46 @@ async def test_ttl_sweep_interval_expires_documents(tmp_path: Path, process: boo
             assert left == 0
         finally:
             await client.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_child_engine_stops_when_its_owner_is_killed(tmp_path: Path) -> None:
+    code = (
+        "import asyncio\n"
+        "from llmreq_mongo.embedded import EmbeddedMongo\n"
+        "async def main():\n"
+        f"    engine = await EmbeddedMongo({str(tmp_path / 'data')!r}, process=True).start()\n"
+        "    print(engine._child.pid, flush=True)\n"
+        "    await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "LLMREQ_MONGODB_URI"}
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=environ)
+    assert owner.stdout is not None
+    child = int(owner.stdout.readline())
+    owner.stdout.close()
+    assert _running(child)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 15
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child), "the engine outlived its owner"
+
+    # It closed the store: a new engine opens it.
+    async def reopen() -> None:
+        async with EmbeddedMongo(tmp_path / "data", process=True) as engine:
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(engine.uri)
+            assert (await client.admin.command("ping"))["ok"] == 1
+            await client.close()
+
+    asyncio.run(reopen())

@@ -7,9 +7,17 @@ its ODM, and starts sooner. It stands for SecantusDB's own launcher because
 that one takes no TTL sweep interval and stops slowly (see
 :func:`stop_server`).
 
-The child serves until SIGTERM or SIGINT, then stops gracefully: every
-acknowledged write is kept and the storage is closed cleanly. This module
-imports nothing from the package, so it stays runnable as a plain script.
+The child serves until SIGTERM or SIGINT, or until its standard input
+reaches end of file, then stops gracefully: every acknowledged write is kept
+and the storage is closed cleanly. :func:`spawn` gives it a pipe as standard
+input and keeps the other end, so when the parent ends, however it ends
+(``kill -9`` included), the pipe closes and the child stops by itself instead
+of holding the store's lock. It runs in a session of its own, so a Ctrl-C at
+the terminal reaches only the parent, which then stops it in order.
+
+This module imports nothing from the package (the ``llmreq`` launcher spawns
+the child before the package is imported), so it stays runnable as a plain
+script.
 """
 
 from __future__ import annotations
@@ -17,13 +25,30 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "stop_server"]
+__all__ = [
+    "child_options",
+    "free_port",
+    "main",
+    "spawn",
+    "stop_child",
+    "stop_server",
+    "wait_listening",
+]
+
+#: The flag that makes the child stop when its standard input ends.
+_STOP_ON_EOF = "--stop-on-eof"
+#: Seconds between two looks at whether the child listens yet.
+_POLL = 0.01
 
 
 def stop_server(server: Any) -> None:
@@ -51,8 +76,105 @@ def stop_server(server: Any) -> None:
         noisy.setLevel(level)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on just now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def child_options(storage: str, port: int, *, durable: bool, **options: Any) -> dict[str, Any]:
+    """The engine options of a child serving ``storage`` on 127.0.0.1:``port``.
+
+    Test commands (fail points) are off unless ``options`` turn them on, as
+    on mongod; ``durable`` makes every commit reach the disk before it is
+    acknowledged.
+    """
+    chosen: dict[str, Any] = {"enable_test_commands": False, **options}
+    chosen.update(host="127.0.0.1", port=port, storage_path=storage, sync_on_commit=durable)
+    return chosen
+
+
+def spawn(options: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:
+    """Start the child with the engine ``options``, without waiting for it to listen.
+
+    Its output goes to ``log``. Its standard input is a pipe the returned
+    ``Popen`` holds: closing it (or the parent's end) stops the child.
+    """
+    # -I keeps the launcher's own directory (this package's modules) off
+    # the child's sys.path, where they would shadow top-level names.
+    args = [sys.executable, "-I", str(Path(__file__)), json.dumps(options), _STOP_ON_EOF]
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+
+
+def wait_listening(
+    child: subprocess.Popen[bytes],
+    port: int,
+    *,
+    timeout: float,
+    stop: threading.Event | None = None,
+) -> bool:
+    """Wait until ``child`` accepts connections on ``port``.
+
+    Returns:
+        True once it listens; False if it exited first, if ``timeout``
+        seconds passed, or if ``stop`` was set.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
+        if child.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            time.sleep(_POLL)
+            continue
+        return True
+    return False
+
+
+def stop_child(child: subprocess.Popen[bytes]) -> None:
+    """Stop a child gracefully (SIGTERM closes its storage), or kill it after 30 s."""
+    if child.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            child.terminate()
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    if child.stdin is not None:
+        with contextlib.suppress(OSError):
+            child.stdin.close()
+
+
+def _stop_on_eof(stopping: threading.Event) -> None:
+    """Read standard input until it ends (the parent is gone), then ask for the stop."""
+    # os.read, not sys.stdin: a daemon thread blocked in a buffered read
+    # would hold the stream's lock while the interpreter shuts down.
+    with contextlib.suppress(OSError):
+        while os.read(0, 4096):
+            pass
+    stopping.set()
+    if hasattr(signal, "sigwait"):
+        # A signal to the process, which the main thread's sigwait() takes.
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str]) -> int:
-    """Serve with the engine options given as one JSON object in ``argv[1]``."""
+    """Serve with the engine options given as one JSON object in ``argv[1]``.
+
+    With ``--stop-on-eof`` after it, the child also stops when its standard
+    input ends.
+    """
     options: dict[str, Any] = json.loads(argv[1])
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -66,6 +188,10 @@ def main(argv: list[str]) -> int:
     else:  # Windows
         for signum in stop_signals:
             signal.signal(signum, lambda *_: stopping.set())
+    if _STOP_ON_EOF in argv[2:]:
+        threading.Thread(
+            target=_stop_on_eof, args=(stopping,), name="llmreq-stdin", daemon=True
+        ).start()
     from secantus import SecantusDBServer
 
     server = SecantusDBServer(**options)
@@ -79,5 +205,19 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _exit(status: int) -> None:
+    """End the child once its storage is closed, skipping the interpreter's teardown.
+
+    Everything that matters is done by then (the store is closed, so its lock
+    is released); tearing down the engine's modules and threads would add
+    about 0.1 s to every stop the parent waits for.
+    """
+    logging.shutdown()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    _exit(main(sys.argv))

@@ -14,7 +14,8 @@ Example::
 With ``process=True`` the engine runs as a child process instead of in the
 caller's process: it then has a CPU core of its own rather than sharing the
 caller's interpreter, and it can be stopped and restarted on the same port,
-which is what fault-injection tests need.
+which is what fault-injection tests need. The child never outlives the
+caller: it stops by itself when the caller's process ends, even killed.
 
 Both modes stop in a few milliseconds: the listening socket is shut down
 before the engine's own stop, which would otherwise wait 2 s for its accept
@@ -25,17 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
-import socket
 import subprocess
-import sys
 import tempfile
-import time
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from llmreq_mongo._engine_process import stop_server
+from llmreq_mongo._engine_process import (
+    child_options,
+    free_port,
+    spawn,
+    stop_child,
+    stop_server,
+    wait_listening,
+)
 from llmreq_mongo.errors import ExtraMissing, InvalidInput, StorageError
 
 __all__ = ["EmbeddedMongo"]
@@ -51,7 +56,6 @@ _PROCESS_OPTIONS = frozenset(
         "tls_ca_file",
     }
 )
-_LAUNCHER = Path(__file__).with_name("_engine_process.py")
 _START_TIMEOUT = 60.0
 
 
@@ -98,8 +102,23 @@ class EmbeddedMongo:
         self._options = options
         self._server: Any = None
         self._child: subprocess.Popen[bytes] | None = None
+        #: A child spawned before this object, which ``start()`` waits for.
+        self._spawned: subprocess.Popen[bytes] | None = None
         self._uri: str | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @classmethod
+    def _around(
+        cls, child: subprocess.Popen[bytes], path: Path, *, port: int, durable: bool
+    ) -> EmbeddedMongo:
+        """An engine for a child already spawned on ``path`` and ``port``.
+
+        ``start()`` then waits for that child to listen instead of spawning
+        one (``_head_start``); ``stop()`` stops it as it would its own.
+        """
+        engine = cls(path, durable=durable, port=port, process=True)
+        engine._spawned = child
+        return engine
 
     @property
     def uri(self) -> str:
@@ -124,6 +143,10 @@ class EmbeddedMongo:
 
     async def start(self) -> EmbeddedMongo:
         """Start the engine (about 0.1 s); returns self."""
+        if self._spawned is not None:
+            # The child imports the engine itself: the caller need not.
+            await self._adopt(self._spawned)
+            return self
         try:
             importlib.import_module("secantus")
         except ImportError as exc:
@@ -162,33 +185,38 @@ class EmbeddedMongo:
 
     def _start_child(self, storage: str) -> None:
         if not self._port:
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                self._port = probe.getsockname()[1]
-        options: dict[str, Any] = {"enable_test_commands": False, **self._options}
-        options.update(
-            host="127.0.0.1", port=self._port, storage_path=storage, sync_on_commit=self._durable
-        )
-        # -I keeps the launcher's own directory (this package's modules) off
-        # the child's sys.path, where they would shadow top-level names.
-        args = [sys.executable, "-I", str(_LAUNCHER), json.dumps(options)]
-        with Path(storage, "engine.log").open("ab") as log:
-            child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if child.poll() is not None:
-                tail = Path(storage, "engine.log").read_text(errors="replace")[-2000:]
-                raise StorageError(f"the embedded engine exited at start:\n{tail}")
-            try:
-                socket.create_connection(("127.0.0.1", self._port), timeout=0.5).close()
-            except OSError:
-                time.sleep(0.05)
-                continue
+            self._port = free_port()
+        options = child_options(storage, self._port, durable=self._durable, **self._options)
+        self._listening(spawn(options, Path(storage, "engine.log")), storage)
+
+    def _listening(
+        self, child: subprocess.Popen[bytes], storage: str, stop: threading.Event | None = None
+    ) -> None:
+        """Wait for ``child`` to listen, and keep it; stop it if it does not."""
+        if wait_listening(child, self._port, timeout=_START_TIMEOUT, stop=stop):
             self._child = child
             return
+        if child.poll() is not None:
+            stop_child(child)
+            tail = Path(storage, "engine.log").read_text(errors="replace")[-2000:]
+            raise StorageError(f"the embedded engine exited at start:\n{tail}")
+        if stop is not None and stop.is_set():
+            stop_child(child)  # it may be opening the store: let it close it
+            raise StorageError("the embedded engine's start was cancelled")
         child.kill()
-        child.wait()
+        stop_child(child)
         raise StorageError(f"the embedded engine did not listen on port {self._port} in time")
+
+    async def _adopt(self, child: subprocess.Popen[bytes]) -> None:
+        self._spawned = None
+        storage = str(self.path)
+        cancelled = threading.Event()
+        try:
+            await asyncio.to_thread(self._listening, child, storage, cancelled)
+        except asyncio.CancelledError:
+            cancelled.set()  # the thread gives up and stops the child
+            raise
+        self._uri = f"mongodb://127.0.0.1:{self._port}/"
 
     async def stop(self) -> None:
         """Stop the engine gracefully (every acknowledged write is kept).
@@ -199,7 +227,7 @@ class EmbeddedMongo:
         self._uri = None
         child, self._child = self._child, None
         if child is not None:
-            await asyncio.to_thread(_stop_child, child)
+            await asyncio.to_thread(stop_child, child)
         server, self._server = self._server, None
         if server is not None:
             await asyncio.to_thread(stop_server, server)
@@ -221,13 +249,3 @@ class EmbeddedMongo:
     def __repr__(self) -> str:
         mode = "process" if self._process else "in-process"
         return f"EmbeddedMongo({self._uri or 'stopped'}, {mode})"
-
-
-def _stop_child(child: subprocess.Popen[bytes]) -> None:
-    """Stop a child engine gracefully (SIGTERM closes its storage), or kill it."""
-    child.terminate()
-    try:
-        child.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
