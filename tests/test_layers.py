@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "_time": 0,
     "_checks": 0,
     "_types": 0,
+    "_local_store": 0,  # the embedded store's files: exists, in use (standard library only)
     # queries, then the documents on them
     "_queries": 1,
     "_sharding": 1,  # the shard key's shape and the shardCollection command
@@ -36,11 +37,14 @@ LAYERS: dict[str, int] = {
     # connecting, the engine, the test fixtures
     "_connection": 4,
     "_engine_process": 4,  # the embedded engine's server process and its fast stop
+    "_head_start": 4,  # the engine spawned before the command line is imported
     "embedded": 4,
     "pytest_plugin": 4,
     # the faces
     "_cli": 5,
     "integrations": 5,
+    "_launch": 5,  # the console script: the engine's head start, then the command line
+    "__main__": 5,
     # the package's own __init__ exports from every layer
     "": 6,
 }

@@ -31,6 +31,7 @@ from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailu
 from pymongo.errors import InvalidURI as DriverInvalidURI
 
 from llmreq_mongo._documents import LLMClient, LLMClientRequest, TimestampedDocument
+from llmreq_mongo._local_store import ENV_URI as ENV_URI
 from llmreq_mongo.errors import (
     InvalidInput,
     ServerUnreachable,
@@ -51,7 +52,6 @@ __all__ = [
     "init",
 ]
 
-ENV_URI = "LLMREQ_MONGODB_URI"
 #: Seconds ``init`` waits for MongoDB to answer before it gives up.
 DEFAULT_TIMEOUT = 10.0
 _MAX_TIMEOUT = 3600.0

@@ -24,7 +24,7 @@ def env() -> dict[str, str]:
 def llmreq(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``llmreq ARGS`` in ``cwd`` to the end."""
     return subprocess.run(
-        [sys.executable, "-m", "llmreq_mongo._cli", *args],
+        [sys.executable, "-m", "llmreq_mongo", *args],
         cwd=cwd,
         env=env(),
         capture_output=True,
@@ -83,7 +83,7 @@ def start(*args: str, cwd: Path) -> Streamed:
 
 def _popen(args: tuple[str, ...], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "llmreq_mongo._cli", *args],
+        [sys.executable, "-m", "llmreq_mongo", *args],
         cwd=cwd,
         env=env(),
         stdin=subprocess.DEVNULL,

@@ -17,7 +17,7 @@ BOT = (ObjectId(), "support-bot")
 def _llmreq(*args: str) -> subprocess.CompletedProcess[str]:
     """The real command, in its own process."""
     return subprocess.run(
-        [sys.executable, "-m", "llmreq_mongo._cli", *args],
+        [sys.executable, "-m", "llmreq_mongo", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -192,7 +192,7 @@ def test_demo_spreads_its_sessions_over_the_last_days(cli):
 def _llmreq(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("LLMREQ_MONGODB_URI", "MONGODB_URI")}
     return subprocess.run(
-        [sys.executable, "-m", "llmreq_mongo._cli", *args],
+        [sys.executable, "-m", "llmreq_mongo", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

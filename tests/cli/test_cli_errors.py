@@ -51,7 +51,7 @@ def _llmreq(*args: str) -> _Completed:
     later test.
     """
     proc = subprocess.run(
-        [sys.executable, "-m", "llmreq_mongo._cli", *args],
+        [sys.executable, "-m", "llmreq_mongo", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -42,7 +42,7 @@ def test_tail_prints_requests_written_after_it_starts(cli):
         [
             sys.executable,
             "-m",
-            "llmreq_mongo._cli",
+            "llmreq_mongo",
             "--uri",
             cli.uri,
             "--database",
@@ -106,7 +106,7 @@ def test_tail_text_lines(cli, tmp_path):
         [
             sys.executable,
             "-m",
-            "llmreq_mongo._cli",
+            "llmreq_mongo",
             "--uri",
             cli.uri,
             "--database",

@@ -128,7 +128,7 @@ def _prune_on_a_terminal(cli, answer: str) -> tuple[int, str]:
         [
             sys.executable,
             "-m",
-            "llmreq_mongo._cli",
+            "llmreq_mongo",
             "--uri",
             cli.uri,
             "--database",

@@ -422,7 +422,7 @@ def _llmreq(cli, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes
         [
             sys.executable,
             "-m",
-            "llmreq_mongo._cli",
+            "llmreq_mongo",
             "--uri",
             cli.uri,
             "--database",

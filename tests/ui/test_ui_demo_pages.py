@@ -24,7 +24,7 @@ async def _run_demo(engine: TestServer, database: str) -> None:
     demo = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "llmreq_mongo._cli",
+        "llmreq_mongo",
         "--uri",
         engine.uri,
         "--database",

@@ -41,7 +41,9 @@ from pymongo.errors import (
 )
 from rich.console import Console
 
+from llmreq_mongo import _head_start
 from llmreq_mongo._connection import ENV_URI, Handle, client_for, init
+from llmreq_mongo._local_store import has_store, in_use
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
 
@@ -288,33 +290,31 @@ def _check_not_in_use(data_dir: Path) -> None:
     """Refuse, in one line, a store another process has open.
 
     The engine's storage library would say so too, but in several lines of its
-    own on stderr; its lock is a POSIX record lock on ``WiredTiger.lock``, which
-    a non-blocking test lock detects (where ``fcntl`` exists).
+    own on stderr (see :func:`~llmreq_mongo._local_store.in_use`).
     """
-    lock_file = data_dir / "WiredTiger.lock"
-    try:
-        import fcntl
-    except ImportError:  # Windows: leave it to the engine
-        return
-    try:
-        fd = os.open(lock_file, os.O_RDWR)
-    except OSError:
-        return  # a new or unreadable store: the engine reports what is wrong
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    if in_use(data_dir):
         raise StorageError(
             f"the embedded store in {data_dir}/ is in use by another process (another "
             "llmreq, say `llmreq tail`); stop it, or run a server both can share and "
             "pass --uri"
-        ) from None
-    finally:
-        os.close(fd)  # also releases the test lock
+        )
 
 
-def _has_store(data_dir: Path) -> bool:
-    """Whether ``data_dir`` holds an embedded store (WiredTiger writes this file first)."""
-    return (data_dir / "WiredTiger").is_file()
+async def _head_started(data_dir: Path) -> EmbeddedMongo | None:
+    """The engine the ``llmreq`` launcher spawned for ``data_dir``, once it listens.
+
+    None if there is none, or if it did not start (another process took the
+    store meanwhile, say): the caller then starts the engine as usual.
+    """
+    started = _head_start.take(data_dir)
+    if started is None:
+        return None
+    engine = EmbeddedMongo._around(started.child, data_dir, port=started.port, durable=True)
+    try:
+        await engine.start()
+    except StorageError:
+        return None
+    return engine
 
 
 @contextlib.asynccontextmanager
@@ -322,7 +322,8 @@ async def store(settings: Settings, *, create: bool | None = None) -> AsyncItera
     """Connect to the configured store.
 
     With no URI: the ``llmreq serve`` running on the data directory if there
-    is one, else the embedded engine started here. A store that does not
+    is one, else the embedded engine the ``llmreq`` launcher spawned for this
+    data directory (``_head_start``), else the embedded engine started here. A store that does not
     exist is created only when ``create`` is true (default: when the running
     command is one of :data:`CREATING_COMMANDS`); otherwise a
     :class:`StorageError` says so, and nothing is written.
@@ -334,21 +335,23 @@ async def store(settings: Settings, *, create: bool | None = None) -> AsyncItera
         elif served is not None:
             uri = served.uri
         else:
-            if not _has_store(settings.data_dir) and not (
+            if not has_store(settings.data_dir) and not (
                 settings.command in CREATING_COMMANDS if create is None else create
             ):
                 raise StorageError(NO_STORE)
-            _check_not_in_use(settings.data_dir)
-            engine = EmbeddedMongo(settings.data_dir, durable=True)
-            try:
-                await engine.start()
-            except LLMReqError:
-                raise
-            except Exception as exc:  # the engine's own errors (a locked store, ...)
-                raise StorageError(
-                    f"could not start the embedded engine in {settings.data_dir}/: {exc}; "
-                    "another llmreq may be using it (pass --uri to share a server)"
-                ) from exc
+            engine = await _head_started(settings.data_dir)
+            if engine is None:
+                _check_not_in_use(settings.data_dir)
+                engine = EmbeddedMongo(settings.data_dir, durable=True)
+                try:
+                    await engine.start()
+                except LLMReqError:
+                    raise
+                except Exception as exc:  # the engine's own errors (a locked store, ...)
+                    raise StorageError(
+                        f"could not start the embedded engine in {settings.data_dir}/: {exc}; "
+                        "another llmreq may be using it (pass --uri to share a server)"
+                    ) from exc
             stack.push_async_callback(engine.stop)
             uri = engine.uri
         client = _client(settings, uri)

@@ -17,9 +17,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmreq_mongo._local_store import STATE_FILE
+
 __all__ = ["STATE_FILE", "Served", "remove_state", "running_server", "write_state"]
 
-STATE_FILE = "llmreq-serve.json"
 _PROBE_TIMEOUT = 1.0
 
 
