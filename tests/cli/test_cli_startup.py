@@ -1,8 +1,12 @@
-"""What starting ``llmreq`` costs: the command line imports only what every command needs.
+"""What starting ``llmreq`` costs: the command line imports only what the command needs.
 
 The web server (uvicorn, FastAPI), the progress bars and the embedded engine
 are imported by the commands that use them, when they run, so that a short
-command such as ``llmreq clients`` does not pay for them at every start.
+command such as ``llmreq clients`` does not pay for them at every start. The
+console script registers only the command it runs, so ``llmreq clients``
+does not import the modules of the other commands either (the recorder, the
+demo's conversations, the export's and the import's readers). What runs
+before the engine's head start is spawned imports the standard library only.
 """
 
 from __future__ import annotations
@@ -13,6 +17,21 @@ import sys
 
 #: Modules only some commands use: none of them may be loaded by the command line itself.
 ON_DEMAND = ["uvicorn", "fastapi", "rich.progress", "secantus"]
+#: Modules ``llmreq clients`` does not use, which other commands do.
+NOT_FOR_CLIENTS = [
+    "llmreq_mongo._cli._demo",
+    "llmreq_mongo._cli._export",
+    "llmreq_mongo._cli._import",
+    "llmreq_mongo._cli._records",
+    "llmreq_mongo._cli._retention",
+    "llmreq_mongo._cli._serve",
+    "llmreq_mongo._cli._ui",
+    "llmreq_mongo._recording",
+    "llmreq_mongo._reports.rollups",
+    "llmreq_mongo._sharding",
+]
+#: Third-party libraries the head start must not wait for.
+HEAVY = ["pydantic", "beanie", "pymongo", "bson", "typer", "rich"]
 
 
 def _loaded_after(code: str) -> list[str]:
@@ -25,6 +44,47 @@ def _loaded_after(code: str) -> list[str]:
 
 
 def test_the_command_line_imports_no_module_that_only_some_commands_use() -> None:
-    loaded = _loaded_after("import llmreq_mongo._cli")
+    loaded = _loaded_after("from llmreq_mongo._cli import app")
     assert "llmreq_mongo._cli._ui" in loaded  # every command is registered
     assert [m for m in ON_DEMAND if m in loaded] == []
+
+
+def test_the_console_script_registers_only_the_command_it_runs() -> None:
+    loaded = _loaded_after(
+        "import sys\n"
+        "sys.argv = ['llmreq', '--json', 'clients', '--help']\n"
+        "from llmreq_mongo._cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass"
+    )
+    assert "llmreq_mongo._cli._inspect" in loaded
+    assert [m for m in ON_DEMAND + NOT_FOR_CLIENTS if m in loaded] == []
+
+
+def test_the_console_script_registers_every_command_when_it_cannot_tell() -> None:
+    for argv in (["--help"], ["clinets"], []):
+        loaded = _loaded_after(
+            "import sys\n"
+            f"sys.argv = ['llmreq', *{argv!r}]\n"
+            "from llmreq_mongo._cli import main\n"
+            "try:\n"
+            "    main()\n"
+            "except SystemExit:\n"
+            "    pass"
+        )
+        assert "llmreq_mongo._cli._ui" in loaded, argv
+
+
+def test_the_head_start_imports_the_standard_library_only() -> None:
+    loaded = _loaded_after("import llmreq_mongo._launch, llmreq_mongo._head_start")
+    ours = sorted(m for m in loaded if m.startswith("llmreq_mongo"))
+    assert ours == [
+        "llmreq_mongo",
+        "llmreq_mongo._engine_process",
+        "llmreq_mongo._head_start",
+        "llmreq_mongo._launch",
+        "llmreq_mongo._local_store",
+    ]
+    assert [m for m in HEAVY if m in loaded] == []
