@@ -20,6 +20,7 @@ two ways, and both go to ``json.loads``:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -33,11 +34,17 @@ _DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _LONG_RUN = b"0" * 19
 
 
-def loads(data: str | bytes) -> Any:
-    """``data`` decoded as JSON, exactly as ``json.loads`` decodes it.
+def loads(data: str | bytes, *, exact: Callable[[Any], Any] = json.loads) -> Any:
+    """``data`` decoded as JSON, exactly as ``exact`` (``json.loads``) decodes it.
+
+    ``exact`` is a stricter reading built on ``json.loads`` (one that refuses
+    ``NaN``, say): it decodes whatever orjson refuses or cannot read exactly,
+    so the result, or the error, is always ``exact``'s. It must take every
+    document orjson takes, and read it as ``json.loads`` does.
 
     Raises:
-        ValueError: ``data`` is not JSON (``json.JSONDecodeError``).
+        ValueError: ``data`` is not JSON (``json.JSONDecodeError``), or
+            ``exact`` refuses it.
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if _LONG_RUN not in raw.translate(_DIGITS):
@@ -45,4 +52,4 @@ def loads(data: str | bytes) -> Any:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(data)
+    return exact(data)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from llmreq_mongo._capture.decode import loads
 from llmreq_mongo._checks import MAX_SESSION_KEY
 from llmreq_mongo.errors import InvalidInput
 
@@ -178,6 +179,12 @@ def parse_json_body(body: bytes) -> Any:
     """
     if not body.strip():
         raise ValueError("the body is empty")
+    # orjson first, for speed; what it refuses (NaN among them) is read, or
+    # refused, by the standard library's strict reading below.
+    return loads(body, exact=_strict_json)
+
+
+def _strict_json(body: bytes) -> Any:
     try:
         # As json.loads does with bytes: UTF-8, -16 or -32, told apart by the first bytes.
         text = body.decode(json.detect_encoding(body), "surrogatepass")
