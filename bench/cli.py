@@ -5,9 +5,9 @@ documents the library itself stores (built by the same functions the
 recorder uses, with the library's indexes in place), spread evenly over the
 last ``--days`` days across ``--sessions`` sessions of ``--clients``
 clients. Then each command runs ``--repeat`` times as the real ``llmreq``
-process (``python -m llmreq_mongo._cli``) with its default options, and the
-median wall time is printed beside its ratio to a baseline measured in the
-same run: ``llmreq retention show``, which starts the process, connects and
+process (``python -m llmreq_mongo``, what the console script runs) with its
+default options, and the median wall time is printed beside its ratio to a
+baseline measured in the same run: ``llmreq retention show``, which starts the process, connects and
 sends one small command, so the ratio is what the command's own work costs
 on top of starting up (ENGINE.md, gap 12: compare, do not quote absolute
 times as a property of the code).
@@ -157,7 +157,7 @@ def timed(
     python: str = sys.executable,
 ) -> tuple[float, int]:
     """The median seconds of ``repeat`` runs of the real command, and its output size."""
-    command = [python, "-m", "llmreq_mongo._cli", "--uri", uri, "--database", database]
+    command = [python, "-m", "llmreq_mongo", "--uri", uri, "--database", database]
     if timeout is not None:
         command += ["--timeout", timeout]
     times = []
