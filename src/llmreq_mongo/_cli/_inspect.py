@@ -8,22 +8,18 @@ from typing import Annotated, Any
 import typer
 from bson import ObjectId
 
-from llmreq_mongo import analytics
 from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._queries import scoped_match
-from llmreq_mongo._reports.conversation import Conversation
+from llmreq_mongo._reports.analytics import client_usage
 from llmreq_mongo._time import to_utc_ms
 from llmreq_mongo.errors import InvalidInput, storage_errors
 
-from ._answers import answered_text, response_json, response_lines
-from ._app import JsonFlag, Settings, app, reported, run, settings_of
+from ._app import JsonFlag, app, reported, run, settings_of
 from ._durations import format_time, parse_time
 from ._names import client_by_name, client_names, name_of
 from ._render import (
-    dump_json,
-    plural,
     print_json,
     print_sessions,
     table,
@@ -79,7 +75,7 @@ def clients(
         start, end = window(since or CLIENTS_SPAN, until)
 
     async def work(handle: Handle) -> list[dict[str, Any]]:
-        usage = {u.llm_client_id: u for u in await analytics.client_usage(since=start, until=end)}
+        usage = {u.llm_client_id: u for u in await client_usage(since=start, until=end)}
         rows = []
         async for client in LLMClient.objects.order_by("name"):
             used = usage.get(ObjectId(client.id))
@@ -223,6 +219,10 @@ def show(
     json: JsonFlag = False,
 ) -> None:
     """Show a session's requests as a timeline, each response under its request."""
+    # The timeline's rendering (the conversation and the responses) is for
+    # this command alone: imported when it runs.
+    from ._timeline import Timeline
+
     settings = settings_of(ctx)
     as_json = settings.wants_json(json)
     with reported(settings):
@@ -232,7 +232,7 @@ def show(
         found = await client_or_none(client)
         names = await client_names()
         history = LLMClientRequest.objects.for_session(key, llm_client=found)
-        timeline = _Timeline(settings, names, as_json)
+        timeline = Timeline(settings, names, as_json)
         async for req in history.iterator(batch_size=500):
             timeline.add(req)
         timeline.close()
@@ -245,68 +245,3 @@ def show(
         return timeline.count
 
     run(settings, work)
-
-
-class _Timeline:
-    """Prints a session's requests one by one (streaming, constant memory)."""
-
-    def __init__(self, settings: Settings, names: dict[Any, str], as_json: bool) -> None:
-        self.console = settings.console
-        self.names = names
-        self.as_json = as_json
-        self.count = 0
-        self.conversation = Conversation()
-
-    def add(self, req: LLMClientRequest) -> None:
-        client = name_of(self.names, req.llm_client_id)
-        if self.as_json:
-            record = {
-                "id": str(req.id),
-                "created_at": format_time(req.created_at),
-                "updated_at": format_time(req.updated_at),
-                "llm_client": {"id": str(req.llm_client_id), "name": client},
-                "session_key": req.session_key,
-                "is_aggregation": req.is_aggregation,
-                "request": req.request,
-                "response": response_json(req.response),
-            }
-            self.console.file.write(("[\n  " if not self.count else ",\n  ") + dump_json(record))
-            self.count += 1
-            return
-        self.count += 1
-        payload = req.request
-        turn = self.conversation.add(payload)
-        heading = [format_time(req.created_at), client]
-        if isinstance(payload, dict) and isinstance(payload.get("model"), str):
-            heading.append(payload["model"])
-        if req.is_aggregation:
-            heading.append("[rollup]")
-        if turn.messages is None:
-            self.console.print("  ".join(heading), style="bold", markup=False)
-            self.console.print(_indent(dump_json(payload, indent=2)), markup=False)
-        else:
-            # Chat clients resend the whole conversation: show only what is new.
-            if turn.earlier:
-                shown = len(turn.messages)
-                heading.append(f"(+{shown} after {plural(turn.earlier, 'earlier message')})")
-            self.console.print("  ".join(heading), style="bold", markup=False)
-            for message in turn.messages:
-                text = _indent(message.text, 12).lstrip()
-                self.console.print(f"  {message.role:<9} " + text, markup=False)
-        if req.response is not None:
-            for line in response_lines(req.response):
-                self.console.print(line, markup=False, highlight=False)
-            said = answered_text(req.response)
-            if said is not None:
-                # The next call resends the answer just shown: not new there.
-                self.conversation.answered(said)
-
-    def close(self) -> None:
-        if self.as_json:
-            self.console.file.write("\n]\n" if self.count else "")
-            self.console.file.flush()
-
-
-def _indent(text: str, width: int = 2) -> str:
-    pad = " " * width
-    return "\n".join(pad + line for line in text.splitlines() or [""])
