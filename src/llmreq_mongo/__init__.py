@@ -16,8 +16,10 @@ Example::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+#: typing.TYPE_CHECKING without importing typing: the ``llmreq`` launcher
+#: imports this package before it spawns the engine, and typing would be a
+#: fifth of that import. Type checkers take any ``TYPE_CHECKING`` as true.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from llmreq_mongo._capture import LLMResponse, TokenUsage
@@ -152,6 +154,8 @@ if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> object:
         """Import a public name on first use, and keep it (PEP 562)."""
+        import importlib
+
         module = _SOURCES.get(name)
         if module is None:
             if name == "errors":  # bound by the imports before they were lazy

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -32,8 +31,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any
+
+#: typing.TYPE_CHECKING without importing typing (nor logging and pathlib
+#: below): the ``llmreq`` launcher spawns the child after importing this
+#: module, so what it imports delays the engine's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "child_options",
@@ -61,6 +65,8 @@ def stop_server(server: Any) -> None:
     makes the blocked ``accept()`` fail at once, so the thread ends and the
     stop takes a few milliseconds (docs/embedded-engine.md).
     """
+    import logging
+
     listener = getattr(server, "_socket", None)
     if isinstance(listener, socket.socket):
         with contextlib.suppress(OSError):  # not connected, or already closed
@@ -96,7 +102,7 @@ def child_options(storage: str, port: int, *, durable: bool, **options: Any) -> 
     return chosen
 
 
-def spawn(options: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:
+def spawn(options: dict[str, Any], log: str) -> subprocess.Popen[bytes]:
     """Start the child with the engine ``options``, without waiting for it to listen.
 
     Its output goes to ``log``. Its standard input is a pipe the returned
@@ -104,8 +110,8 @@ def spawn(options: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:
     """
     # -I keeps the launcher's own directory (this package's modules) off
     # the child's sys.path, where they would shadow top-level names.
-    args = [sys.executable, "-I", str(Path(__file__)), json.dumps(options), _STOP_ON_EOF]
-    with log.open("ab") as out:
+    args = [sys.executable, "-I", os.path.abspath(__file__), json.dumps(options), _STOP_ON_EOF]
+    with open(log, "ab") as out:
         return subprocess.Popen(
             args,
             stdin=subprocess.PIPE,
@@ -175,6 +181,8 @@ def main(argv: list[str]) -> int:
     With ``--stop-on-eof`` after it, the child also stops when its standard
     input ends.
     """
+    import logging
+
     options: dict[str, Any] = json.loads(argv[1])
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -212,6 +220,8 @@ def _exit(status: int) -> None:
     is released); tearing down the engine's modules and threads would add
     about 0.1 s to every stop the parent waits for.
     """
+    import logging
+
     logging.shutdown()
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()

@@ -25,13 +25,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 from llmreq_mongo._engine_process import child_options, free_port, spawn, stop_child
 from llmreq_mongo._local_store import ENV_URI, STATE_FILE, has_store, in_use
+
+#: typing.TYPE_CHECKING without importing typing, dataclasses or pathlib:
+#: what this module imports delays the engine's start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["COMMANDS", "HeadStart", "begin", "command_of", "guess", "take"]
 
@@ -88,19 +91,21 @@ def command_of(argv: Sequence[str]) -> tuple[str, dict[str, str]] | None:
     return None
 
 
-@dataclass(frozen=True)
 class HeadStart:
-    """An engine child spawned for ``data_dir``, listening (soon) on ``port``."""
+    """An engine child spawned for ``data_dir`` (absolute), listening (soon) on ``port``."""
 
-    child: subprocess.Popen[bytes]
-    data_dir: Path
-    port: int
+    __slots__ = ("child", "data_dir", "port")
+
+    def __init__(self, child: subprocess.Popen[bytes], data_dir: str, port: int) -> None:
+        self.child = child
+        self.data_dir = data_dir
+        self.port = port
 
 
 _started: HeadStart | None = None
 
 
-def guess(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
+def guess(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
     """The data directory this run will open the embedded store in, if it surely will.
 
     Args:
@@ -123,8 +128,8 @@ def guess(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
     data_dir = found[1].get("--data-dir", _DEFAULT_DATA_DIR)
     if not data_dir:
         return None
-    where = Path(os.path.abspath(data_dir))
-    if not has_store(where) or (where / STATE_FILE).exists() or in_use(where):
+    where = os.path.abspath(data_dir)
+    if not has_store(where) or os.path.exists(os.path.join(where, STATE_FILE)) or in_use(where):
         return None
     return where
 
@@ -143,7 +148,7 @@ def begin(argv: Sequence[str], environ: Mapping[str, str]) -> HeadStart | None:
             return None
         port = free_port()
         options = child_options(str(where), port, durable=True)
-        child = spawn(options, where / "engine.log")
+        child = spawn(options, os.path.join(where, "engine.log"))
     except Exception:
         return None
     _started = HeadStart(child=child, data_dir=where, port=port)
@@ -151,7 +156,7 @@ def begin(argv: Sequence[str], environ: Mapping[str, str]) -> HeadStart | None:
     return _started
 
 
-def take(data_dir: Path) -> HeadStart | None:
+def take(data_dir: str | os.PathLike[str]) -> HeadStart | None:
     """The head-started child, if it serves ``data_dir`` and no one took it yet.
 
     The taker stops it; if the taker does not get that far, the process
@@ -162,7 +167,7 @@ def take(data_dir: Path) -> HeadStart | None:
     if started is None or started.child.poll() is not None:
         return None
     try:
-        same = Path(os.path.abspath(data_dir)) == started.data_dir
+        same = os.path.abspath(data_dir) == started.data_dir
     except (OSError, ValueError):
         same = False
     if not same:

@@ -3,13 +3,12 @@
 Whether a directory holds a store, and whether another process has it open.
 The command line asks both before it starts the engine; the ``llmreq``
 launcher asks them before the package is even imported (``_head_start``),
-so this module imports nothing but the standard library.
+so this module imports nothing but ``os`` (paths are strings or path-likes).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 __all__ = ["ENV_URI", "STATE_FILE", "has_store", "in_use"]
 
@@ -19,12 +18,12 @@ ENV_URI = "LLMREQ_MONGODB_URI"
 STATE_FILE = "llmreq-serve.json"
 
 
-def has_store(data_dir: Path) -> bool:
+def has_store(data_dir: str | os.PathLike[str]) -> bool:
     """Whether ``data_dir`` holds an embedded store (WiredTiger writes this file first)."""
-    return (data_dir / "WiredTiger").is_file()
+    return os.path.isfile(os.path.join(data_dir, "WiredTiger"))
 
 
-def in_use(data_dir: Path) -> bool:
+def in_use(data_dir: str | os.PathLike[str]) -> bool:
     """Whether another process has the store in ``data_dir`` open.
 
     The engine's storage library takes a POSIX record lock on
@@ -38,7 +37,7 @@ def in_use(data_dir: Path) -> bool:
     except ImportError:  # Windows
         return False
     try:
-        fd = os.open(data_dir / "WiredTiger.lock", os.O_RDWR)
+        fd = os.open(os.path.join(data_dir, "WiredTiger.lock"), os.O_RDWR)
     except OSError:
         return False
     try:

@@ -187,7 +187,7 @@ class EmbeddedMongo:
         if not self._port:
             self._port = free_port()
         options = child_options(storage, self._port, durable=self._durable, **self._options)
-        self._listening(spawn(options, Path(storage, "engine.log")), storage)
+        self._listening(spawn(options, str(Path(storage, "engine.log"))), storage)
 
     def _listening(
         self, child: subprocess.Popen[bytes], storage: str, stop: threading.Event | None = None

@@ -86,7 +86,7 @@ def test_a_read_command_on_the_store_is_guessed(
     made: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:
     monkeypatch.chdir(made)
-    assert _head_start.guess(argv, {}) == made / ".llmreq-data"
+    assert _head_start.guess(argv, {}) == str(made / ".llmreq-data")
 
 
 @pytest.mark.parametrize(

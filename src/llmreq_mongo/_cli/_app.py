@@ -309,7 +309,9 @@ async def _head_started(data_dir: Path) -> EmbeddedMongo | None:
     started = _head_start.take(data_dir)
     if started is None:
         return None
-    engine = EmbeddedMongo._around(started.child, data_dir, port=started.port, durable=True)
+    engine = EmbeddedMongo._around(
+        started.child, Path(started.data_dir), port=started.port, durable=True
+    )
     try:
         await engine.start()
     except StorageError:
