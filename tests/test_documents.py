@@ -24,8 +24,8 @@ from llmreq_mongo.errors import DoesNotExist, MultipleObjectsReturned
 UTC = dt.timezone.utc
 
 
-# Documents must be defined before Beanie initialises any of their parents
-# (Beanie replaces field attributes on initialised classes), as in any app.
+# Defined at import time, before any init(); test_documents_defined_after_init_...
+# covers classes defined later.
 class Counter(TimestampedDocument):
     hits: int = 0
 
@@ -349,3 +349,42 @@ async def test_users_can_subclass_with_fields(own_documents: Handle, client: LLM
     with pytest.raises(InvalidInput):
         await TaggedRequest.objects.create(llm_client=client, tags="not-a-list")
     assert issubclass(TaggedRequest.DoesNotExist, LLMClientRequest.DoesNotExist)
+
+
+async def test_documents_defined_after_init_get_their_own_defaults(
+    llmreq_db: Handle, client: LLMClient
+) -> None:
+    # init() has run for this test (the fixture), so Beanie has set up
+    # TimestampedDocument and LLMClientRequest: classes defined only now
+    # inherit fields from initialised classes, as a plugin imported late does.
+    class LateNote(TimestampedDocument):
+        text: str
+
+        class Settings:
+            name = "late_notes"
+
+    class LateRequest(LLMClientRequest):
+        label: str = "none"
+
+        class Settings(LLMClientRequest.Settings):
+            name = "late_requests"
+
+    for model in (LateNote, LateRequest):
+        assert model.model_fields["id"].default is None
+        assert model.model_fields["created_at"].default_factory is not None
+    await init(llmreq_db.database, document_models=[LateNote, LateRequest])
+    note = await LateNote.objects.create(text="hi")
+    again = await LateNote.objects.create(text="there")
+    assert isinstance(note.id, ObjectId) and isinstance(again.id, ObjectId)
+    assert note.id != again.id
+    assert is_ms_utc(note.created_at) and note.updated_at == note.created_at
+    stored = await LateNote.get_pymongo_collection().find_one({"_id": note.id})
+    assert stored is not None and stored["text"] == "hi"
+    request = await LateRequest.objects.create(
+        llm_client=client, request={"q": 1}, session_key="late", label="x"
+    )
+    assert isinstance(request.id, ObjectId)
+    got = await LateRequest.objects.get(pk=request.id)
+    assert got.label == "x" and got.request == {"q": 1}
+    # The query expressions Beanie gives a class still work on the new ones.
+    assert await LateNote.find(LateNote.text == "there").count() == 1

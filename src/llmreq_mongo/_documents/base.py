@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from beanie import Document, Insert, Replace, Save, SaveChanges, Update, before_event
+from beanie.odm.fields import ExpressionField
 from beanie.odm.settings.document import DocumentSettings
 from beanie.odm.utils.encoder import Encoder
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic_core import PydanticUndefined
 from pymongo.errors import DuplicateKeyError
 from typing_extensions import Self
 
@@ -100,9 +102,24 @@ class TimestampedDocument(Document):
     def _remember_stored(self) -> None:
         """Note the shard key values just written (a hook for sharded models)."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # This runs before pydantic collects the new class's fields. Once
+        # init() has set up a class, Beanie has put a query expression in
+        # place of each of its fields (``Model.created_at == ...``), and
+        # pydantic would take the one a subclass inherits for the field's
+        # default: a subclass defined after init() would insert "_id" as its
+        # id. Hiding the expression makes pydantic copy the parent's field.
+        for name in getattr(cls, "__pydantic_fields__", {}):
+            if name not in vars(cls) and isinstance(getattr(cls, name, None), ExpressionField):
+                setattr(cls, name, PydanticUndefined)
+        super().__init_subclass__(**kwargs)
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if value is PydanticUndefined:  # hidden by __init_subclass__: show it again
+                delattr(cls, name)
         # Django gives every model its own exception classes, deriving from
         # the parent model's, so `except Parent.DoesNotExist` still catches.
         for name in ("DoesNotExist", "MultipleObjectsReturned", "NotUpdated", "AlreadyExists"):
