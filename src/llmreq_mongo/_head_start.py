@@ -147,7 +147,7 @@ def begin(argv: Sequence[str], environ: Mapping[str, str]) -> HeadStart | None:
         if where is None:
             return None
         port = free_port()
-        options = child_options(str(where), port, durable=True)
+        options = child_options(where, port, durable=True)
         child = spawn(options, os.path.join(where, "engine.log"))
     except Exception:
         return None

@@ -325,10 +325,10 @@ async def store(settings: Settings, *, create: bool | None = None) -> AsyncItera
 
     With no URI: the ``llmreq serve`` running on the data directory if there
     is one, else the embedded engine the ``llmreq`` launcher spawned for this
-    data directory (``_head_start``), else the embedded engine started here. A store that does not
-    exist is created only when ``create`` is true (default: when the running
-    command is one of :data:`CREATING_COMMANDS`); otherwise a
-    :class:`StorageError` says so, and nothing is written.
+    data directory (``_head_start``), else the embedded engine started here.
+    A store that does not exist is created only when ``create`` is true
+    (default: when the running command is one of :data:`CREATING_COMMANDS`);
+    otherwise a :class:`StorageError` says so, and nothing is written.
     """
     async with contextlib.AsyncExitStack() as stack:
         served = None if settings.uri else running_server(settings.data_dir)
