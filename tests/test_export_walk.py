@@ -183,3 +183,56 @@ async def test_stopping_early_closes_the_walk(client: LLMClient) -> None:
     await walk.aclose()
     assert len(first) == 3
     assert len(await walked({})) == 224  # the store is still read normally
+
+
+class WindowFinds(monitoring.CommandListener):
+    """The ``created_at`` bounds of each window read (a find without a limit), as sent."""
+
+    def __init__(self) -> None:
+        self.bounds: list[dict[str, dt.datetime]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and "limit" not in event.command:
+            self.bounds.append(event.command["filter"].get("created_at", {}))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def window_of(when: dt.datetime, bounds: list[dict[str, dt.datetime]]) -> int:
+    """The index of the window ``when`` falls in."""
+    for index, bound in enumerate(bounds):
+        if ("$gte" not in bound or bound["$gte"] <= when) and (
+            "$lt" not in bound or when < bound["$lt"]
+        ):
+            return index
+    raise AssertionError(f"{when} is in no window")
+
+
+async def test_the_next_window_is_read_while_the_caller_works_through_this_one(
+    client: LLMClient, llmreq_engine: TestServer, llmreq_db: Handle
+) -> None:
+    await put(client, [NOW - dt.timedelta(hours=2.4 * i) for i in range(300)])
+    finds = WindowFinds()
+    watched: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        llmreq_engine.uri, tz_aware=True, event_listeners=[finds]
+    )
+    try:
+        coll = watched[llmreq_db.database.name]["llm_client_requests"]
+        walk = in_time_order(coll, {}, since=None, until=None, now=NOW, target=20)
+        # A caller that never waits on anything of its own, as the export's
+        # formatting loop: how many window reads were sent when each row reached it.
+        seen = [(row["created_at"], len(finds.bounds)) async for row in walk]
+    finally:
+        await watched.close()
+    assert len(seen) == 300
+    last = len(finds.bounds) - 1
+    assert last > 10
+    for when, sent in seen:
+        window = window_of(when, finds.bounds)
+        # The read of the window after this row's was sent before the row was
+        # handed on: the server works while the caller does.
+        assert sent >= min(window + 2, last + 1), (when, window, sent)

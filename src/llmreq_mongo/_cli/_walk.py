@@ -59,6 +59,8 @@ _RUNGS = 6
 #: Its last step: 2**6 s (a minute) before the top; that minute is one window.
 _LAST_RUNG = 6
 _BATCH = 1000
+#: Rows handed on between two turns given to the next window's read.
+_HAND_OVER = 200
 _MS = dt.timedelta(milliseconds=1)
 _EARLIEST = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 _MAX_GROWTH = 4.0
@@ -262,7 +264,12 @@ async def in_time_order(
             rows = await pending
             window = plan.next(len(rows))
             pending = asyncio.ensure_future(_fetch(coll, query, window)) if window else None
-            for row in rows:
+            for count, row in enumerate(rows, 1):
+                if count % _HAND_OVER == 1:
+                    # The caller works through the rows without waiting on anything:
+                    # give the next window's read its turn (to send its query, to
+                    # take in a batch), or the server would wait for the caller.
+                    await asyncio.sleep(0)
                 yield row
     finally:
         if pending is not None:
