@@ -76,7 +76,7 @@ async def run(args: argparse.Namespace) -> None:
         payload, response = parse_json_body(body), parse_json(answer)
         rows = [
             [
-                "request: parse the 2 KB body (json.loads, exact)",
+                "request: parse the 2 KB body (parse_json_body)",
                 best(lambda: parse_json_body(body), 2000),
             ],
             [
