@@ -160,7 +160,8 @@ def driver_app(app: Callable[..., Awaitable[None]], uri: str, database: str) -> 
     from llmreq_mongo import Recorder
 
     linger = inspect.signature(Recorder).parameters["flush_interval"].default
-    collection = AsyncMongoClient(uri)[database]["driver_floor"]
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    collection = client[database]["driver_floor"]
     request, answer = json.loads(request_body()), json.loads(json_answer())
     waiting: list[dict[str, Any]] = []
     wake = asyncio.Event()

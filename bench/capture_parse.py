@@ -78,7 +78,7 @@ def responses_stream(n: int) -> list[bytes]:
 
 
 def messages_stream(n: int) -> list[bytes]:
-    start = {
+    start: dict[str, Any] = {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",

@@ -34,7 +34,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from bson import DBRef, ObjectId
 from pymongo import AsyncMongoClient
@@ -46,6 +46,15 @@ from llmreq_mongo._reports import analytics as an
 from llmreq_mongo._reports import buckets
 
 UTC = dt.timezone.utc
+
+
+class Window(TypedDict):
+    """The time window a report is asked for, passed on as ``**window``."""
+
+    since: dt.datetime
+    until: dt.datetime
+
+
 DEEP_SESSION = "bench-long-session"
 
 
@@ -202,8 +211,8 @@ async def bench(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> None:
     facts = await seed(args, db)
     coll = LLMClientRequest.get_pymongo_collection()
     now: dt.datetime = facts["now"]
-    day = {"since": now - dt.timedelta(days=1), "until": now}
-    week = {"since": now - dt.timedelta(days=7), "until": now}
+    day: Window = {"since": now - dt.timedelta(days=1), "until": now}
+    week: Window = {"since": now - dt.timedelta(days=7), "until": now}
     client = await LLMClient.get(facts["clients"][0])
     assert client is not None
     session = "session-1"

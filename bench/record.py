@@ -59,7 +59,7 @@ import bson
 from bson import DBRef, ObjectId
 
 import _markdown
-from llmreq_mongo import LLMClient, LLMClientRequest, LLMResponse, Recorder, init
+from llmreq_mongo import LLMClient, LLMClientRequest, LLMResponse, Recorder, TokenUsage, init
 from llmreq_mongo._capture import response_document
 from llmreq_mongo._documents import encode_request, new_record_id, validate_request
 from llmreq_mongo._recording.options import SpillMode
@@ -107,7 +107,7 @@ RESPONSE = LLMResponse(
     model="gpt-4o-2024-08-06",
     response_id="chatcmpl-bench",
     finish_reasons=["stop"],
-    usage={"input_tokens": 41, "output_tokens": 420, "total_tokens": 461},
+    usage=TokenUsage(input_tokens=41, output_tokens=420, total_tokens=461),
     latency_ms=812.5,
 )
 
@@ -380,7 +380,12 @@ async def run(args: argparse.Namespace) -> None:
             print_spill(spill_rounds, args)
             return
         await round_once(client, raw, argparse.Namespace(single=200, bulk=1000), 0)  # warm-up
-        variants = {"none": [None], "2kb": [RESPONSE], "both": [None, RESPONSE]}[args.response]
+        choices: dict[str, list[LLMResponse | None]] = {
+            "none": [None],
+            "2kb": [RESPONSE],
+            "both": [None, RESPONSE],
+        }
+        variants = choices[args.response]
         results = []
         for response in variants:
             label = "request alone" if response is None else "with a 2 KB response"

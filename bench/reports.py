@@ -33,7 +33,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from bson import DBRef, ObjectId
 
@@ -45,6 +45,15 @@ from llmreq_mongo.analytics import Price
 from llmreq_mongo.embedded import EmbeddedMongo
 
 UTC = dt.timezone.utc
+
+
+class Window(TypedDict):
+    """The time window a report is asked for, passed on as ``**window``."""
+
+    since: dt.datetime
+    until: dt.datetime
+
+
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet-20241022", "o3", "gemini-2.0-flash"]
 PRICES = {
     "gpt-4o": Price(input_per_mtok=2.5, output_per_mtok=10.0),
@@ -165,7 +174,7 @@ def line(name: str, mine: list[float], base: list[float]) -> str:
 
 async def bench(args: argparse.Namespace, handle: llmreq_mongo.Handle) -> None:
     start = await seed(args, handle.database)
-    window = {"since": start, "until": start + dt.timedelta(days=1)}
+    window: Window = {"since": start, "until": start + dt.timedelta(days=1)}
     coll = LLMClientRequest.get_pymongo_collection()
     match: list[dict[str, Any]] = [
         {"$match": {"created_at": {"$gte": window["since"], "$lt": window["until"]}}},
