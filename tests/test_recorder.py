@@ -140,7 +140,11 @@ async def test_flush_returns_once_everything_before_it_is_stored(client: LLMClie
 
 
 async def test_stop_writes_a_full_queue(client: LLMClient) -> None:
-    recorder = Recorder(max_batch=500, max_queue=2000, on_full="raise", flush_interval=60)
+    # What stop() does with a full queue, not how fast: a loaded machine may
+    # take longer than the default stop_timeout of 10 s to write 2,000 records.
+    recorder = Recorder(
+        max_batch=500, max_queue=2000, on_full="raise", flush_interval=60, stop_timeout=300
+    )
     await recorder.start()
     for n in range(2000):
         recorder.record(client, {"n": n}, session_key="full")
