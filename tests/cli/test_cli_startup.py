@@ -95,3 +95,19 @@ def test_the_head_start_imports_the_standard_library_only() -> None:
         "llmreq_mongo._local_store",
     ]
     assert [m for m in HEAVY + AVOIDED if m in loaded] == []
+
+
+def test_the_command_runs_with_the_collector_on_and_the_imports_frozen() -> None:
+    probe = (
+        "import gc, sys\n"
+        "import llmreq_mongo._cli as cli, llmreq_mongo._cli._app as app\n"
+        "seen = []\n"
+        "app.main = lambda: seen.append((gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['llmreq', 'clients']\n"
+        "cli.main()\n"
+        "print(seen)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert proc.stdout.strip() == "[(True, True)]"
