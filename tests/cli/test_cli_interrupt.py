@@ -50,3 +50,21 @@ def test_sigterm_also_stops_a_command_cleanly(tmp_path: Path) -> None:
     assert len(err) == 1 and err[0].startswith("terminated after "), err
     again = llmreq("clients", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
+
+
+def test_ctrl_c_while_llmreq_starts_is_one_line_too(tmp_path: Path) -> None:
+    made = llmreq("demo", "--requests", "3", "--sessions", "1", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    log = tmp_path / ".llmreq-data" / "engine.log"
+    log.unlink(missing_ok=True)
+    clients = start("clients", cwd=tmp_path)
+    # The engine's head start writes its log: llmreq is past its first lines
+    # and is importing the command line.
+    deadline = time.monotonic() + 60
+    while not log.exists() and clients.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    status, err = clients.stop(signal.SIGINT)
+    assert status == 130, err
+    assert len(err) == 1 and err[0].startswith("interrupted after "), err
+    again = llmreq("clients", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
