@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from capture_upstream import (
     ANTHROPIC_ERROR,
+    CHAT_TOKENS,
     CHAT_USAGE,
     OPENAI_ERROR,
     RESPONSES_USAGE,
@@ -26,13 +27,6 @@ from llmreq_mongo._capture import PARSE_BATCH, LLMResponse, ResponseParser, Toke
 from llmreq_mongo.errors import InvalidInput
 
 SSE = "text/event-stream"
-CHAT_TOKENS = TokenUsage(
-    input_tokens=31,
-    output_tokens=12,
-    total_tokens=43,
-    cache_read_input_tokens=16,
-    reasoning_output_tokens=4,
-)
 
 
 def run(
