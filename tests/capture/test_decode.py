@@ -1,8 +1,15 @@
-"""The capture's JSON decoder gives exactly what ``json.loads`` gives, or fails as it fails."""
+"""The capture's JSON decoder gives exactly what ``json.loads`` gives, or fails as it fails.
+
+A request body (``parse_json_body``: the same decoder, falling back to ``json``
+with ``NaN`` and ``Infinity`` refused) reads as that strict reading reads it.
+Results are compared by ``repr``, which tells ``1`` from ``1.0`` and ``True``
+and keeps key order; a refusal must be the same error with the same message.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -10,13 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmreq_mongo._capture.decode import loads
+from llmreq_mongo.integrations.asgi import parse_json_body
 
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),  # beyond 64 bits too: orjson would read those as floats
     st.floats(),  # NaN and the infinities too: orjson refuses them
-    st.text(),
+    st.text(),  # lone surrogates too: orjson refuses their escapes
 )
 documents = st.recursive(
     scalars,
@@ -74,3 +82,73 @@ def test_any_text_reads_or_fails_as_with_json_loads(text: str) -> None:
 )
 def test_the_edges(text: str | bytes) -> None:
     check(text)
+
+
+# -- request bodies ----------------------------------------------------------
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict(body: bytes) -> Any:
+    """The reading ``parse_json_body`` must match: ``json`` with NaN and Infinity refused."""
+    if not body.strip():
+        raise ValueError("the body is empty")
+    text = body.decode(json.detect_encoding(body), "surrogatepass")
+    try:
+        return json.loads(text, parse_constant=_refuse)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
+def check_request_body(body: bytes) -> None:
+    """``parse_json_body(body)`` gives what :func:`strict` gives, or raises its error."""
+    try:
+        expected = strict(body)
+    except ValueError as refused:
+        with pytest.raises(type(refused), match=f"^{re.escape(str(refused))}$"):
+            parse_json_body(body)
+        return
+    assert repr(parse_json_body(body)) == repr(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents, st.booleans(), st.sampled_from(["utf-8", "utf-16", "utf-32-le"]))
+def test_any_body_reads_as_the_strict_reading_reads_it(
+    value: Any, ascii_only: bool, encoding: str
+) -> None:
+    check_request_body(json.dumps(value, ensure_ascii=ascii_only).encode(encoding, "surrogatepass"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=40))
+def test_any_bytes_read_or_fail_as_with_the_strict_reading(body: bytes) -> None:
+    check_request_body(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"n": 100000000000000000000}',  # over 64 bits: exact, not a float
+        b'{"n": 9223372036854775807, "m": -9223372036854775808}',
+        b'{"x": NaN}',
+        b'{"x": -Infinity}',
+        b'{"x": 1e400}',  # json reads infinity; orjson refuses, so json decides
+        b'"\\ud800"',
+        b'{"a": 1, "a": 2}',
+        b"\xef\xbb\xbf{}",  # a UTF-8 BOM
+        b'{"a": 1} trailing',
+        b"\xff\xfe\x00",
+        b"[" * 100_000,  # nested beyond any reading
+        b" \n",
+    ],
+    ids=lambda body: repr(body[:24]),
+)
+def test_the_edges_of_a_request_body(body: bytes) -> None:
+    check_request_body(body)
+
+
+def test_a_body_too_deeply_nested_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_json_body(b"[" * 100_000 + b"]" * 100_000)
