@@ -14,11 +14,8 @@ import ast
 import builtins
 import importlib
 import inspect
-import json
 import logging
 import re
-import subprocess
-import sys
 import types
 
 import pytest
@@ -143,24 +140,6 @@ def test_all_equals_the_public_names(name: str) -> None:
     assert sorted(module.__all__, key=str.lower) == sorted(offered, key=str.lower)
     for exported in module.__all__:
         assert hasattr(module, exported), exported
-
-
-def _loaded_after(code: str) -> list[str]:
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    loaded: list[str] = json.loads(proc.stdout.splitlines()[-1])
-    return loaded
-
-
-def test_the_package_imports_a_name_when_it_is_first_used() -> None:
-    loaded = _loaded_after("import llmreq_mongo")
-    assert [m for m in loaded if m.startswith("llmreq_mongo.")] == []
-    assert "pydantic" not in loaded and "pymongo" not in loaded
-    loaded = _loaded_after("from llmreq_mongo import StorageError")
-    assert "llmreq_mongo.errors" in loaded
-    assert "llmreq_mongo._recording" not in loaded
 
 
 def test_star_import_binds_every_public_name() -> None:

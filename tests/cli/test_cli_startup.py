@@ -6,7 +6,8 @@ command such as ``llmreq clients`` does not pay for them at every start. The
 console script registers only the command it runs, so ``llmreq clients``
 does not import the modules of the other commands either (the recorder, the
 demo's conversations, the export's and the import's readers). What runs
-before the engine's head start is spawned imports the standard library only.
+before the engine's head start is spawned imports the standard library only,
+which needs a top-level package that imports each public name on first use.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def _loaded_after(code: str) -> list[str]:
     )
     loaded: list[str] = json.loads(proc.stdout.splitlines()[-1])
     return loaded
+
+
+def test_the_package_imports_a_name_when_it_is_first_used() -> None:
+    loaded = _loaded_after("import llmreq_mongo")
+    assert [m for m in loaded if m.startswith("llmreq_mongo.")] == []
+    assert "pydantic" not in loaded and "pymongo" not in loaded
+    loaded = _loaded_after("from llmreq_mongo import StorageError")
+    assert "llmreq_mongo.errors" in loaded
+    assert "llmreq_mongo._recording" not in loaded
 
 
 def test_the_command_line_imports_no_module_that_only_some_commands_use() -> None:
