@@ -132,14 +132,21 @@ async def test_the_edges_of_time(client: LLMClient, times: list[dt.datetime]) ->
     assert len(rows) == len(times)
 
 
-class Replies(monitoring.CommandListener):
-    """How many documents each find (with its getMores) answered."""
+class Reads(monitoring.CommandListener):
+    """What the walk's reads asked and got.
+
+    ``bounds``: the ``created_at`` bounds of each window read (a find without a
+    limit), as sent. ``sizes``: how many documents each find (with its
+    getMores) answered.
+    """
 
     def __init__(self) -> None:
+        self.bounds: list[dict[str, dt.datetime]] = []
         self.sizes: list[int] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        pass
+        if event.command_name == "find" and "limit" not in event.command:
+            self.bounds.append(event.command["filter"].get("created_at", {}))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         cursor = event.reply.get("cursor")
@@ -157,9 +164,9 @@ async def test_every_query_of_the_walk_reads_a_bounded_window(
 ) -> None:
     # 600 records evenly over 60 days: one query would answer all 600.
     await put(client, [NOW - dt.timedelta(hours=2.4 * i) for i in range(600)])
-    replies = Replies()
+    reads = Reads()
     watched: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        llmreq_engine.uri, tz_aware=True, event_listeners=[replies]
+        llmreq_engine.uri, tz_aware=True, event_listeners=[reads]
     )
     try:
         coll = watched[llmreq_db.database.name]["llm_client_requests"]
@@ -169,8 +176,8 @@ async def test_every_query_of_the_walk_reads_a_bounded_window(
     assert len(rows) == 600
     # The step of the oldest record (55 to 61 days back here) is read in 16
     # windows; the others aim at 20 records and never grow more than 4 times.
-    assert max(replies.sizes) <= 4 * 20
-    assert len(replies.sizes) > 600 / 80
+    assert max(reads.sizes) <= 4 * 20
+    assert len(reads.sizes) > 600 / 80
 
 
 async def test_stopping_early_closes_the_walk(client: LLMClient) -> None:
@@ -183,23 +190,6 @@ async def test_stopping_early_closes_the_walk(client: LLMClient) -> None:
     await walk.aclose()
     assert len(first) == 3
     assert len(await walked({})) == 224  # the store is still read normally
-
-
-class WindowFinds(monitoring.CommandListener):
-    """The ``created_at`` bounds of each window read (a find without a limit), as sent."""
-
-    def __init__(self) -> None:
-        self.bounds: list[dict[str, dt.datetime]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and "limit" not in event.command:
-            self.bounds.append(event.command["filter"].get("created_at", {}))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def window_of(when: dt.datetime, bounds: list[dict[str, dt.datetime]]) -> int:
@@ -216,23 +206,23 @@ async def test_the_next_window_is_read_while_the_caller_works_through_this_one(
     client: LLMClient, llmreq_engine: TestServer, llmreq_db: Handle
 ) -> None:
     await put(client, [NOW - dt.timedelta(hours=2.4 * i) for i in range(300)])
-    finds = WindowFinds()
+    reads = Reads()
     watched: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        llmreq_engine.uri, tz_aware=True, event_listeners=[finds]
+        llmreq_engine.uri, tz_aware=True, event_listeners=[reads]
     )
     try:
         coll = watched[llmreq_db.database.name]["llm_client_requests"]
         walk = in_time_order(coll, {}, since=None, until=None, now=NOW, target=20)
         # A caller that never waits on anything of its own, as the export's
         # formatting loop: how many window reads were sent when each row reached it.
-        seen = [(row["created_at"], len(finds.bounds)) async for row in walk]
+        seen = [(row["created_at"], len(reads.bounds)) async for row in walk]
     finally:
         await watched.close()
     assert len(seen) == 300
-    last = len(finds.bounds) - 1
+    last = len(reads.bounds) - 1
     assert last > 10
     for when, sent in seen:
-        window = window_of(when, finds.bounds)
+        window = window_of(when, reads.bounds)
         # The read of the window after this row's was sent before the row was
         # handed on: the server works while the caller does.
         assert sent >= min(window + 2, last + 1), (when, window, sent)
