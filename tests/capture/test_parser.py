@@ -246,6 +246,17 @@ def test_responses_cut_inside_a_function_call_keeps_its_arguments_so_far() -> No
     assert call["type"] == "function_call" and call["arguments"] == '{"city": "Par'
 
 
+def test_anthropic_cut_inside_a_tool_input_says_the_stream_ended_and_keeps_the_input() -> None:
+    events = messages_stream_events("tools")
+    # Up to the first tool's first input piece: message_start, ping, the block, the piece.
+    response = run("/v1/messages", SSE, events[:4])
+    assert response.error == (
+        "the stream ended before message_stop: the body holds what was received"
+    )
+    (block,) = response.body["content"]
+    assert block["type"] == "tool_use" and block["input"] == '{"city": "Par'
+
+
 def test_anthropic_blocks_in_order_with_their_own_text() -> None:
     events = messages_stream_events("thinking")
     response = run("/v1/messages", SSE, events)

@@ -158,6 +158,10 @@ class MessagesStream:
 
     def outcome(self) -> Outcome:
         message = self._message
+        # What the stream said went wrong before its blocks are closed here: a
+        # block a cut stream left open holds part of its tool input, which is
+        # not valid JSON because of the cut, so the cut is what to report.
+        error = self._error
         body: dict[str, Any] | None = None
         if message is not None and self._keep:
             for index in list(self._json):
@@ -169,9 +173,8 @@ class MessagesStream:
                 "usage": {**(message.get("usage") or {}), **self._usage},
             }
         reason = string_or_none((message or {}).get("stop_reason"))
-        error = self._error
-        if error is None and not self._ended:
-            error = _NOT_ENDED
+        if error is None:
+            error = self._error if self._ended else _NOT_ENDED
         return Outcome(
             body=body,
             model=string_or_none((message or {}).get("model")),
