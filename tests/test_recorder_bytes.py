@@ -15,6 +15,7 @@ from hypothesis import given, settings
 
 from llmreq_mongo import InvalidInput, LLMClient, LLMClientRequest, Recorder
 from llmreq_mongo._documents import (
+    EncodedRecord,
     encode_request,
     new_record_id,
     request_document,
@@ -59,6 +60,9 @@ PAYLOADS: list[Any] = [
     {"$schema": "x", "a.b": [1, 2**40, -0.0, None, True, {"%": 2.5}]},
     [1, "two", {"three": 3}],
     None,
+    # The encoder writes a top-level "_id" first: kept in its place here.
+    {"model": "m", "_id": 7},
+    {},
 ]
 
 
@@ -66,8 +70,20 @@ PAYLOADS: list[Any] = [
 async def test_encoded_record_is_the_document_bson_encodes(client: LLMClient, payload: Any) -> None:
     response = {"status": 200, "body": {"id": "r", "n": 2**35}, "latency_ms": 12.5}
     backfill = dt.datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
-    for extra in ({}, {"response": response}, {"created_at": backfill}):
-        checked = validate_request(client, payload, "k", False, client_model=LLMClient, **extra)
+    before_1970 = dt.datetime(1969, 7, 20, 20, 17, 40, 999000, tzinfo=UTC)
+    later = backfill + dt.timedelta(days=400, milliseconds=1)
+    cases: list[tuple[Any, bool, dict[str, Any]]] = [
+        ("k", False, {}),
+        ("k", False, {"response": response}),
+        ("k", False, {"created_at": backfill}),
+        (None, True, {"created_at": before_1970, "updated_at": later}),
+        ("clé-é-🔑", True, {"response": {**response, "body": None}}),
+        ("", False, {"fit": False, "copy": False, "response": response}),
+    ]
+    for key, aggregation, extra in cases:
+        checked = validate_request(
+            client, payload, key, aggregation, client_model=LLMClient, **extra
+        )
         record_id, now = new_record_id(), now_ms()
         document = request_document(checked, record_id=record_id, now=now)
         encoded = encode_request(checked, record_id=record_id, now=now)
@@ -284,3 +300,15 @@ def test_checked_payload_stores_and_refuses_as_normalize_payload(value: Any) -> 
     assert got[1] == expected[1]
     stored, wanted = encode_payload(got[0]), encode_payload(expected[0])
     assert bson.encode({"request": stored}) == bson.encode({"request": wanted})
+
+
+def test_an_encoded_record_answers_its_ids_without_decoding_the_bytes() -> None:
+    # insert_one and insert_many read each document's _id back: the attribute
+    # answers, not a decode of the whole record. Any other key is read from the bytes.
+    record_id, client_id = ObjectId(), ObjectId()
+    encoded = bson.encode({"_id": ObjectId(), "llm_client_id": ObjectId(), "request": {"a": 1}})
+    record = EncodedRecord(encoded, record_id, client_id)
+    assert record["_id"] == record_id and record.get("_id") == record_id
+    assert record["llm_client_id"] == client_id
+    assert dict(record["request"]) == {"a": 1}
+    assert record.raw == encoded and record.size == len(encoded)

@@ -289,7 +289,9 @@ def client_ref(
     Raises:
         InvalidInput: another type, an unsaved client, or a malformed hex id.
     """
-    if isinstance(value, model):
+    # The exact class first: isinstance() on a document class runs ABCMeta's
+    # check, in Python, on every record.
+    if type(value) is model or isinstance(value, model):
         client_id = value.id
         if client_id is None:
             raise InvalidInput(

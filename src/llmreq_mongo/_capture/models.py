@@ -238,7 +238,9 @@ def response_from(value: Any) -> LLMResponse:
             field, a count that is not a non-negative integer, a naive
             ``completed_at``.
     """
-    if isinstance(value, LLMResponse):
+    # The exact class first: isinstance() on a pydantic model class runs
+    # ABCMeta's check, in Python, on every record.
+    if type(value) is LLMResponse or isinstance(value, LLMResponse):
         return value
     if not isinstance(value, Mapping):
         raise InvalidInput(

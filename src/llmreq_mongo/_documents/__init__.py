@@ -8,6 +8,7 @@ from .base import TimestampedDocument
 from .managers import RequestManager
 from .models import LLMClient, LLMClientRequest, LLMClientRequests, verify_clients
 from .records import (
+    EncodedRecord,
     ValidatedRequest,
     checked_response,
     encode_request,
@@ -17,6 +18,7 @@ from .records import (
 )
 
 __all__ = [
+    "EncodedRecord",
     "LLMClient",
     "LLMClientRequest",
     "LLMClientRequests",

@@ -25,7 +25,6 @@ from beanie import (
     before_event,
 )
 from bson import DBRef, Int64, ObjectId
-from bson.raw_bson import RawBSONDocument
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pymongo import IndexModel
 from typing_extensions import Self
@@ -44,7 +43,13 @@ from llmreq_mongo.errors import storage_errors
 
 from .base import TimestampedDocument
 from .managers import RequestManagerDescriptor
-from .records import ValidatedRequest, encode_request, new_record_id, validate_request
+from .records import (
+    EncodedRecord,
+    ValidatedRequest,
+    encode_request,
+    new_record_id,
+    validate_request,
+)
 
 __all__ = [
     "LLMClient",
@@ -296,8 +301,11 @@ class LLMClientRequest(TimestampedDocument):
             return created
         record_id = new_record_id()
         now = now_ms()
-        # Encoded here, in one call (the driver sends raw BSON as it is).
-        encoded = RawBSONDocument(encode_request(checked, record_id=record_id, now=now))
+        # Encoded here (the driver sends raw BSON as it is, and reads its _id
+        # from the attribute instead of decoding the record for it).
+        encoded = EncodedRecord(
+            encode_request(checked, record_id=record_id, now=now), record_id, checked.client_id
+        )
         with storage_errors("insert LLMClientRequest"):
             await cls.get_pymongo_collection().insert_one(encoded)
         await _refuse_if_deleted(cls, checked.client_id)

@@ -42,6 +42,7 @@ from llmreq_mongo.errors import PayloadTooLarge
 _ENCODER_REFUSALS = (bson.errors.BSONError, OverflowError, ValueError)
 
 __all__ = [
+    "EncodedRecord",
     "ValidatedRequest",
     "checked_response",
     "encode_request",
@@ -319,6 +320,31 @@ def request_document(
     }
 
 
+class EncodedRecord(RawBSONDocument):
+    """A record encoded for ``insert_one`` or ``insert_many``: its bytes, as the driver sends them.
+
+    The driver reads each inserted document's ``_id`` back, and a plain
+    ``RawBSONDocument`` decodes the whole record for that. Here ``_id`` and
+    ``llm_client_id`` (which the recorder reads too) come from attributes
+    kept beside the bytes; any other key decodes the document, as usual.
+    """
+
+    __slots__ = ("client_id", "record_id", "size")
+
+    def __init__(self, encoded: bytes, record_id: ObjectId, client_id: ObjectId) -> None:
+        super().__init__(encoded)
+        self.record_id = record_id
+        self.client_id = client_id
+        self.size = len(encoded)
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "_id":
+            return self.record_id
+        if key == "llm_client_id":
+            return self.client_id
+        return super().__getitem__(key)
+
+
 def encode_request(checked: ValidatedRequest, *, record_id: ObjectId, now: dt.datetime) -> bytes:
     """:func:`request_document` as BSON: the very bytes ``bson.encode`` gives for it.
 
@@ -371,17 +397,86 @@ def _check_fully(checked: ValidatedRequest) -> None:
 def _encode(
     checked: ValidatedRequest, record_id: ObjectId, now: dt.datetime, *, check_keys: bool = False
 ) -> bytes:
-    return bson.encode(
-        {
-            "_id": record_id,
-            "created_at": checked.created_at or now,
-            "updated_at": checked.updated_at or now,
-            "llm_client": _encoded_dbref(checked.collection, checked.client_id),
-            "llm_client_id": checked.client_id,
-            "request": checked.stored,
-            "session_key": checked.session_key,
-            "is_aggregation": checked.is_aggregation,
-            "response": checked.stored_response,
-        },
-        check_keys,
+    """The record's BSON: the fixed fields framed here, the two payloads by the C encoder.
+
+    The bytes are those ``bson.encode`` gives for the whole document (the
+    tests compare them), for less: the client's two fields are the same
+    bytes for every record of a client, both times are those of the record
+    before when they are the same millisecond, and the encoder is called
+    once, for the response and the request together, as one document whose
+    two elements are then cut apart (a top-level "_id" in the request, which
+    the encoder would move first, stays in its place in a nested document).
+    """
+    response = checked.stored_response
+    if response is None:
+        pair = bson.encode({"request": checked.stored}, check_keys)
+        request, answer = pair[4:-1], b"\x0aresponse\x00"
+    else:
+        pair = bson.encode({"response": response, "request": checked.stored}, check_keys)
+        # The response's element: its type byte and name (10 bytes), then the
+        # document, which starts with its length.
+        cut = 14 + _INT32.unpack_from(pair, 14)[0]
+        request, answer = pair[cut:-1], pair[4:cut]
+    key = checked.session_key
+    if key is None:
+        session = b"\x0asession_key\x00"
+    else:
+        text = key.encode()  # a checked key is always UTF-8
+        session = b"\x02session_key\x00" + _INT32.pack(len(text) + 1) + text + b"\x00"
+    elements = b"".join(
+        (
+            b"\x07_id\x00",
+            record_id.binary,
+            _times(checked.created_at or now, checked.updated_at or now),
+            _client_fields(checked.collection, checked.client_id),
+            request,
+            session,
+            b"\x08is_aggregation\x00\x01"
+            if checked.is_aggregation
+            else b"\x08is_aggregation\x00\x00",
+            answer,
+        )
     )
+    # A document: its length (these 4 bytes and the closing NUL included), its elements.
+    return _INT32.pack(len(elements) + 5) + elements + b"\x00"
+
+
+_INT32 = struct.Struct("<i")
+_INT64 = struct.Struct("<q")
+_MILLISECOND = dt.timedelta(milliseconds=1)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+#: The client fields of the records of each client, framed (a BSON element is
+#: its type byte, its name and its value): the link and the id.
+_CLIENT_FIELDS: dict[tuple[str, ObjectId], bytes] = {}
+
+#: The last times framed, and their bytes: a burst of records within one
+#: millisecond shares its datetime (``now_ms``), and so these bytes.
+_LAST_TIMES: tuple[dt.datetime | None, dt.datetime | None, bytes] = (None, None, b"")
+
+
+def _client_fields(collection: str, client_id: ObjectId) -> bytes:
+    key = (collection, client_id)
+    fields = _CLIENT_FIELDS.get(key)
+    if fields is None:
+        if len(_CLIENT_FIELDS) >= _CLIENT_REFS_MAX:
+            _CLIENT_FIELDS.clear()
+        link = _encoded_dbref(collection, client_id).raw
+        fields = b"\x03llm_client\x00" + link + b"\x07llm_client_id\x00" + client_id.binary
+        _CLIENT_FIELDS[key] = fields
+    return fields
+
+
+def _times(created: dt.datetime, updated: dt.datetime) -> bytes:
+    """``created_at`` and ``updated_at`` framed: BSON UTC datetimes, milliseconds since 1970."""
+    global _LAST_TIMES
+    last_created, last_updated, framed = _LAST_TIMES
+    if created is not last_created or updated is not last_updated:
+        framed = (
+            b"\x09created_at\x00"
+            + _INT64.pack((created - _EPOCH) // _MILLISECOND)
+            + b"\x09updated_at\x00"
+            + _INT64.pack((updated - _EPOCH) // _MILLISECOND)
+        )
+        _LAST_TIMES = (created, updated, framed)  # one assignment: threads see it whole
+    return framed

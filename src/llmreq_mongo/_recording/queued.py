@@ -27,9 +27,8 @@ import bson
 from bson import ObjectId
 from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from bson.int64 import Int64
-from bson.raw_bson import RawBSONDocument
 
-from llmreq_mongo._documents import ValidatedRequest, encode_request
+from llmreq_mongo._documents import EncodedRecord, ValidatedRequest, encode_request
 
 __all__ = ["Doc", "QueuedRecord", "plain", "queued_record", "size_of"]
 
@@ -58,7 +57,7 @@ def queued_record(checked: ValidatedRequest, record_id: ObjectId, now: dt.dateti
     return QueuedRecord(encoded, record_id, checked.client_id)
 
 
-class QueuedRecord(RawBSONDocument):
+class QueuedRecord(EncodedRecord):
     """One accepted record: its BSON bytes, its id, its client's id and its size.
 
     A read-only mapping (``RawBSONDocument``): ``record["_id"]`` and
@@ -66,20 +65,7 @@ class QueuedRecord(RawBSONDocument):
     decodes the document (as :func:`plain` does) the first time.
     """
 
-    __slots__ = ("client_id", "record_id", "size")
-
-    def __init__(self, encoded: bytes, record_id: ObjectId, client_id: ObjectId) -> None:
-        super().__init__(encoded)
-        self.record_id = record_id
-        self.client_id = client_id
-        self.size = len(encoded)
-
-    def __getitem__(self, key: str) -> Any:
-        if key == "_id":
-            return self.record_id
-        if key == "llm_client_id":
-            return self.client_id
-        return super().__getitem__(key)
+    __slots__ = ()
 
     @staticmethod
     def _inflate_bson(bson_bytes: bytes | memoryview, codec_options: Any) -> Mapping[str, Any]:
