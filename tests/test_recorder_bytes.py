@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import os
 from typing import Any
@@ -13,7 +14,8 @@ import pytest
 from bson import DBRef, ObjectId
 from hypothesis import given, settings
 
-from llmreq_mongo import InvalidInput, LLMClient, LLMClientRequest, Recorder
+from llmreq_mongo import InvalidInput, LLMClient, LLMClientRequest, LLMResponse, Recorder
+from llmreq_mongo._capture import ResponseParser, has_plain_body
 from llmreq_mongo._documents import (
     EncodedRecord,
     encode_request,
@@ -312,3 +314,47 @@ def test_an_encoded_record_answers_its_ids_without_decoding_the_bytes() -> None:
     assert record["llm_client_id"] == client_id
     assert dict(record["request"]) == {"a": 1}
     assert record.raw == encoded and record.size == len(encoded)
+
+
+def _parsed(text: bytes) -> LLMResponse:
+    parser = ResponseParser("/v1/chat/completions", "application/json")
+    parser.feed(text)
+    return parser.finish(status=200)
+
+
+async def test_a_body_the_capture_vouched_for_is_stored_as_any_body(client: LLMClient) -> None:
+    # The capture's own decoding spares the record its walk of the body: the
+    # stored bytes are those of the same response built by hand, which is walked.
+    text = b'{"id": "r", "$schema": "s", "a.b": [1, 2.5, null], "choices": []}'
+    vouched = _parsed(text)
+    by_hand = LLMResponse(**{**vouched.model_dump(), "body": json.loads(text)})
+    record_id, now = new_record_id(), now_ms()
+    encoded = []
+    for response in (vouched, by_hand):
+        assert has_plain_body(response) is (response is vouched)
+        checked = validate_request(
+            client,
+            PAYLOADS[0],
+            "k",
+            False,
+            client_model=LLMClient,
+            response=response,
+            fit=False,
+            copy=False,
+        )
+        encoded.append(encode_request(checked, record_id=record_id, now=now))
+    assert encoded[0] == encoded[1]
+    body = bson.decode(encoded[0])["response"]["body"]
+    assert list(body) == ["id", "%24schema", "a%2Eb", "choices"]  # stored escaped
+
+
+def test_only_the_last_vouched_body_still_in_place_skips_the_walk() -> None:
+    first = _parsed(b'{"id": "r"}')
+    last = _parsed(b'{"id": "s"}')
+    assert not has_plain_body(first)  # another response was built since
+    assert has_plain_body(last)
+    assert not has_plain_body(last)  # asked once: the record has it now
+    replaced = _parsed(b'{"id": "t"}')
+    replaced.body = {"id": "t"}  # assigned: another object, walked as any body is
+    assert not has_plain_body(replaced)
+    assert has_plain_body(LLMResponse(latency_ms=1.0))  # no body: nothing to walk

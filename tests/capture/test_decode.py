@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmreq_mongo._capture.decode import loads
+from llmreq_mongo._capture.decode import loads, loads_plain
+from llmreq_mongo._queries import MAX_NESTING, checked_payload, is_plain, is_plain_json_text
 from llmreq_mongo.integrations.asgi import parse_json_body
 
 scalars = st.one_of(
@@ -152,3 +153,61 @@ def test_the_edges_of_a_request_body(body: bytes) -> None:
 def test_a_body_too_deeply_nested_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="nested too deeply"):
         parse_json_body(b"[" * 100_000 + b"]" * 100_000)
+
+
+# -- loads_plain: the decoder vouches for a body, and only when it is sure -----------
+
+keys = st.one_of(st.text(), st.sampled_from(["%", "a%b", "$ref", "a.b", "\x00", "_id"]))
+plain_candidates = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=6), st.dictionaries(keys, inner)),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(plain_candidates, st.booleans())
+def test_a_vouched_body_is_one_the_walks_pass_as_it_is(value: Any, ascii_only: bool) -> None:
+    try:
+        text = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, unescaped: not JSON text at all
+        return
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        return
+    decoded, plain = loads_plain(text)
+    assert repr(decoded) == repr(expected)  # the same reading as loads()
+    if plain:
+        # No walk is made for it: each walk would have passed it unchanged.
+        assert is_plain(decoded)
+        checked, _ = checked_payload(decoded)
+        assert repr(checked) == repr(decoded)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"a%b": 1}',  # a key that is stored escaped
+        b'{"a": "100%"}',  # the same byte in a value: walked, to be sure
+        b'{"a\\u0025b": 1}',  # the same, escaped
+        b'{"a\\u0000": 1}',  # a NUL in a key, which no document holds
+        b"[" * (MAX_NESTING + 1) + b"]" * (MAX_NESTING + 1),  # deeper than stored
+        b'{"n": 12345678901234567890}',  # over 64 bits: json.loads reads it
+        b'{"x": NaN}',  # the same
+    ],
+)
+def test_what_the_decoder_does_not_vouch_for(text: bytes) -> None:
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        expected = None
+    decoded, plain = loads_plain(text)
+    assert not plain
+    assert repr(decoded) == repr(expected)
+
+
+def test_a_plain_body_is_vouched_for() -> None:
+    text = b'{"id": "r", "choices": [{"message": {"content": "ok."}}], "$schema": "x"}'
+    assert loads_plain(text) == (json.loads(text), True)
+    assert is_plain_json_text(b"[" * MAX_NESTING + b"]" * MAX_NESTING)

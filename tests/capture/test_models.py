@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from llmreq_mongo._capture import LLMResponse, TokenUsage, response_from
+from llmreq_mongo._capture import LLMResponse, TokenUsage, response_document, response_from
 from llmreq_mongo._capture.models import DecodedBody
 from llmreq_mongo._queries import encode_payload
 from llmreq_mongo.errors import InvalidInput, InvalidPayload
@@ -132,3 +132,47 @@ def test_a_decoded_body_is_checked_as_any_body(body: Any) -> None:
     with pytest.raises(type(refused)) as info:
         LLMResponse(body=DecodedBody(body), latency_ms=1.0)
     assert str(info.value) == str(refused)
+
+
+def _field_by_field(response: LLMResponse) -> dict[str, Any]:
+    """The stored form, read one field at a time, in the order of the model's fields."""
+    stored = {name: getattr(response, name) for name in LLMResponse.model_fields}
+    stored["body"] = encode_payload(response.body)
+    if response.usage is not None:
+        stored["usage"] = {name: getattr(response.usage, name) for name in TokenUsage.model_fields}
+    return stored
+
+
+class _Subclassed(LLMResponse):
+    extra_note: str | None = None
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        LLMResponse(**FULL),
+        LLMResponse(latency_ms=1.0),
+        LLMResponse(**FULL).model_copy(update={"body": None, "truncated": True}),
+        LLMResponse.model_construct(**{**FULL, "usage": TokenUsage(output_tokens=3)}),
+        _Subclassed(**FULL, extra_note="left out: not a field of LLMResponse"),
+    ],
+    ids=["full", "bare", "copied", "constructed", "subclass"],
+)
+def test_the_stored_form_is_every_field_in_order(response: LLMResponse) -> None:
+    stored = response_document(response)
+    expected = _field_by_field(response)
+    assert list(stored) == list(expected)
+    assert stored == expected
+    assert type(stored["finish_reasons"]) is list
+    assert stored["finish_reasons"] is not response.finish_reasons
+    usage = stored["usage"]
+    assert usage is None or (type(usage) is dict and list(usage) == list(TokenUsage.model_fields))
+
+
+def test_the_stored_form_follows_an_assignment() -> None:
+    response = LLMResponse(**FULL)
+    response.status = 503
+    response.usage = None
+    stored = response_document(response)
+    assert stored["status"] == 503 and stored["usage"] is None
+    assert list(stored) == list(LLMResponse.model_fields)

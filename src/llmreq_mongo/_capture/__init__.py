@@ -16,7 +16,7 @@ It depends on the leaves and on the queries layer (for the payload checks),
 and nothing below the documents depends on it.
 """
 
-from .models import LLMResponse, TokenUsage, response_from
+from .models import LLMResponse, TokenUsage, has_plain_body, response_from
 from .outcome import api_for_path
 from .parser import DEFAULT_MAX_BYTES, PARSE_BATCH, ResponseParser
 from .sse import SSEEvent, SSEParser
@@ -32,6 +32,7 @@ __all__ = [
     "SSEParser",
     "TokenUsage",
     "api_for_path",
+    "has_plain_body",
     "plain_response",
     "response_document",
     "response_from",

@@ -25,7 +25,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["loads"]
+from llmreq_mongo._queries import is_plain_json_text
+
+__all__ = ["loads", "loads_plain"]
 
 # Every digit becomes "0", everything else a space: a run of 19 digits is then
 # a run of 19 zeros. 2**63 has 19 digits: an integer that 64 bits cannot hold
@@ -47,9 +49,39 @@ def loads(data: str | bytes, *, exact: Callable[[Any], Any] = json.loads) -> Any
             ``exact`` refuses it.
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    value = _fast(raw)
+    return exact(data) if value is _REFUSED else value
+
+
+def loads_plain(data: bytes, *, exact: Callable[[Any], Any] = json.loads) -> tuple[Any, bool]:
+    """:func:`loads`, and whether the value is known to be plain JSON without a walk.
+
+    True when orjson decoded ``data`` into a dict or a list and its bytes
+    pass :func:`~llmreq_mongo._queries.is_plain_json_text`: the record can then
+    store the value without walking it again. False says nothing either way.
+
+    Raises:
+        ValueError: as :func:`loads`.
+    """
+    value = _fast(data)
+    if value is _REFUSED:
+        return exact(data), False
+    # A dict or a list, as is_plain wants (a body is one, all but always).
+    return value, type(value) in _CONTAINERS and is_plain_json_text(data)
+
+
+_CONTAINERS = (dict, list)
+
+
+#: What :func:`_fast` returns when orjson may not decode ``raw`` exactly.
+_REFUSED = object()
+
+
+def _fast(raw: bytes) -> Any:
+    """``raw`` decoded by orjson, or ``_REFUSED`` for ``exact`` to decode."""
     if _LONG_RUN not in raw.translate(_DIGITS):
         try:
-            return orjson.loads(data)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
-    return exact(data)
+    return _REFUSED

@@ -33,7 +33,14 @@ from llmreq_mongo._queries import checked_payload, normalize_payload
 from llmreq_mongo._time import aware_utc, now_ms, to_utc_ms
 from llmreq_mongo.errors import InvalidInput, InvalidPayload
 
-__all__ = ["DecodedBody", "LLMResponse", "TokenUsage", "response_from"]
+__all__ = [
+    "DecodedBody",
+    "LLMResponse",
+    "TokenUsage",
+    "has_plain_body",
+    "response_from",
+    "vouched_response",
+]
 
 _INT64_MAX = 2**63 - 1
 
@@ -133,6 +140,8 @@ class LLMResponse(_Checked):
     def _normalise_body(cls, value: Any) -> Any:
         try:
             if type(value) is DecodedBody:
+                if value.plain:
+                    return value.value
                 return checked_payload(value.value)[0]
             return normalize_payload(value)[0]
         except InvalidPayload as exc:
@@ -164,13 +173,53 @@ class DecodedBody:
 
     Nothing else holds it, so it is checked as any body is (the same errors)
     but not copied: a copy guards a caller's object against later changes,
-    and there is no caller's object here.
+    and there is no caller's object here. ``plain`` says the decoder vouches
+    for it (:func:`~llmreq_mongo._capture.decode.loads_plain`): plain JSON
+    that the check would pass as it is, so it is not walked at all.
     """
 
-    __slots__ = ("value",)
+    __slots__ = ("plain", "value")
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, *, plain: bool = False) -> None:
         self.value = value
+        self.plain = plain
+
+
+#: The last response built around a body the decoder vouched for, and that
+#: body. The capture builds a response and hands it to the recorder at once,
+#: with no code of the caller's in between, so the record being checked is
+#: this one; anything else (another response, a body since replaced) does not
+#: match, and is walked as any body is. One pair, replaced whole: threads see
+#: either pair, and the worst a race can do is cost a walk.
+_VOUCHED: tuple[LLMResponse | None, Any] = (None, None)
+
+
+def vouched_response(fields: dict[str, Any], body: DecodedBody | None) -> LLMResponse:
+    """``LLMResponse(**fields, body=body)``, remembering a vouched-for body as plain.
+
+    Raises:
+        InvalidInput: as ``LLMResponse(...)``.
+    """
+    global _VOUCHED
+    response = LLMResponse(**fields, body=body)
+    _VOUCHED = (response, body.value) if body is not None and body.plain else (None, None)
+    return response
+
+
+def has_plain_body(response: LLMResponse) -> bool:
+    """Whether ``response.body`` is known to be plain JSON (None counts), with no walk.
+
+    True for a body that is None, and for the last response
+    :func:`vouched_response` built while its body is still the object the
+    decoder vouched for. That answer is given once: the record that asks
+    takes the body now, and the body is not kept alive after.
+    """
+    global _VOUCHED
+    vouched, body = _VOUCHED
+    if response is not vouched:
+        return response.body is None
+    _VOUCHED = (None, None)
+    return response.body is body
 
 
 def _body_error(exc: InvalidPayload) -> InvalidPayload:

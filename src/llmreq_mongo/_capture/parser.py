@@ -28,9 +28,9 @@ from llmreq_mongo.errors import InvalidInput
 
 from .bodies import api_of_event, read_body, read_oversized_body
 from .chat import ChatStream
-from .decode import loads
+from .decode import loads_plain
 from .messages import MessagesStream
-from .models import DecodedBody, LLMResponse
+from .models import DecodedBody, LLMResponse, vouched_response
 from .outcome import API, Assembler, Outcome, api_for_path
 from .responses import ResponsesStream
 from .sse import SSEEvent, SSEParser
@@ -97,6 +97,7 @@ class ResponseParser:
         "_held",
         "_held_bytes",
         "_max",
+        "_plain",
         "_received",
         "_sse",
         "_started",
@@ -129,6 +130,8 @@ class ResponseParser:
         # Chunks fed after the first and not read yet, and their size.
         self._held: list[bytes] = []
         self._held_bytes = 0
+        # The JSON body, when the decoder vouched for it (loads_plain).
+        self._plain: Any = None
 
     @property
     def received(self) -> int:
@@ -212,9 +215,9 @@ class ResponseParser:
         truncated = self.truncated
         if truncated:
             outcome.body = None
+        body = outcome.body
         fields: dict[str, Any] = {
             "status": status,
-            "body": None if outcome.body is None else DecodedBody(outcome.body),
             "model": outcome.model,
             "response_id": outcome.response_id,
             "finish_reasons": outcome.finish_reasons,
@@ -231,11 +234,13 @@ class ResponseParser:
             "truncated": truncated,
         }
         try:
-            return LLMResponse(**fields)
+            return vouched_response(
+                fields,
+                None if body is None else DecodedBody(body, plain=body is self._plain),
+            )
         except InvalidInput as exc:
             # The provider's body is not storable JSON (an integer over 64 bits,
             # say): keep everything else, and say why the body is missing.
-            fields["body"] = None
             fields["error"] = fields["error"] or f"the body was not kept: {exc}"
             if not (isinstance(status, int) and 100 <= status <= 599):
                 fields["status"] = None
@@ -253,11 +258,13 @@ class ResponseParser:
         if not raw:
             return Outcome()
         try:
-            body = loads(raw)
+            body, plain = loads_plain(raw)
         except ValueError:
             # Not JSON (a proxy's error page, say): kept as text when it is text.
             try:
                 return Outcome(body=raw.decode("utf-8"))
             except UnicodeDecodeError:
                 return Outcome(error="the body is neither JSON nor text")
+        if plain:
+            self._plain = body
         return read_body(body, self._api)

@@ -37,11 +37,20 @@ def response_document(response: LLMResponse, body: Any = _ESCAPE) -> dict[str, A
     itself, for a record whose encoder makes the key checks (see
     :mod:`llmreq_mongo._queries.plain`).
     """
+    # Only read from here on (encoded and dropped): the body is copied only when escaped.
+    stored_body = stored_payload(response.body) if body is _ESCAPE else body
     usage = response.usage
+    if type(response) is LLMResponse and (usage is None or type(usage) is TokenUsage):
+        # On the hot path: a model's __dict__ is its fields, in their order, and
+        # copying it is one call where reading the fields one by one is many.
+        stored = dict(response.__dict__)
+        stored["body"] = stored_body
+        stored["finish_reasons"] = list(response.finish_reasons)
+        stored["usage"] = None if usage is None else dict(usage.__dict__)
+        return stored
     return {
         "status": response.status,
-        # Only read from here on (encoded and dropped): copied only when escaped.
-        "body": stored_payload(response.body) if body is _ESCAPE else body,
+        "body": stored_body,
         "model": response.model,
         "response_id": response.response_id,
         "finish_reasons": list(response.finish_reasons),

@@ -26,7 +26,13 @@ import bson
 from bson import DBRef, ObjectId
 from bson.raw_bson import RawBSONDocument
 
-from llmreq_mongo._capture import LLMResponse, response_document, response_from, without_body
+from llmreq_mongo._capture import (
+    LLMResponse,
+    has_plain_body,
+    response_document,
+    response_from,
+    without_body,
+)
 from llmreq_mongo._checks import check_bool, check_session_key, check_timestamps, client_ref
 from llmreq_mongo._queries import (
     MAX_PAYLOAD_BYTES,
@@ -167,7 +173,13 @@ def validate_request(
     unverified = (
         not (copy or fit)
         and is_plain(request)
-        and (response is None or (type(response) is LLMResponse and is_plain(response.body)))
+        and (
+            response is None
+            or (
+                type(response) is LLMResponse
+                and (has_plain_body(response) or is_plain(response.body))
+            )
+        )
     )
     if unverified:
         payload = stored = request

@@ -29,7 +29,7 @@ from .payload import (
     normalize_payload,
     stored_payload,
 )
-from .plain import is_plain
+from .plain import is_plain, is_plain_json_text
 from .queryset import QuerySet
 from .values import ValuesQuerySet
 
@@ -52,6 +52,7 @@ __all__ = [
     "encode_cursor",
     "encode_payload",
     "is_plain",
+    "is_plain_json_text",
     "escape_key",
     "field_specs",
     "fingerprint",

@@ -28,9 +28,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .payload import MAX_NESTING
+from .payload import MAX_NESTING, MAX_PAYLOAD_BYTES
 
-__all__ = ["is_plain"]
+__all__ = ["is_plain", "is_plain_json_text"]
 
 _isfinite = math.isfinite
 
@@ -56,6 +56,35 @@ def is_plain(value: Any) -> bool:
     except _NotPlain:
         return False
     return True
+
+
+#: How much larger than its JSON text a value's BSON can be: 6.5 times at most
+#: (an array of one-digit integers: 2 bytes of text each, 13 of BSON with a
+#: 7-digit index), and 5 bytes of document header.
+_BSON_PER_JSON_BYTE = 8
+
+
+def is_plain_json_text(text: bytes) -> bool:
+    """Whether the value orjson decoded from ``text`` is one :func:`is_plain` passes.
+
+    Judged from the bytes, with no walk: the caller knows orjson decoded
+    ``text`` (so the value holds only dicts with string keys, lists,
+    strings, 64-bit ints, finite floats, booleans and None) and the rest
+    is read off the text, erring only towards False:
+
+    - no ``%`` (nor its escape ``\\u0025``) and no escaped NUL anywhere, so in no key;
+    - no more ``{`` and ``[`` bytes than the nesting limit, so no deeper nesting;
+    - a text short enough that its BSON fits in a document.
+
+    False means "walk it", not "refused".
+    """
+    return (
+        len(text) * _BSON_PER_JSON_BYTE <= MAX_PAYLOAD_BYTES
+        and b"%" not in text
+        and b"\\u0025" not in text
+        and b"\\u0000" not in text
+        and text.count(b"{") + text.count(b"[") <= MAX_NESTING
+    )
 
 
 # `_dict` and `_list` repeat the same per-value branch on purpose: a shared
