@@ -348,12 +348,12 @@ async def test_a_body_the_capture_vouched_for_is_stored_as_any_body(client: LLMC
     assert list(body) == ["id", "%24schema", "a%2Eb", "choices"]  # stored escaped
 
 
-def test_only_the_last_vouched_body_still_in_place_skips_the_walk() -> None:
-    first = _parsed(b'{"id": "r"}')
-    last = _parsed(b'{"id": "s"}')
-    assert not has_plain_body(first)  # another response was built since
-    assert has_plain_body(last)
-    assert not has_plain_body(last)  # asked once: the record has it now
+def test_a_vouched_body_skips_the_walk_once_and_only_while_in_place() -> None:
+    first, second, third = (_parsed(b'{"id": "%d"}' % n) for n in range(3))
+    # The last two are held (a call's request and its answer): the first is gone.
+    assert not has_plain_body(first)
+    assert has_plain_body(third) and has_plain_body(second)
+    assert not has_plain_body(third)  # asked once: the record has it now
     replaced = _parsed(b'{"id": "t"}')
     replaced.body = {"id": "t"}  # assigned: another object, walked as any body is
     assert not has_plain_body(replaced)

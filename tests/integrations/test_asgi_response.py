@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import bson
 import httpx
 import pytest
 from capture_upstream import (
@@ -22,7 +23,14 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from llmreq_mongo import InvalidInput, LLMClient, LLMClientRequest, Recorder, TokenUsage
+from llmreq_mongo import (
+    InvalidInput,
+    LLMClient,
+    LLMClientRequest,
+    LLMResponse,
+    Recorder,
+    TokenUsage,
+)
 from llmreq_mongo.integrations.asgi import (
     ASGIApp,
     LLMRequestLogger,
@@ -470,3 +478,91 @@ def test_bad_capture_options_are_refused_when_the_middleware_is_built(
 def test_capture_defaults_to_response_with_a_4_mib_copy() -> None:
     logger = LLMRequestLogger(upstream_app(), recorder=Recorder(), llm_client=lambda: None)
     assert logger.capture == "response" and logger.max_response_bytes == 4 * 1024 * 1024
+
+
+# -- the payloads the middleware decoded are not walked again, and are stored the same --------
+
+WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+
+
+def json_app(answer: dict[str, Any]) -> ASGIApp:
+    body = json.dumps(answer).encode()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        head = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+async def raw_stored() -> dict[str, Any]:
+    """The one stored record as MongoDB holds it (keys escaped, BSON types as stored)."""
+    (document,) = await LLMClientRequest.get_pymongo_collection().find({}).to_list()
+    return document
+
+
+async def send_nowhere(message: Message) -> None:
+    pass
+
+
+async def test_a_decoded_request_and_answer_are_stored_as_record_stores_them(
+    recorder: Recorder, client: LLMClient
+) -> None:
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "$x": {"a.b": 1}}
+    answer = {"id": "r", "choices": [], "usage": {"prompt_tokens": 1}, "a.b": [1.5, None]}
+    app = logger_for(recorder, client, json_app(answer))
+    await app(scope_for(), request_messages(request), send_nowhere)
+    await recorder.flush()
+    through_middleware = await raw_stored()
+    await LLMClientRequest.get_pymongo_collection().delete_many({})
+    stored_response = through_middleware["response"]
+    recorder.record(
+        client,
+        request,
+        response={
+            **LLMResponse.model_validate(
+                {**stored_response, "body": answer, "usage": stored_response["usage"]}
+            ).model_dump(),
+        },
+        created_at=through_middleware["created_at"].replace(tzinfo=dt.timezone.utc),
+        updated_at=through_middleware["updated_at"].replace(tzinfo=dt.timezone.utc),
+    )
+    await recorder.flush()
+    by_hand = await raw_stored()
+    for document in (through_middleware, by_hand):
+        del document["_id"]
+    assert bson.encode(through_middleware) == bson.encode(by_hand)
+    assert "%24x" in through_middleware["request"]  # escaped, as any payload is
+
+
+async def test_a_hook_that_changes_the_payload_in_place_gets_the_full_check(
+    client: LLMClient,
+) -> None:
+    def stamp(payload: Any) -> Any:
+        payload["when"] = WHEN  # in place: the same object, no longer plain JSON
+        return payload
+
+    async with Recorder(before_record=stamp) as recorder:
+        app = logger_for(recorder, client, json_app({"id": "r"}))
+        await app(scope_for(), request_messages({"model": "m"}), send_nowhere)
+        await recorder.flush()
+    # Stored as the check converts a datetime (an ISO string), not as BSON encodes one.
+    assert (await raw_stored())["request"]["when"] == "2026-01-02T03:04:05+00:00"
+
+
+async def test_a_recorder_of_the_callers_that_changes_the_payload_gets_the_full_check(
+    recorder: Recorder, client: LLMClient
+) -> None:
+    class Stamping:
+        """A recorder of the caller's own: it changes the payload in place, then records."""
+
+        def record(self, llm_client: Any, request: Any, **fields: Any) -> Any:
+            request["when"] = WHEN
+            return recorder.record(llm_client, request, **fields)
+
+    app = LLMRequestLogger(json_app({"id": "r"}), recorder=Stamping(), llm_client=client)
+    await app(scope_for(), request_messages({"model": "m"}), send_nowhere)
+    await recorder.flush()
+    assert (await raw_stored())["request"]["when"] == "2026-01-02T03:04:05+00:00"

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from llmreq_mongo._checks import a_type
-from llmreq_mongo._queries import checked_payload, normalize_payload
+from llmreq_mongo._queries import checked_payload, normalize_payload, vouch, vouched
 from llmreq_mongo._time import aware_utc, now_ms, to_utc_ms
 from llmreq_mongo.errors import InvalidInput, InvalidPayload
 
@@ -185,41 +185,26 @@ class DecodedBody:
         self.plain = plain
 
 
-#: The last response built around a body the decoder vouched for, and that
-#: body. The capture builds a response and hands it to the recorder at once,
-#: with no code of the caller's in between, so the record being checked is
-#: this one; anything else (another response, a body since replaced) does not
-#: match, and is walked as any body is. One pair, replaced whole: threads see
-#: either pair, and the worst a race can do is cost a walk.
-_VOUCHED: tuple[LLMResponse | None, Any] = (None, None)
-
-
 def vouched_response(fields: dict[str, Any], body: DecodedBody | None) -> LLMResponse:
-    """``LLMResponse(**fields, body=body)``, remembering a vouched-for body as plain.
+    """``LLMResponse(**fields, body=body)``, its body vouched for when the decoder did.
 
     Raises:
         InvalidInput: as ``LLMResponse(...)``.
     """
-    global _VOUCHED
     response = LLMResponse(**fields, body=body)
-    _VOUCHED = (response, body.value) if body is not None and body.plain else (None, None)
+    if body is not None and body.plain:
+        vouch(body.value)
     return response
 
 
 def has_plain_body(response: LLMResponse) -> bool:
-    """Whether ``response.body`` is known to be plain JSON (None counts), with no walk.
+    """Whether ``response.body`` is None or known to be plain JSON without a walk.
 
-    True for a body that is None, and for the last response
-    :func:`vouched_response` built while its body is still the object the
-    decoder vouched for. That answer is given once: the record that asks
-    takes the body now, and the body is not kept alive after.
+    Known when it is still the very object the capture decoded and vouched
+    for (:func:`~llmreq_mongo._queries.vouch`); that answer is given once.
     """
-    global _VOUCHED
-    vouched, body = _VOUCHED
-    if response is not vouched:
-        return response.body is None
-    _VOUCHED = (None, None)
-    return response.body is body
+    body = response.body
+    return body is None or vouched(body)
 
 
 def _body_error(exc: InvalidPayload) -> InvalidPayload:

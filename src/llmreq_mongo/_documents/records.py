@@ -40,6 +40,7 @@ from llmreq_mongo._queries import (
     encode_payload,
     is_plain,
     normalize_payload,
+    vouched,
 )
 from llmreq_mongo.errors import PayloadTooLarge
 
@@ -172,7 +173,7 @@ def validate_request(
     check_bool("is_aggregation", is_aggregation)
     unverified = (
         not (copy or fit)
-        and is_plain(request)
+        and (vouched(request) or is_plain(request))
         and (
             response is None
             or (

@@ -29,7 +29,7 @@ from .payload import (
     normalize_payload,
     stored_payload,
 )
-from .plain import is_plain, is_plain_json_text
+from .plain import forget_vouched, is_plain, is_plain_json_text, vouch, vouched
 from .queryset import QuerySet
 from .values import ValuesQuerySet
 
@@ -51,6 +51,7 @@ __all__ = [
     "decode_payload",
     "encode_cursor",
     "encode_payload",
+    "forget_vouched",
     "is_plain",
     "is_plain_json_text",
     "escape_key",
@@ -63,5 +64,7 @@ __all__ = [
     "resolve_field",
     "scoped_match",
     "translate_lookups",
+    "vouch",
+    "vouched",
     "with_tiebreak",
 ]

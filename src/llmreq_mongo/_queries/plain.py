@@ -30,7 +30,7 @@ from typing import Any
 
 from .payload import MAX_NESTING, MAX_PAYLOAD_BYTES
 
-__all__ = ["is_plain", "is_plain_json_text"]
+__all__ = ["forget_vouched", "is_plain", "is_plain_json_text", "vouch", "vouched"]
 
 _isfinite = math.isfinite
 
@@ -85,6 +85,41 @@ def is_plain_json_text(text: bytes) -> bool:
         and b"\\u0000" not in text
         and text.count(b"{") + text.count(b"[") <= MAX_NESTING
     )
+
+
+#: The last payloads a decoder vouched for (:func:`vouch`): at most two, a
+#: call's request and its response body. Replaced whole: threads see either
+#: tuple, and the worst a race can do is cost a walk.
+_VOUCHED: tuple[Any, ...] = ()
+
+
+def vouch(value: Any) -> None:
+    """Remember ``value`` as plain, for the record about to take it.
+
+    For the capture: a dict or list it has just decoded and checked with
+    :func:`is_plain_json_text`, handed to the recorder at once, with no
+    code of the caller's in between that could change it in place. A
+    record asking :func:`vouched` about the very same object then skips
+    :func:`is_plain`; any other object is walked as usual.
+    """
+    global _VOUCHED
+    _VOUCHED = (*_VOUCHED[-1:], value)
+
+
+def vouched(value: Any) -> bool:
+    """Whether ``value`` is a payload vouched for; the answer is given once."""
+    global _VOUCHED
+    held = _VOUCHED
+    if not any(item is value for item in held):
+        return False
+    _VOUCHED = tuple(item for item in held if item is not value)
+    return True
+
+
+def forget_vouched() -> None:
+    """Forget every payload vouched for: code that could change them runs next."""
+    global _VOUCHED
+    _VOUCHED = ()
 
 
 # `_dict` and `_list` repeat the same per-value branch on purpose: a shared

@@ -53,6 +53,7 @@ from llmreq_mongo._documents import (
     new_record_id,
     validate_request,
 )
+from llmreq_mongo._queries import forget_vouched
 from llmreq_mongo._time import now_ms
 from llmreq_mongo._types import SavedClient
 from llmreq_mongo.errors import (
@@ -489,6 +490,7 @@ class Recorder:
         if self._crash is not None:
             raise RecorderClosed(f"the recorder's writer failed ({self._crash!r}); stop it")
         if self._options.before_record is not None:
+            forget_vouched()  # the hook may change the payload in place
             request = self._options.before_record(request)
         return validate_request(
             llm_client,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from llmreq_mongo._capture.decode import loads
+from llmreq_mongo._capture.decode import loads_plain
 from llmreq_mongo._checks import MAX_SESSION_KEY
 from llmreq_mongo.errors import InvalidInput
 
@@ -177,11 +177,23 @@ def parse_json_body(body: bytes) -> Any:
     Raises:
         ValueError: the body is empty or not JSON.
     """
+    return parse_json_request(body)[0]
+
+
+def parse_json_request(body: bytes) -> tuple[Any, bool]:
+    """:func:`parse_json_body`, and whether the decoder vouches for the payload.
+
+    True means plain JSON that a record stores as it is, without walking it
+    (:func:`~llmreq_mongo._capture.decode.loads_plain`).
+
+    Raises:
+        ValueError: the body is empty or not JSON.
+    """
     if not body.strip():
         raise ValueError("the body is empty")
     # orjson first, for speed; what it refuses (NaN among them) is read, or
     # refused, by the standard library's strict reading below.
-    return loads(body, exact=_strict_json)
+    return loads_plain(body, exact=_strict_json)
 
 
 def _strict_json(body: bytes) -> Any:

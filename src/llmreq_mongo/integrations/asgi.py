@@ -45,6 +45,8 @@ from typing import Any, Literal
 from llmreq_mongo._capture import DEFAULT_MAX_BYTES, LLMResponse
 from llmreq_mongo._checks import a_type
 from llmreq_mongo._documents import LLMClient
+from llmreq_mongo._queries import forget_vouched, vouch
+from llmreq_mongo._recording.recorder import Recorder
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import InvalidInput
 
@@ -65,6 +67,7 @@ from ._session_keys import (
 from ._session_keys import NO_BODY as NO_BODY
 from ._session_keys import SessionKeyFinder as SessionKeyFinder
 from ._session_keys import parse_json_body as parse_json_body
+from ._session_keys import parse_json_request
 
 __all__ = [
     "ASGIApp",
@@ -295,7 +298,7 @@ class LLMRequestLogger:
     def _prepare(self, scope: Scope, body: bytes, arrived: dt.datetime | None) -> _Call | None:
         """What a record of this request needs, or None (counted and logged) if it cannot be."""
         try:
-            payload = parse_json_body(body)
+            payload, plain = parse_json_request(body)
         except ValueError as exc:
             self.stats.skipped_not_json += 1
             logger.warning(
@@ -309,7 +312,7 @@ class LLMRequestLogger:
             session_key, ignored = self.session_keys.find(scope, payload)
             self.stats.session_keys_ignored += ignored
             recorder, llm_client = self._resolve_recorder(), self._resolve_client()
-            call = _Call(payload, session_key, recorder, llm_client, arrived)
+            call = _Call(payload, session_key, recorder, llm_client, arrived, plain=plain)
         except Exception as exc:  # recording must never fail the request
             self._record_error(scope, exc)
             return None
@@ -322,6 +325,10 @@ class LLMRequestLogger:
         self, scope: Scope, call: _Call, response: LLMResponse | None, failed: bool = False
     ) -> None:
         """Hand the record to the recorder; any refusal is counted and logged, never raised."""
+        if type(call.recorder) is not Recorder:
+            forget_vouched()  # another recorder's code may change the payloads first
+        elif call.plain:
+            vouch(call.payload)  # decoded here, and seen by no code of the caller's
         try:
             if response is None:
                 record_id = call.recorder.record(
@@ -343,6 +350,8 @@ class LLMRequestLogger:
         except Exception as exc:  # recording must never fail the request
             self._record_error(scope, exc)
             return
+        finally:
+            forget_vouched()  # taken by the record, or no longer wanted
         self.stats.recorded += 1
         if failed:
             self.stats.call_errors += 1
@@ -387,7 +396,7 @@ class LLMRequestLogger:
 class _Call:
     """A request waiting for its response: what its record needs, read on arrival."""
 
-    __slots__ = ("created_at", "llm_client", "payload", "recorder", "session_key")
+    __slots__ = ("created_at", "llm_client", "payload", "plain", "recorder", "session_key")
 
     def __init__(
         self,
@@ -396,8 +405,12 @@ class _Call:
         recorder: SupportsRecord,
         llm_client: LLMClient,
         created_at: dt.datetime | None,
+        *,
+        plain: bool = False,
     ) -> None:
         self.payload = payload
+        #: Whether the decoder vouched for the payload (parse_json_request).
+        self.plain = plain
         self.session_key = session_key
         self.recorder = recorder
         self.llm_client = llm_client
