@@ -109,11 +109,14 @@ def vouch(value: Any) -> None:
 def vouched(value: Any) -> bool:
     """Whether ``value`` is a payload vouched for; the answer is given once."""
     global _VOUCHED
-    held = _VOUCHED
-    if not any(item is value for item in held):
-        return False
-    _VOUCHED = tuple(item for item in held if item is not value)
-    return True
+    held = _VOUCHED  # at most two: the last vouched for at the end
+    if held and held[-1] is value:
+        _VOUCHED = held[:-1]
+        return True
+    if len(held) == 2 and held[0] is value:
+        _VOUCHED = held[1:]
+        return True
+    return False
 
 
 def forget_vouched() -> None:
