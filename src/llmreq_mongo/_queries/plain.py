@@ -21,6 +21,13 @@ which converts, escapes, or raises the precise error with its path, so the
 stored bytes and the errors are exactly those of the full check. The walk
 allocates nothing and makes no call for a string, an int or a bool: on a
 chat request it costs about a third of the full check's.
+
+A payload the capture decoded itself need not be walked even that far.
+orjson makes only those types, with finite floats and 64-bit ints, and
+:func:`is_plain_json_text` reads the rest off the JSON text: no ``%``, no
+nesting past the limit. The capture then vouches (:func:`vouch`) for the very
+object it hands the recorder, and the record asks :func:`vouched` before
+it walks.
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ from bson import ObjectId
 from llmreq_mongo._capture import DEFAULT_MAX_BYTES, LLMResponse, ResponseParser
 from llmreq_mongo._checks import a_type
 from llmreq_mongo._documents import ValidatedRequest, checked_response
+from llmreq_mongo._queries import forget_vouched
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import InvalidInput, LLMReqError
 
@@ -327,6 +328,10 @@ class RecordedCall:
             self._state = _ENDED
             self._checked.respond(self._final(error))
             self._document = queued_record(self._checked, self.record_id, self.created_at)
+            # Nothing here asks whether the answer's body was vouched for (the
+            # request was copied and checked in full when the call opened): the
+            # vouch is dropped now, not held, with the body, until another replaces it.
+            forget_vouched()
         return self._document
 
     def _final(self, error: str | None) -> LLMResponse:
