@@ -5,9 +5,10 @@ refused with the same error and stored as the same document either way. The
 document is exactly the one Beanie itself would store for the same values,
 built without Beanie's per-document encoding.
 
-:func:`encode_request` gives that document as BSON bytes in one call of the
-driver's C encoder: the client link, the same for every record of a client,
-is encoded once and kept (a ``DBRef`` costs the encoder a Python call per
+:func:`encode_request` gives that document as BSON bytes: its fields
+framed around one call of the driver's C encoder, for the request and the
+response. The client's link and id, the same for every record of a client,
+are framed once and kept (a ``DBRef`` costs the encoder a Python call per
 record), and :func:`new_record_id` makes ids without ``ObjectId()``'s
 per-id lock and packing.
 """
@@ -257,10 +258,6 @@ _CLIENT_REFS: dict[tuple[str, ObjectId], DBRef] = {}
 _CLIENT_REFS_MAX = 1024
 
 
-#: The same links, encoded: what the driver's encoder copies as it is.
-_ENCODED_REFS: dict[tuple[str, ObjectId], RawBSONDocument] = {}
-
-
 def _client_dbref(collection: str, client_id: ObjectId) -> DBRef:
     key = (collection, client_id)
     ref = _CLIENT_REFS.get(key)
@@ -268,18 +265,6 @@ def _client_dbref(collection: str, client_id: ObjectId) -> DBRef:
         if len(_CLIENT_REFS) >= _CLIENT_REFS_MAX:
             _CLIENT_REFS.clear()
         ref = _CLIENT_REFS[key] = DBRef(collection, client_id)
-    return ref
-
-
-def _encoded_dbref(collection: str, client_id: ObjectId) -> RawBSONDocument:
-    key = (collection, client_id)
-    ref = _ENCODED_REFS.get(key)
-    if ref is None:
-        if len(_ENCODED_REFS) >= _CLIENT_REFS_MAX:
-            _ENCODED_REFS.clear()
-        # DBRef.as_doc() is what the encoder itself would write for the link.
-        encoded = bson.encode(_client_dbref(collection, client_id).as_doc())
-        ref = _ENCODED_REFS[key] = RawBSONDocument(encoded)
     return ref
 
 
@@ -474,7 +459,8 @@ def _client_fields(collection: str, client_id: ObjectId) -> bytes:
     if fields is None:
         if len(_CLIENT_FIELDS) >= _CLIENT_REFS_MAX:
             _CLIENT_FIELDS.clear()
-        link = _encoded_dbref(collection, client_id).raw
+        # DBRef.as_doc() is what the encoder itself would write for the link.
+        link = bson.encode(_client_dbref(collection, client_id).as_doc())
         fields = b"\x03llm_client\x00" + link + b"\x07llm_client_id\x00" + client_id.binary
         _CLIENT_FIELDS[key] = fields
     return fields
