@@ -14,7 +14,14 @@ from llmreq_mongo._capture import LLMResponse, response_document
 
 BOT = (ObjectId(), "support-bot")
 CODER = (ObjectId(), "coder")
-NOW = dt.datetime.now(UTC).replace(microsecond=0)
+_STARTED = dt.datetime.now(UTC).replace(microsecond=0)
+_MIDNIGHT = _STARTED.replace(hour=0, minute=0, second=0)
+# The seed's calls of "today" are the 50 minutes before NOW, and the tests read
+# them back in one day's bucket: in the first hour of a UTC day, NOW is the last
+# second of the day before, so that they all fall on one day (and are still
+# less than two hours old, as the latency tests want them).
+_IN_FIRST_HOUR = _STARTED.hour == 0
+NOW = _MIDNIGHT - dt.timedelta(seconds=1) if _IN_FIRST_HOUR else _STARTED
 YESTERDAY = NOW - dt.timedelta(days=1)
 
 FIRST = chat(("system", "Be brief."), ("user", "How do I reset my password?"))
@@ -200,12 +207,15 @@ def test_stats_measures_tokens(cli, seeded):
         return sums
 
     inputs, outputs = by_day("input_tokens"), by_day("output_tokens")
-    rows = {b["start"][:10]: b for b in cli.json("stats", "--measure", "input_tokens")}
+    # The days end with NOW's, even when the clock has passed midnight since.
+    day_after = (_MIDNIGHT if _IN_FIRST_HOUR else _MIDNIGHT + dt.timedelta(days=1)).isoformat()
+    until = ("--until", day_after)
+    rows = {b["start"][:10]: b for b in cli.json("stats", "--measure", "input_tokens", *until)}
     assert rows[today]["input_tokens"] == inputs[today] == 52
     assert rows[yesterday]["input_tokens"] == inputs[yesterday]
     before = (NOW - dt.timedelta(days=3)).date().isoformat()
     assert rows[before]["input_tokens"] is None  # nothing reported that day: not 0
-    both = {b["start"][:10]: b for b in cli.json("stats", "--measure", "tokens")}
+    both = {b["start"][:10]: b for b in cli.json("stats", "--measure", "tokens", *until)}
     reported = {d: (inputs[d] or 0) + (outputs[d] or 0) for d in (yesterday, today)}
     assert both[today] == {
         "start": f"{today}T00:00:00.000Z",
@@ -213,7 +223,7 @@ def test_stats_measures_tokens(cli, seeded):
         "input_tokens": inputs[today],
         "output_tokens": outputs[today],
     }
-    text = cli("stats", "--measure", "tokens").stdout
+    text = cli("stats", "--measure", "tokens", *until).stdout
     total_in = sum(v for v in inputs.values() if v is not None)
     total_out = sum(v for v in outputs.values() if v is not None)
     assert (
