@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from llmreq_mongo._capture.decode import loads, loads_plain
@@ -211,3 +211,22 @@ def test_a_plain_body_is_vouched_for() -> None:
     text = b'{"id": "r", "choices": [{"message": {"content": "ok."}}], "$schema": "x"}'
     assert loads_plain(text) == (json.loads(text), True)
     assert is_plain_json_text(b"[" * MAX_NESTING + b"]" * MAX_NESTING)
+
+
+pieces = st.sampled_from([b"{", b"[", b"]", b"%", b"\\", b"u", b"0", b"\\u00", b'"a":', b"x" * 40])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(pieces, max_size=800).map(b"".join))
+@example(b"{" * 100 + b"[" * (MAX_NESTING - 100))  # at the limit, both kinds counted
+@example(b"{" * 100 + b"[" * (MAX_NESTING - 99))  # one past it
+@example(b"x" * MAX_NESTING + b"%")  # a short text is still searched
+def test_the_text_check_reads_the_bytes_as_written(text: bytes) -> None:
+    # Its faster searches (memchr for one byte, deletion to count brackets)
+    # say exactly what the plain reading of its rules says.
+    expected = (
+        b"%" not in text
+        and b"\\u00" not in text
+        and text.count(b"{") + text.count(b"[") <= MAX_NESTING
+    )
+    assert is_plain_json_text(text) is expected

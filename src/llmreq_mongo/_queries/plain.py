@@ -71,6 +71,9 @@ def is_plain(value: Any) -> bool:
 _BSON_PER_JSON_BYTE = 8
 
 
+_PERCENT, _BACKSLASH = ord("%"), ord("\\")
+
+
 def is_plain_json_text(text: bytes) -> bool:
     """Whether the value orjson decoded from ``text`` is one :func:`is_plain` passes.
 
@@ -88,12 +91,23 @@ def is_plain_json_text(text: bytes) -> bool:
     """
     return (
         len(text) * _BSON_PER_JSON_BYTE <= MAX_PAYLOAD_BYTES
-        and b"%" not in text
+        # A byte looked for as an int is a memchr; as bytes, a slower loop.
+        and _PERCENT not in text
         # One search for both escapes, \u0025 and \u0000 (a text with another
-        # escape of the first 256 code points is walked, which is only slower).
-        and b"\\u00" not in text
-        and text.count(b"{") + text.count(b"[") <= MAX_NESTING
+        # escape of the first 256 code points is walked, which is only slower),
+        # made only in a text with an escape at all.
+        and (_BACKSLASH not in text or b"\\u00" not in text)
+        and (len(text) <= MAX_NESTING or _opening_brackets(text) <= MAX_NESTING)
     )
+
+
+def _opening_brackets(text: bytes) -> int:
+    """How many ``{`` and ``[`` bytes ``text`` holds.
+
+    Counted as what deleting them removes: a deletion finds each with
+    memchr, several times faster than ``bytes.count`` on a text of a few KB.
+    """
+    return len(text) - len(text.replace(b"{", b"").replace(b"[", b""))
 
 
 #: The last payloads a decoder vouched for (:func:`vouch`): at most two, a
