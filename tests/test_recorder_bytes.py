@@ -12,6 +12,7 @@ from typing import Any
 import bson
 import pytest
 from bson import DBRef, ObjectId
+from bson.raw_bson import RawBSONDocument
 from hypothesis import given, settings
 
 from llmreq_mongo import InvalidInput, LLMClient, LLMClientRequest, LLMResponse, Recorder
@@ -20,6 +21,7 @@ from llmreq_mongo._documents import (
     EncodedRecord,
     encode_request,
     new_record_id,
+    records,
     request_document,
     validate_request,
 )
@@ -314,6 +316,24 @@ def test_an_encoded_record_answers_its_ids_without_decoding_the_bytes() -> None:
     assert record["llm_client_id"] == client_id
     assert dict(record["request"]) == {"a": 1}
     assert record.raw == encoded and record.size == len(encoded)
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["slots set directly", "driver's init"])
+def test_an_encoded_record_is_the_raw_document_of_its_bytes(
+    direct: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its RawBSONDocument state is set without the driver's __init__ when the
+    # driver keeps it in the slots expected, and by that __init__ otherwise:
+    # either way the record reads, compares and decodes as the driver's own.
+    monkeypatch.setattr(records, "_RAW_SLOTS", direct and records._RAW_SLOTS)
+    assert records._RAW_SLOTS is direct
+    record_id = ObjectId()
+    encoded = bson.encode({"_id": record_id, "request": {"a": [1, "b"]}, "n": None})
+    record, raw = EncodedRecord(encoded, record_id, ObjectId()), RawBSONDocument(encoded)
+    assert record.raw == raw.raw and record == raw
+    assert dict(record.items()) == dict(raw.items()) and record["n"] is None
+    assert type(record["request"]) is type(raw["request"])  # decoded with the same options
+    assert bson.encode(record) == encoded  # the driver sends the bytes as they are
 
 
 def _parsed(text: bytes) -> LLMResponse:

@@ -38,7 +38,7 @@ that talks to MongoDB goes through it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
@@ -355,17 +355,38 @@ class SpillFileMismatch(RecorderError):
         self.found = found
 
 
-@contextlib.contextmanager
-def storage_errors(action: str) -> Iterator[None]:
-    """Re-raise driver errors as :class:`StorageError` naming what failed."""
-    try:
-        yield
-    except OperationFailure as exc:
-        if exc.code == _AUTHENTICATION_FAILED:
+def storage_errors(action: str) -> contextlib.AbstractContextManager[None]:
+    """Re-raise driver errors as :class:`StorageError` naming what failed.
+
+    Example::
+
+        with storage_errors("insert LLMClientRequest"):
+            await collection.insert_one(document)
+    """
+    return _StorageErrors(action)
+
+
+class _StorageErrors(contextlib.AbstractContextManager[None]):
+    """:func:`storage_errors`' context manager: a class, as it guards every write.
+
+    (A generator-based one costs several times as much to enter and leave.)
+    """
+
+    __slots__ = ("_action",)
+
+    def __init__(self, action: str) -> None:
+        self._action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if not isinstance(exc, PyMongoError):
+            return  # no error, or not the driver's: it goes on unchanged
+        action = self._action
+        if isinstance(exc, OperationFailure) and exc.code == _AUTHENTICATION_FAILED:
             raise StorageError(
                 f"could not {action}: MongoDB refused the credentials; check the user "
                 "name, the password and authSource in the URI"
             ) from exc
-        raise StorageError(f"could not {action}: {exc}") from exc
-    except PyMongoError as exc:
         raise StorageError(f"could not {action}: {exc}") from exc

@@ -13,6 +13,7 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
+import orjson
 from beanie import (
     Delete,
     Insert,
@@ -278,16 +279,20 @@ class LLMClientRequest(TimestampedDocument):
         extra = fields.keys() - _CREATE_FIELDS
         if extra:
             cls._check_field_names(fields, "create")
+        request = fields.get("request")
         checked = validate_request(
             fields.get("llm_client"),
-            fields.get("request"),
+            request,
             fields.get("session_key"),
             fields.get("is_aggregation", False),
             client_model=LLMClient,
             created_at=fields.get("created_at"),
             updated_at=fields.get("updated_at"),
             response=fields.get("response"),
-            fit=bool(extra),  # otherwise encode_request checks what fits
+            # Otherwise encode_request checks what fits, and completes the check
+            # of a plain payload, which is copied once encoded (below).
+            fit=bool(extra),
+            copy=bool(extra),
         )
         if extra:
             # A subclass with fields of its own: let Beanie validate and encode them.
@@ -299,64 +304,76 @@ class LLMClientRequest(TimestampedDocument):
             )
             await _refuse_if_deleted(cls, checked.client_id)
             return created
-        record_id = new_record_id()
+        record_id = new_record_id(PydanticObjectId)
         now = now_ms()
         # Encoded here (the driver sends raw BSON as it is, and reads its _id
         # from the attribute instead of decoding the record for it).
         encoded = EncodedRecord(
             encode_request(checked, record_id=record_id, now=now), record_id, checked.client_id
         )
+        payload = checked.payload
+        if payload is request and payload is not None:
+            # The caller's own payload, plain JSON: the document gets a copy
+            # (orjson's, in C), as a checked copy would be, so that later
+            # changes to the caller's payload do not reach it.
+            payload = orjson.loads(orjson.dumps(payload))
         with storage_errors("insert LLMClientRequest"):
             await cls.get_pymongo_collection().insert_one(encoded)
-        await _refuse_if_deleted(cls, checked.client_id)
+        client_id = checked.client_id
+        if not _seen_lately(client_id):
+            await _refuse_if_deleted(cls, client_id)
+        if type(client_id) is not PydanticObjectId:
+            client_id = PydanticObjectId(client_id)
         values = {
-            "id": PydanticObjectId(record_id),
+            "id": record_id,
             "created_at": checked.created_at or now,
             "updated_at": checked.updated_at or now,
             "llm_client": fields["llm_client"],
-            "llm_client_id": PydanticObjectId(checked.client_id),
-            "request": checked.payload,
+            "llm_client_id": client_id,
+            "request": payload,
             "session_key": checked.session_key,
             "is_aggregation": checked.is_aggregation,
             "response": checked.response,
         }
-        doc: Self = (
-            cls._construct_saved(values)
-            if cls is LLMClientRequest
-            else cls.model_construct(**values)
-        )
+        if cls is LLMClientRequest:
+            return cls._construct_saved(values, (client_id, checked.session_key))
+        doc: Self = cls.model_construct(**values)
         doc._remember_stored()
         return doc
 
     @classmethod
-    def _construct_saved(cls, values: dict[str, Any]) -> Self:
-        """What ``model_construct(**values)`` builds, for this class's own fields only.
+    def _construct_saved(cls, values: dict[str, Any], stored_key: tuple[Any, Any]) -> Self:
+        """What ``model_construct(**values)`` builds, stored with ``stored_key`` (this class only).
 
         pydantic's ``model_construct`` resolves every default and initialises
         the private attributes once per class in the hierarchy; here both come
-        from a document built once with it, so each create skips that work.
+        from a document built once with it, so each create skips that work,
+        and the stored key is set with the rest rather than through
+        pydantic's ``__setattr__``.
         """
         template = _TEMPLATES.get(cls)
         if template is None:
             built = cls.model_construct(**values)
+            private = dict(built.__pydantic_private__ or {})
             template = _TEMPLATES[cls] = (
                 # the field order, with the defaults of fields not in `values`
                 {k: (None if k in values else v) for k, v in built.__dict__.items()},
                 frozenset(built.__pydantic_fields_set__),
-                dict(built.__pydantic_private__ or {}),
+                private,
+                tuple(k for k, v in private.items() if isinstance(v, (dict, list, set))),
             )
-        defaults, fields_set, private = template
-        state = dict(defaults)
+        defaults, fields_set, private, mutable = template
+        state = defaults.copy()
         state.update(values)
+        own = private.copy()
+        for name in mutable:
+            own[name] = own[name].copy()
+        own["_stored_key"] = stored_key
         doc = cls.__new__(cls)
         object.__setattr__(doc, "__dict__", state)
         object.__setattr__(doc, "__pydantic_fields_set__", set(fields_set))
         object.__setattr__(doc, "__pydantic_extra__", None)
-        object.__setattr__(
-            doc,
-            "__pydantic_private__",
-            {k: v.copy() if isinstance(v, (dict, list, set)) else v for k, v in private.items()},
-        )
+        object.__setattr__(doc, "__pydantic_private__", own)
         return doc
 
     @classmethod
@@ -409,8 +426,11 @@ class LLMClientRequest(TimestampedDocument):
 LLMClientRequests = LLMClientRequest
 
 
-#: Per class: field order and defaults, fields set, private attributes (``_construct_saved``).
-_TEMPLATES: dict[type[Any], tuple[dict[str, Any], frozenset[str], dict[str, Any]]] = {}
+#: Per class (``_construct_saved``): field order and defaults, fields set, private
+#: attributes, and those of them that are containers, copied for each document.
+_TEMPLATES: dict[
+    type[Any], tuple[dict[str, Any], frozenset[str], dict[str, Any], tuple[str, ...]]
+] = {}
 
 
 def _fields_of(checked: ValidatedRequest, llm_client: Any) -> dict[str, Any]:
@@ -435,6 +455,11 @@ CLIENT_CHECK_WINDOW = 1.0
 #: Client id -> ``time.monotonic()`` just before a read that found the client.
 _SEEN: dict[ObjectId, float] = {}
 _SEEN_MAX = 10_000
+
+
+def _seen_lately(client_id: ObjectId) -> bool:
+    """Whether :func:`verify_clients` would not ask for ``client_id`` now (found lately)."""
+    return time.monotonic() - _SEEN.get(client_id, -CLIENT_CHECK_WINDOW) < CLIENT_CHECK_WINDOW
 
 
 async def verify_clients(
