@@ -366,10 +366,12 @@ def storage_errors(action: str) -> contextlib.AbstractContextManager[None]:
     return _StorageErrors(action)
 
 
-class _StorageErrors(contextlib.AbstractContextManager[None]):
+class _StorageErrors:
     """:func:`storage_errors`' context manager: a class, as it guards every write.
 
-    (A generator-based one costs several times as much to enter and leave.)
+    (A generator-based one costs several times as much to enter and leave.) No
+    base class: ``AbstractContextManager`` has no ``__slots__``, and would give
+    each instance a ``__dict__``.
     """
 
     __slots__ = ("_action",)
