@@ -320,7 +320,7 @@ class LLMClientRequest(TimestampedDocument):
         with storage_errors("insert LLMClientRequest"):
             await cls.get_pymongo_collection().insert_one(encoded)
         client_id = checked.client_id
-        if not _seen_lately(client_id):
+        if not _seen_lately(client_id, time.monotonic()):
             await _refuse_if_deleted(cls, client_id)
         if type(client_id) is not PydanticObjectId:
             client_id = PydanticObjectId(client_id)
@@ -457,9 +457,12 @@ _SEEN: dict[ObjectId, float] = {}
 _SEEN_MAX = 10_000
 
 
-def _seen_lately(client_id: ObjectId) -> bool:
-    """Whether :func:`verify_clients` would not ask for ``client_id`` now (found lately)."""
-    return time.monotonic() - _SEEN.get(client_id, -CLIENT_CHECK_WINDOW) < CLIENT_CHECK_WINDOW
+def _seen_lately(client_id: ObjectId, now: float) -> bool:
+    """Whether ``client_id`` was found within ``CLIENT_CHECK_WINDOW`` of ``now`` (monotonic).
+
+    :func:`verify_clients` does not ask for such a client again.
+    """
+    return now - _SEEN.get(client_id, -CLIENT_CHECK_WINDOW) < CLIENT_CHECK_WINDOW
 
 
 async def verify_clients(
@@ -484,11 +487,7 @@ async def verify_clients(
         StorageError: MongoDB could not be asked, or the orphans not deleted.
     """
     now = time.monotonic()
-    wanted = [
-        cid
-        for cid in dict.fromkeys(client_ids)
-        if now - _SEEN.get(cid, -CLIENT_CHECK_WINDOW) >= CLIENT_CHECK_WINDOW
-    ]
+    wanted = [cid for cid in dict.fromkeys(client_ids) if not _seen_lately(cid, now)]
     if not wanted:
         return frozenset()
     target = LLMClientRequest if model is None else model
