@@ -222,9 +222,12 @@ class TimestampedDocument(Document):
         # Beanie keeps the settings in a class attribute, so a subclass that
         # init() never registered would inherit its parent's, and with them
         # the parent's collection: only settings of the class itself count.
-        if cls.__dict__.get("_document_settings") is None:
+        # Read here rather than through Beanie's get_settings, which reads the
+        # same attribute again: every write and query asks for it.
+        settings: DocumentSettings | None = cls.__dict__.get("_document_settings")
+        if settings is None:
             raise errors.NotInitialized(cls)
-        return super().get_settings()
+        return settings
 
     # -- hooks used by the manager and QuerySet ------------------------------
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
-import orjson
 from beanie import (
     Delete,
     Insert,
@@ -61,6 +60,8 @@ __all__ = [
 
 _REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation", "response"})
 _CREATE_FIELDS = _REQUEST_FIELDS | {"created_at", "updated_at"}
+#: The guard of objects.create's insert, made once: it holds only its words.
+_INSERT_ERRORS = storage_errors("insert LLMClientRequest")
 
 
 class LLMClient(TimestampedDocument):
@@ -279,10 +280,9 @@ class LLMClientRequest(TimestampedDocument):
         extra = fields.keys() - _CREATE_FIELDS
         if extra:
             cls._check_field_names(fields, "create")
-        request = fields.get("request")
         checked = validate_request(
             fields.get("llm_client"),
-            request,
+            fields.get("request"),
             fields.get("session_key"),
             fields.get("is_aggregation", False),
             client_model=LLMClient,
@@ -290,9 +290,8 @@ class LLMClientRequest(TimestampedDocument):
             updated_at=fields.get("updated_at"),
             response=fields.get("response"),
             # Otherwise encode_request checks what fits, and completes the check
-            # of a plain payload, which is copied once encoded (below).
+            # of a plain payload (which is checked by its copy, made in C).
             fit=bool(extra),
-            copy=bool(extra),
         )
         if extra:
             # A subclass with fields of its own: let Beanie validate and encode them.
@@ -311,13 +310,7 @@ class LLMClientRequest(TimestampedDocument):
         encoded = EncodedRecord(
             encode_request(checked, record_id=record_id, now=now), record_id, checked.client_id
         )
-        payload = checked.payload
-        if payload is request and payload is not None:
-            # The caller's own payload, plain JSON: the document gets a copy
-            # (orjson's, in C), as a checked copy would be, so that later
-            # changes to the caller's payload do not reach it.
-            payload = orjson.loads(orjson.dumps(payload))
-        with storage_errors("insert LLMClientRequest"):
+        with _INSERT_ERRORS:
             await cls.get_pymongo_collection().insert_one(encoded)
         client_id = checked.client_id
         if not _seen_lately(client_id, time.monotonic()):
@@ -330,7 +323,7 @@ class LLMClientRequest(TimestampedDocument):
             "updated_at": checked.updated_at or now,
             "llm_client": fields["llm_client"],
             "llm_client_id": client_id,
-            "request": payload,
+            "request": checked.payload,
             "session_key": checked.session_key,
             "is_aggregation": checked.is_aggregation,
             "response": checked.response,

@@ -37,10 +37,12 @@ from llmreq_mongo._capture import (
 from llmreq_mongo._checks import check_bool, check_session_key, check_timestamps, client_ref
 from llmreq_mongo._queries import (
     MAX_PAYLOAD_BYTES,
+    NOT_PLAIN,
     checked_payload,
     encode_payload,
     is_plain,
     normalize_payload,
+    plain_copy,
     vouched,
 )
 from llmreq_mongo.errors import PayloadTooLarge
@@ -102,9 +104,10 @@ class ValidatedRequest:
         self.created_at = created_at
         self.updated_at = updated_at
         #: Whether the payload and the response body passed only
-        #: :func:`~llmreq_mongo._queries.is_plain`: they are kept as they are,
-        #: and :func:`encode_request` completes their check with the encoder's
-        #: (or, should it refuse them, with the full one).
+        #: :func:`~llmreq_mongo._queries.is_plain` (or the payload
+        #: :func:`~llmreq_mongo._queries.plain_copy`, which made it): they are
+        #: kept as they are, and :func:`encode_request` completes their check
+        #: with the encoder's (or, should it refuse them, with the full one).
         self.unverified = unverified
         #: What came back, or None; and its stored form (the body escaped).
         self.response = response
@@ -159,10 +162,13 @@ def validate_request(
             record encoded before anything else reads it (the recorder),
             skips the copy when the payload is plain JSON with no key to
             escape: ``payload`` is then ``request`` itself. With ``fit``
-            False too, a payload (and an ``LLMResponse``'s body) that
+            False, a payload (and an ``LLMResponse``'s body) that
             :func:`~llmreq_mongo._queries.is_plain` passes is only checked
-            that far here: :func:`encode_request` completes the check, with
-            the same errors, as it encodes the record.
+            that far here, and :func:`encode_request` completes the check,
+            with the same errors, as it encodes the record; with ``copy``
+            too, the payload is checked by its copy
+            (:func:`~llmreq_mongo._queries.plain_copy`), and ``payload`` is
+            that copy.
 
     Raises:
         InvalidInput: a field is refused (``InvalidPayload`` for the payload
@@ -172,19 +178,23 @@ def validate_request(
     client_id, collection = client_ref(llm_client, model=client_model, write=True)
     key = check_session_key(session_key)
     check_bool("is_aggregation", is_aggregation)
-    unverified = (
-        not (copy or fit)
-        and (vouched(request) or is_plain(request))
-        and (
+    plain: Any = NOT_PLAIN
+    if not fit:
+        if copy:
+            plain = plain_copy(request)
+        elif vouched(request) or is_plain(request):
+            plain = request
+        if plain is not NOT_PLAIN and not (
             response is None
             or (
                 type(response) is LLMResponse
                 and (has_plain_body(response) or is_plain(response.body))
             )
-        )
-    )
+        ):
+            plain = NOT_PLAIN
+    unverified = plain is not NOT_PLAIN
     if unverified:
-        payload = stored = request
+        payload = stored = plain
     else:
         payload, stored = _payload_and_stored_form(request, copy=copy)
     answer = None if response is None else _response(response)

@@ -29,7 +29,15 @@ from .payload import (
     normalize_payload,
     stored_payload,
 )
-from .plain import forget_vouched, is_plain, is_plain_json_text, vouch, vouched
+from .plain import (
+    NOT_PLAIN,
+    forget_vouched,
+    is_plain,
+    is_plain_json_text,
+    plain_copy,
+    vouch,
+    vouched,
+)
 from .queryset import QuerySet
 from .values import ValuesQuerySet
 
@@ -38,6 +46,7 @@ __all__ = [
     "MAX_NESTING",
     "MAX_PAGE_SIZE",
     "MAX_PAYLOAD_BYTES",
+    "NOT_PLAIN",
     "RAW_ONLY",
     "FieldSpec",
     "Manager",
@@ -58,6 +67,7 @@ __all__ = [
     "field_specs",
     "fingerprint",
     "keyset_pipeline",
+    "plain_copy",
     "normalize_payload",
     "stored_payload",
     "payload_path",

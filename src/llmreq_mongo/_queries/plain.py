@@ -28,16 +28,33 @@ orjson makes only those types, with finite floats and 64-bit ints, and
 nesting past the limit. The capture then vouches (:func:`vouch`) for the very
 object it hands the recorder, and the record asks :func:`vouched` before
 it walks.
+
+A payload that must be copied anyway (``objects.create`` returns a document
+that holds it) is checked by its copy instead: :func:`plain_copy` has orjson
+write it out and read it back, which makes the copy in C, and the copy is
+what the walk would pass when the text passes :func:`is_plain_json_text`
+and the copy equals the payload (equality is what tells a NaN, a tuple or
+an ``Enum`` from what orjson writes for it).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from .payload import MAX_NESTING, MAX_PAYLOAD_BYTES
 
-__all__ = ["forget_vouched", "is_plain", "is_plain_json_text", "vouch", "vouched"]
+__all__ = [
+    "NOT_PLAIN",
+    "forget_vouched",
+    "is_plain",
+    "is_plain_json_text",
+    "plain_copy",
+    "vouch",
+    "vouched",
+]
 
 _isfinite = math.isfinite
 
@@ -99,6 +116,52 @@ def is_plain_json_text(text: bytes) -> bool:
         and (_BACKSLASH not in text or b"\\u00" not in text)
         and (len(text) <= MAX_NESTING or _opening_brackets(text) <= MAX_NESTING)
     )
+
+
+#: What :func:`plain_copy` returns for a payload it does not copy.
+NOT_PLAIN: Final = object()
+
+#: orjson refuses, instead of writing them as their base type, subclasses of
+#: str, int, dict and list, datetimes and dataclasses.
+_STRICT_DUMPS = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def plain_copy(value: Any) -> Any:
+    """A fresh copy of ``value`` (a dict or a list), plain JSON stored as the full check stores it.
+
+    orjson writes the value and reads it back, both in C. The copy holds
+    only what orjson reads (see :func:`is_plain_json_text`), which the text
+    then vouches for. It stands for ``value`` only when the two are equal:
+    orjson writes a NaN or an infinity as ``null``, a tuple as an array, an
+    ``Enum`` or a UUID as its value, and each of them then differs from what
+    was read back. An ``IntEnum`` or a ``str`` enum member is equal to its
+    value, which is what the full check stores for it too. A subclass of
+    ``str``, ``int``, ``dict`` or ``list`` (as a key too), a datetime, a
+    dataclass, an integer past 64 bits, and any other type, orjson refuses.
+
+    Returns:
+        The copy, or :data:`NOT_PLAIN`: "check it in full", not "refused".
+        Like :func:`is_plain`, it leaves the key checks to the encoder.
+    """
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return NOT_PLAIN
+    try:
+        text = orjson.dumps(value, option=_STRICT_DUMPS)
+    except TypeError:  # orjson.JSONEncodeError: a type, a key or an int it refuses
+        return NOT_PLAIN
+    if not is_plain_json_text(text):
+        return NOT_PLAIN
+    copy = orjson.loads(text)
+    try:
+        same = copy == value
+    except Exception:  # an __eq__ of the caller's own that raises: the full check decides
+        return NOT_PLAIN
+    return copy if same else NOT_PLAIN
 
 
 def _opening_brackets(text: bytes) -> int:
