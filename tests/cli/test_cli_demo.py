@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from llmreq_mongo import LLMClient
+from llmreq_mongo._cli._demo import next_session
 from llmreq_mongo._cli._demo_script import PERSONAS
+from llmreq_mongo._cli._demo_talk import DemoSession
 
 
 def _texts(doc: dict[str, Any]) -> list[tuple[str, str]]:
@@ -214,3 +218,18 @@ def test_readme_first_command_in_an_empty_directory(tmp_path):
     rows = json.loads(clients.stdout)
     assert sum(r["requests"] for r in rows) == 240
     assert sum(r["sessions"] for r in rows) == 40
+
+
+def test_a_waiting_cut_goes_to_a_session_that_streams() -> None:
+    rng = random.Random(7)
+    talks = [(LLMClient.model_construct(name="c"), DemoSession(i, rng)) for i in range(16)]
+    assert any(talk.can_be_cut() for _, talk in talks)
+    assert any(not talk.can_be_cut() for _, talk in talks)
+    # Each session in turn first, whatever is waiting.
+    assert [next_session(i, talks, ["cut"], rng) for i in range(16)] == talks
+    for i in range(16, 216):
+        _, talk = next_session(i, talks, ["rate_limit", "cut"], rng)
+        assert talk.can_be_cut()
+    # With no cut waiting, any session: the ones that do not stream too.
+    picked = {id(next_session(i, talks, ["rate_limit"], rng)[1]) for i in range(16, 416)}
+    assert len(picked) == len(talks)

@@ -50,6 +50,26 @@ _SHOWN = 10
 _MAX_SUMMARIES = 10_000
 
 
+def next_session(
+    i: int,
+    talks: list[tuple[LLMClient, DemoSession]],
+    waiting: list[Fault],
+    rng: random.Random,
+) -> tuple[LLMClient, DemoSession]:
+    """The session that makes call ``i``: each in turn first, then one at random.
+
+    While a cut is waiting for a call it fits, the call goes to a session
+    that streams, so that the cut planned for every run happens in it.
+    """
+    if i < len(talks):
+        return talks[i]
+    if "cut" in waiting:
+        streaming = [pair for pair in talks if pair[1].can_be_cut()]
+        if streaming:
+            return rng.choice(streaming)
+    return rng.choice(talks)
+
+
 def _kind(response: LLMResponse) -> str:
     """How a call ended, for the run's summary."""
     if response.status is None:
@@ -126,9 +146,9 @@ def demo(
         with progress:
             async with Recorder(max_batch=500, after_write=written) as recorder:
                 for i in range(requests):
-                    client, talk = talks[i % sessions] if i < sessions else rng.choice(talks)
                     if i in plan:
                         waiting.append(plan[i])
+                    client, talk = next_session(i, talks, waiting, rng)
                     fault = next((f for f in waiting if f != "cut" or talk.can_be_cut()), None)
                     if fault is not None:
                         waiting.remove(fault)
