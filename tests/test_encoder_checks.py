@@ -34,7 +34,7 @@ from llmreq_mongo._queries import (
     plain_copy,
 )
 from llmreq_mongo.errors import InvalidInput, InvalidPayload, PayloadTooLarge
-from test_recorder_hot_path import json_like, same_shape
+from test_recorder_hot_path import containers_of, json_like, same_shape
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
@@ -221,15 +221,6 @@ def test_is_plain(value: Any, plain: bool) -> None:
     assert is_plain(value) is plain
 
 
-def _containers_of(value: Any) -> set[int]:
-    """The ids of every dict and list in ``value``."""
-    if isinstance(value, dict):
-        return {id(value)}.union(*map(_containers_of, value.values()))
-    if isinstance(value, (list, tuple)):
-        return {id(value)}.union(*map(_containers_of, value))
-    return set()
-
-
 def assert_the_full_checks_copy(value: Any) -> None:
     """``plain_copy(value)`` declines, or is what the full check makes of ``value``.
 
@@ -240,7 +231,7 @@ def assert_the_full_checks_copy(value: Any) -> None:
     if copy is NOT_PLAIN:
         return
     assert is_plain(copy)
-    assert not _containers_of(copy) & _containers_of(value), "a copy shares nothing"
+    assert not containers_of(copy) & containers_of(value), "a copy shares nothing"
     try:
         normalized, escaped = normalize_payload(value)
     except InvalidPayload:

@@ -46,6 +46,15 @@ def full_walk(value: Any) -> tuple[Any, bool, int]:
     return walker.value(value, "", 0), walker.escaped, walker.size
 
 
+def containers_of(value: Any) -> set[int]:
+    """The ids of every dict and list (and tuple) in ``value``: what a copy must not share."""
+    if isinstance(value, dict):
+        return {id(value)}.union(*map(containers_of, value.values()))
+    if isinstance(value, (list, tuple)):
+        return {id(value)}.union(*map(containers_of, value))
+    return set()
+
+
 def same_shape(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False

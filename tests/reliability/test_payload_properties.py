@@ -38,6 +38,7 @@ from llmreq_mongo import (
     init,
 )
 from llmreq_mongo.pytest_plugin import TestServer
+from test_recorder_hot_path import containers_of
 
 INT64 = (-(2**63), 2**63 - 1)
 # mongod stores documents nested at most 180 levels deep (its maxBSONDepth of 200
@@ -220,15 +221,6 @@ def same(expected: Any, got: Any) -> bool:
     raise AssertionError(f"not a JSON value: {expected!r}")
 
 
-def _containers_of(value: Any) -> set[int]:
-    """The ids of every dict and list in ``value``."""
-    if isinstance(value, dict):
-        return {id(value)}.union(*map(_containers_of, value.values()))
-    if isinstance(value, (list, tuple)):
-        return {id(value)}.union(*map(_containers_of, value))
-    return set()
-
-
 async def _round_trip(suite: str, payload: Any, expected: Any) -> None:
     COUNTS[f"{suite}:tried"] += 1
     created = await LLMClientRequest.objects.create(
@@ -239,7 +231,7 @@ async def _round_trip(suite: str, payload: Any, expected: Any) -> None:
     assert same(expected, created.request)
     # A copy: no dict or list of the caller's payload is in the document, so
     # changing the payload after create() cannot change the document.
-    assert not _containers_of(created.request) & _containers_of(payload)
+    assert not containers_of(created.request) & containers_of(payload)
     got = await LLMClientRequest.objects.get(pk=created.id)
     COUNTS[f"{suite}:stored"] += 1
     if not same(expected, got.request):
