@@ -60,7 +60,8 @@ __all__ = [
 
 _REQUEST_FIELDS = frozenset({"llm_client", "request", "session_key", "is_aggregation", "response"})
 _CREATE_FIELDS = _REQUEST_FIELDS | {"created_at", "updated_at"}
-#: The guard of objects.create's insert, made once: it holds only its words.
+#: The guard of objects.create's insert, made once: it holds nothing but its
+#: message, so one serves every call.
 _INSERT_ERRORS = storage_errors("insert LLMClientRequest")
 
 
