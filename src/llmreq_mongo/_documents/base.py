@@ -58,6 +58,15 @@ class _ScopedFindOne:
 _BY_ID = frozenset({"_id", "revision_id"})
 
 
+def _refusal(cls: type[Any], exc: ValidationError) -> errors.LLMReqError:
+    """The error a document's constructor raises for ``exc``: a field check's own, if any."""
+    for error in exc.errors():
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, errors.LLMReqError):
+            return cause
+    return errors.InvalidInput(f"cannot create {cls.__name__}: {exc}")
+
+
 class TimestampedDocument(Document):
     """A Beanie document with ``created_at`` and ``updated_at`` that manage themselves.
 
@@ -88,6 +97,18 @@ class TimestampedDocument(Document):
     )
     NotUpdated: ClassVar[type[errors.NotUpdated]] = errors.NotUpdated
     AlreadyExists: ClassVar[type[errors.AlreadyExists]] = errors.AlreadyExists
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Build a document from your own values; a refused one raises ``InvalidInput``.
+
+        pydantic wraps what a field's check raised in its ``ValidationError``:
+        that check's own error (``InvalidPayload`` for a payload, with its
+        path) is raised instead, and any other refusal as ``InvalidInput``.
+        """
+        try:
+            super().__init__(*args, **kwargs)
+        except ValidationError as exc:
+            raise _refusal(type(self), exc) from None
 
     #: Fields the manager's ``update()`` refuses to set.
     _immutable_fields: ClassVar[frozenset[str]] = frozenset({"id", "created_at", "revision_id"})

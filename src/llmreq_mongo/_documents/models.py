@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from beanie import (
@@ -46,6 +47,7 @@ from .managers import RequestManagerDescriptor
 from .records import (
     EncodedRecord,
     ValidatedRequest,
+    checked_response,
     encode_request,
     new_record_id,
     validate_request,
@@ -155,6 +157,62 @@ def _without_int64(value: Any) -> Any:
     return value
 
 
+#: The fields of a request whose writes are checked (see ``LLMClientRequest.update``).
+_GUARDED_FIELDS = _REQUEST_FIELDS | {"llm_client_id"}
+#: Set while ``save()`` or ``save_changes()``, which check the fields first,
+#: write them with ``update``.
+_SAVING_CHANGES: ContextVar[bool] = ContextVar("llmreq_saving_changes", default=False)
+
+
+def _checked_update(update: Any, owner: str) -> Any:
+    """``update`` (``{"$set": {...}}`` or Beanie's operators) with its checked fields checked.
+
+    Raises:
+        InvalidInput: a write that only ``save()`` may make, or a refused value.
+    """
+    if not isinstance(update, Mapping):
+        return update  # not an update document: Beanie's own error
+    checked: dict[str, Any] = {}
+    for operator, spec in update.items():
+        name = str(operator)
+        if not (name.startswith("$") and isinstance(spec, Mapping)):
+            checked[name] = spec
+            continue
+        fields: dict[str, Any] = {}
+        for path, value in spec.items():
+            field = str(path)
+            root = field.split(".", 1)[0]
+            if root in _GUARDED_FIELDS:
+                if name != "$set" or field != root or root not in _SETTABLE:
+                    raise errors.InvalidInput(
+                        f"cannot apply {name} to {field} of {owner} with doc.update() or "
+                        f"doc.set(): only a $set of the whole of {', '.join(sorted(_SETTABLE))} "
+                        "is checked there; assign the field and await doc.save()"
+                    )
+                value = _SETTABLE[root](value)
+            fields[field] = value
+        checked[name] = fields
+    return checked
+
+
+def _stored_request(value: Any) -> Any:
+    payload, needs_escape = normalize_payload(value)
+    return encode_payload(payload) if needs_escape else payload
+
+
+def _stored_response(value: Any) -> Any:
+    return None if value is None else response_document(checked_response(value))
+
+
+#: How ``doc.set()`` checks each field it may set, and gives its stored form.
+_SETTABLE: dict[str, Callable[[Any], Any]] = {
+    "request": _stored_request,
+    "response": _stored_response,
+    "session_key": check_session_key,
+    "is_aggregation": lambda value: check_bool("is_aggregation", value),
+}
+
+
 def _link_id(value: Any) -> ObjectId | None:
     if isinstance(value, Link):
         return ObjectId(value.ref.id)
@@ -251,7 +309,78 @@ class LLMClientRequest(TimestampedDocument):
 
     @before_event(Insert, Replace, Save, SaveChanges)
     def _sync_before_write(self) -> None:
+        self._check_fields()
         self._sync_client_id()
+
+    def _check_fields(self) -> None:
+        """Check the fields as ``objects.create`` does, right before Beanie writes them.
+
+        ``save()``, ``replace()``, ``insert()`` and ``save_changes()`` write
+        what the attributes hold now, and neither an assignment
+        (``doc.request = ...``) nor a change in place
+        (``doc.request["n"] = ...``) is validated when it is made. So the
+        payload is checked (and copied) again, with the same errors, and a
+        response given as a dict of its fields becomes an ``LLMResponse``.
+
+        Raises:
+            InvalidInput: a field is refused (``InvalidPayload`` for the
+                payload or the response body); nothing is written.
+        """
+        self.request = normalize_payload(self.request)[0]
+        self.session_key = check_session_key(self.session_key)
+        check_bool("is_aggregation", self.is_aggregation)
+        response: Any = self.response
+        if response is not None:
+            # An LLMResponse is checked again from its fields: its body may
+            # have been changed in place since it was built.
+            fields = response.model_dump() if isinstance(response, LLMResponse) else response
+            self.response = checked_response(fields)
+
+    async def update(self, *args: Any, **kwargs: Any) -> Self:
+        """Apply update operators to this document, its checked fields checked as by ``save()``.
+
+        ``doc.set({...})`` and ``doc.update({"$set": {...}})`` may set
+        ``request``, ``response``, ``session_key`` and ``is_aggregation``
+        whole: each value is checked as ``objects.create`` checks it, and
+        stored in its stored form (the payload's awkward keys escaped).
+        Any other operator on those fields, a path into them
+        (``request.model``) and any write of the client link are refused:
+        assign the field and ``await doc.save()`` instead.
+
+        Raises:
+            InvalidInput: such a write, or a value refused by the checks.
+            NotUpdated: the document was deleted meanwhile.
+        """
+        if not _SAVING_CHANGES.get():
+            args = tuple(_checked_update(update, type(self).__name__) for update in args)
+        updated: Self = await super().update(*args, **kwargs)
+        return updated
+
+    async def save(self, *args: Any, **kwargs: Any) -> Self:
+        """Save the document, inserting it if it is new; its fields are checked first.
+
+        Beanie writes an existing document with ``$set``, which
+        :meth:`update` lets through once the fields are checked.
+        """
+        token = _SAVING_CHANGES.set(True)
+        try:
+            saved: Self = await super().save(*args, **kwargs)
+        finally:
+            _SAVING_CHANGES.reset(token)
+        return saved
+
+    async def save_changes(self, *args: Any, **kwargs: Any) -> Self | None:
+        """Save the fields changed since the document was read (Beanie's ``save_changes``).
+
+        The fields are checked first (as by ``save()``); Beanie then writes
+        the changes with ``$set``, which :meth:`update` lets through.
+        """
+        token = _SAVING_CHANGES.set(True)
+        try:
+            saved: Self | None = await super().save_changes(*args, **kwargs)
+        finally:
+            _SAVING_CHANGES.reset(token)
+        return saved
 
     @after_event(Insert)
     def _remember_inserted(self) -> None:
