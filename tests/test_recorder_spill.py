@@ -247,6 +247,19 @@ async def test_a_second_recorder_on_the_same_file_is_refused(
     assert len(await stored_ids("lock")) == 1
 
 
+async def test_a_file_named_by_another_path_is_the_same_file(
+    client: LLMClient, tmp_path: Path
+) -> None:
+    spill = tmp_path / "real" / "shared.spill"
+    spill.parent.mkdir()
+    (tmp_path / "link.spill").symlink_to(spill)
+    (tmp_path / "dir").symlink_to(spill.parent)
+    async with Recorder(spill_path=spill):
+        for other in (tmp_path / "link.spill", tmp_path / "dir" / "shared.spill"):
+            with pytest.raises(SpillFileInUse):
+                await Recorder(spill_path=other).start()
+
+
 async def test_a_recorder_in_another_process_holds_the_file(
     llmreq_engine: TestServer, llmreq_db: Handle, tmp_path: Path
 ) -> None:

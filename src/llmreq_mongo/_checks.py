@@ -11,6 +11,7 @@ saved.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, overload
@@ -157,9 +158,21 @@ def check_choice(name: str, value: Any, choices: tuple[C, ...]) -> C:
 
 
 def check_callback(name: str, value: F | None) -> F | None:
-    """Return ``value`` if it is callable or None."""
+    """Return ``value`` if it is a plain (not ``async``) callable, or None.
+
+    The recorder calls its hooks where it cannot wait, and never awaits what
+    they return: an ``async def`` hook would never run, so it is refused.
+    """
     if value is not None and not callable(value):
         raise InvalidInput(f"{name} must be a function or None, got {a_type(value)}")
+    if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+        getattr(value, "__call__", None)  # noqa: B004 (an object with an async __call__)
+    ):
+        raise InvalidInput(
+            f"{name} must be a plain function, not an async one: the recorder calls it "
+            "without awaiting it, so its body would never run; schedule async work "
+            "from a plain function (asyncio.get_running_loop().create_task(...))"
+        )
     return value
 
 

@@ -57,6 +57,7 @@ from llmreq_mongo._queries import forget_vouched
 from llmreq_mongo._time import now_ms
 from llmreq_mongo._types import SavedClient
 from llmreq_mongo.errors import (
+    InvalidInput,
     LLMReqError,
     RecorderClosed,
     RecorderError,
@@ -178,6 +179,7 @@ class Recorder:
         )
         self._state = _NEW
         self._crash: BaseException | None = None
+        self._warned_none = False  # before_record returned None once: logged
         self._task: asyncio.Task[None] | None = None
         self._journal_task: asyncio.Task[None] | None = None
         self._journal_wake = asyncio.Event()
@@ -491,7 +493,7 @@ class Recorder:
             raise RecorderClosed(f"the recorder's writer failed ({self._crash!r}); stop it")
         if self._options.before_record is not None:
             forget_vouched()  # the hook may change the payload in place
-            request = self._options.before_record(request)
+            request = self._before_record(self._options.before_record, request)
         return validate_request(
             llm_client,
             request,
@@ -504,6 +506,32 @@ class Recorder:
             fit=False,  # encode_request checks what fits
             copy=copy,
         )
+
+    def _before_record(self, hook: Callable[[Any], Any], request: Any) -> Any:
+        """``hook(request)``; a hook that raises refuses the record.
+
+        The hook redacts or enriches the payload, so a record it failed on is
+        not kept as it was: that could store what the hook was there to
+        remove. A hook returning None for a payload is most often one that
+        forgot its ``return``: it is stored as None, as asked, and logged once.
+
+        Raises:
+            InvalidInput: the hook raised (its exception is the cause).
+        """
+        try:
+            changed = hook(request)
+        except Exception as exc:
+            raise InvalidInput(
+                f"before_record raised {exc!r}, so the record was not accepted (it is "
+                "never stored without the change the hook makes); fix the hook"
+            ) from exc
+        if changed is None and request is not None and not self._warned_none:
+            self._warned_none = True
+            _log.warning(
+                "before_record returned None for a payload, so the record stores "
+                "request=None; return the payload from before_record to keep it"
+            )
+        return changed
 
     def _enqueue(self, document: QueuedRecord) -> None:
         writer = self._writer

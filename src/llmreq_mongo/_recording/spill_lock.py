@@ -23,8 +23,13 @@ __all__ = ["SpillLock", "lock_path"]
 
 
 def lock_path(path: Path) -> Path:
-    """The lock file of the spill file ``path``."""
-    return path.with_name(path.name + ".lock")
+    """The lock file of the spill file ``path``: beside the file it names.
+
+    The path is resolved first, so two recorders that name one file by two
+    paths (a symbolic link, ``..``) take the same lock.
+    """
+    real = path.resolve()
+    return real.with_name(real.name + ".lock")
 
 
 class SpillLock:
