@@ -100,6 +100,48 @@ async def test_a_failing_session_key_callable_still_records_the_call(
     assert "session_key raised" in caplog.text
 
 
+async def test_an_unusable_session_key_is_dropped_not_the_call(
+    recorder: Recorder, bot: LLMClient
+) -> None:
+    keys: list[Any] = ["k" * 256, 42]
+    transport = RecordingTransport(
+        httpx.ASGITransport(app=upstream_app()),
+        recorder=recorder,
+        llm_client=bot,
+        session_key=lambda request: keys.pop(0) if keys else "k" * 256,
+    )
+    headers = RecordingTransport(
+        httpx.ASGITransport(app=upstream_app()), recorder=recorder, llm_client=bot
+    )
+    async with through(transport) as http, through(headers) as by_header:
+        for _ in range(2):
+            assert (await http.post("/v1/chat/completions", json=BODY)).status_code == 200
+        sent = await by_header.post(
+            "/v1/chat/completions", json=BODY, headers={"X-Session-Key": "k" * 256}
+        )
+        assert sent.status_code == 200
+    await recorder.flush()
+    docs = await records()
+    assert len(docs) == 3 and all(d.session_key is None and d.response for d in docs)
+    assert transport.stats.session_keys_ignored == 2
+    assert headers.stats.session_keys_ignored == 1 and headers.stats.skipped == 0
+
+
+async def test_a_full_queue_never_holds_the_response_back(bot: LLMClient) -> None:
+    # Blocking is the recorder's default; the SDK's caller must not wait on it.
+    async with Recorder(max_queue=1, on_full="block", flush_interval=60) as recorder:
+        recorder.record(bot, {"n": 0})  # the queue is full now
+        transport = RecordingTransport(
+            httpx.ASGITransport(app=upstream_app()), recorder=recorder, llm_client=bot
+        )
+        async with through(transport) as http:
+            for _ in range(3):
+                answer = await http.post("/v1/chat/completions", json=BODY)
+                assert answer.status_code == 200 and answer.json()["choices"]
+        assert recorder.stats.accepted == 1  # the three calls were refused, not queued
+        await recorder.flush()
+
+
 async def test_only_posts_to_the_paths_are_recorded(recorder: Recorder, bot: LLMClient) -> None:
     assert DEFAULT_PATHS == ("/v1/chat/completions", "/v1/responses", "/v1/messages")
     spy = HeaderSpy(upstream_app())

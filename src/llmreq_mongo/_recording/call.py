@@ -126,11 +126,15 @@ class OpenCalls:
         for call in calls:
             self._admit(call._final_document(_STOPPED), True)
 
-    async def queue(self, call: RecordedCall, document: QueuedRecord, *, wait: bool) -> None:
+    async def queue(
+        self, call: RecordedCall, document: QueuedRecord, *, wait: bool, force: bool
+    ) -> None:
         """Queue the ended ``call``, unless ``stop()`` queued it meanwhile.
 
         ``wait`` waits for room first, as ``arecord()`` does; a cancellation
-        during that wait queues the record at once, and goes on.
+        during that wait queues the record at once, and goes on. ``force``
+        queues it even when the queue is full (an interrupted call);
+        otherwise a full queue is left to ``on_full``, as in ``record()``.
         """
         if wait:
             try:
@@ -140,7 +144,7 @@ class OpenCalls:
                     self._admit(document, True)
                 raise
         if self._take(call):
-            self._admit(document, not wait)
+            self._admit(document, force)
 
     def _take(self, call: RecordedCall) -> bool:
         """Whether ``call`` was still to be queued (it no longer is)."""
@@ -302,7 +306,7 @@ class RecordedCall:
 
     # -- the end ----------------------------------------------------------------------
 
-    async def finish(self, error: BaseException | str | None = None) -> None:
+    async def finish(self, error: BaseException | str | None = None, *, wait: bool = True) -> None:
         """End the call now and queue its record (the end of the block does this).
 
         Args:
@@ -310,17 +314,23 @@ class RecordedCall:
                 what went wrong; None when it ended normally. A
                 ``CancelledError`` or ``KeyboardInterrupt`` queues the record
                 without waiting for room.
+            wait: under ``on_full="block"``, wait for room as ``arecord()``
+                does. False queues it now, as ``record()`` does: a full
+                queue raises ``RecorderFull`` (or drops it, under
+                ``"drop"``). For code that must never wait on the recorder,
+                such as a client whose caller is reading the response.
 
         Calling it again, or after ``stop()`` recorded the call, does nothing.
 
         Raises:
-            RecorderFull: the queue is full and ``on_full`` is ``"raise"``.
+            RecorderFull: the queue is full and ``on_full`` is ``"raise"``
+                (or ``"block"``, with ``wait=False``).
         """
         if self._state != _OPEN:
             return
         interrupted = isinstance(error, BaseException) and not isinstance(error, Exception)
         document = self._final_document(None if error is None else _describe(error))
-        await self._calls.queue(self, document, wait=not interrupted)
+        await self._calls.queue(self, document, wait=wait and not interrupted, force=interrupted)
 
     def _final_document(self, error: str | None) -> QueuedRecord:
         """The record as the call stands, its response complete; the call is ended."""

@@ -32,9 +32,13 @@ logger = logging.getLogger("llmreq_mongo.integrations.httpx")
 
 
 async def end_call(call: RecordedCall, error: BaseException | str | None) -> None:
-    """End ``call``; a record the recorder refuses is logged, never raised into the client."""
+    """End ``call``; a record the recorder refuses is logged, never raised into the client.
+
+    It never waits for room in a full queue (the client's caller is waiting
+    for the response): ``on_full`` decides at once, as for ``record()``.
+    """
     try:
-        await call.finish(error)
+        await call.finish(error, wait=False)
     except LLMReqError as exc:
         logger.warning("llmreq: the record of call %s was not queued: %s", call.record_id, exc)
 

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
 from llmreq_mongo._capture import DEFAULT_MAX_BYTES
-from llmreq_mongo._checks import a_type, check_int
+from llmreq_mongo._checks import a_type, check_int, check_session_key
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recording.call import RecordedCall
 from llmreq_mongo._recording.recorder import Recorder
@@ -96,11 +96,15 @@ class TransportStats:
         skipped: requests sent without being recorded: a body that is not
             JSON (or not read yet), no running recorder, or a record the
             recorder refused (the log says which).
+        session_keys_ignored: session keys that were not usable (not a
+            string, or longer than 255 characters): the call was recorded
+            without one.
     """
 
     seen: int = 0
     recorded: int = 0
     skipped: int = 0
+    session_keys_ignored: int = 0
 
 
 class RecordingTransport(TransportBase):
@@ -253,7 +257,28 @@ class RecordingTransport(TransportBase):
             logger.warning("llmreq: not recording %s: %s", where, exc)
             return None
 
-    def _key(self, request: AnyRequest) -> Any:
+    def _key(self, request: AnyRequest) -> str | None:
+        """The call's session key; one that is not usable is dropped (logged), not the call.
+
+        A header (or the caller's function) may give what no record takes,
+        and whoever sends the request must not be able to keep the call out
+        of the history with it: the call is recorded without a key, as the
+        ASGI middleware records it.
+        """
+        key = self._raw_key(request)
+        try:
+            return check_session_key(key)
+        except InvalidInput as exc:
+            self.stats.session_keys_ignored += 1
+            logger.warning(
+                "llmreq: recording %s %s without its session key: %s",
+                request.method,
+                request.url.path,
+                exc,
+            )
+            return None
+
+    def _raw_key(self, request: AnyRequest) -> Any:
         source = self._session_key
         if source is None:
             return request.headers.get(SESSION_KEY_HEADER) or None
