@@ -139,6 +139,9 @@ def test_a_served_or_open_store_gets_no_head_start(made: Path, tmp_path: Path) -
         assert _head_start.guess(["--data-dir", str(data_dir), "clients"], {}) is None
     finally:
         tail.stop(signal.SIGINT)
+        # Its engine lets the store go a moment after `tail` exits, and the next
+        # test starts an engine on the same store: under load it found it still held.
+        assert all(gone_within(pid, 30) for pid in engine_children(data_dir))
 
 
 # -- the head start -------------------------------------------------------------
