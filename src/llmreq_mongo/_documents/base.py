@@ -279,10 +279,7 @@ class TimestampedDocument(Document):
         created, updated = check_timestamps(values.get("created_at"), values.get("updated_at"))
         if created is not None:
             values["created_at"], values["updated_at"] = created, updated
-        try:
-            doc = cls(**values)
-        except ValidationError as exc:
-            raise errors.InvalidInput(f"cannot create {cls.__name__}: {exc}") from None
+        doc = cls(**values)  # a refusal raises InvalidInput (see __init__)
         for name in fields:
             check_storable(name, getattr(doc, name))
         await doc._insert_checked()

@@ -8,9 +8,10 @@ hot write path (``objects.create`` and the recorder) lives in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
@@ -50,6 +51,7 @@ from .records import (
     checked_response,
     encode_request,
     new_record_id,
+    payload_and_stored_form,
     validate_request,
 )
 
@@ -161,7 +163,17 @@ def _without_int64(value: Any) -> Any:
 _GUARDED_FIELDS = _REQUEST_FIELDS | {"llm_client_id"}
 #: Set while ``save()`` or ``save_changes()``, which check the fields first,
 #: write them with ``update``.
-_SAVING_CHANGES: ContextVar[bool] = ContextVar("llmreq_saving_changes", default=False)
+_FIELDS_CHECKED: ContextVar[bool] = ContextVar("llmreq_fields_checked", default=False)
+
+
+@contextlib.contextmanager
+def _fields_checked() -> Iterator[None]:
+    """Let :meth:`LLMClientRequest.update` pass the writes of a save that checked its fields."""
+    token = _FIELDS_CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _FIELDS_CHECKED.reset(token)
 
 
 def _checked_update(update: Any, owner: str) -> Any:
@@ -195,18 +207,14 @@ def _checked_update(update: Any, owner: str) -> Any:
     return checked
 
 
-def _stored_request(value: Any) -> Any:
-    payload, needs_escape = normalize_payload(value)
-    return encode_payload(payload) if needs_escape else payload
-
-
 def _stored_response(value: Any) -> Any:
-    return None if value is None else response_document(checked_response(value))
+    return None if value is None else response_document(response_from(value))
 
 
-#: How ``doc.set()`` checks each field it may set, and gives its stored form.
+#: How the manager's ``update()`` and ``doc.set()`` check each field they may
+#: set, and give its stored form.
 _SETTABLE: dict[str, Callable[[Any], Any]] = {
-    "request": _stored_request,
+    "request": lambda value: payload_and_stored_form(value, copy=True)[1],
     "response": _stored_response,
     "session_key": check_session_key,
     "is_aggregation": lambda value: check_bool("is_aggregation", value),
@@ -351,7 +359,7 @@ class LLMClientRequest(TimestampedDocument):
             InvalidInput: such a write, or a value refused by the checks.
             NotUpdated: the document was deleted meanwhile.
         """
-        if not _SAVING_CHANGES.get():
+        if not _FIELDS_CHECKED.get():
             args = tuple(_checked_update(update, type(self).__name__) for update in args)
         updated: Self = await super().update(*args, **kwargs)
         return updated
@@ -362,11 +370,8 @@ class LLMClientRequest(TimestampedDocument):
         Beanie writes an existing document with ``$set``, which
         :meth:`update` lets through once the fields are checked.
         """
-        token = _SAVING_CHANGES.set(True)
-        try:
+        with _fields_checked():
             saved: Self = await super().save(*args, **kwargs)
-        finally:
-            _SAVING_CHANGES.reset(token)
         return saved
 
     async def save_changes(self, *args: Any, **kwargs: Any) -> Self | None:
@@ -375,11 +380,8 @@ class LLMClientRequest(TimestampedDocument):
         The fields are checked first (as by ``save()``); Beanie then writes
         the changes with ``$set``, which :meth:`update` lets through.
         """
-        token = _SAVING_CHANGES.set(True)
-        try:
+        with _fields_checked():
             saved: Self | None = await super().save_changes(*args, **kwargs)
-        finally:
-            _SAVING_CHANGES.reset(token)
         return saved
 
     @after_event(Insert)
@@ -508,18 +510,9 @@ class LLMClientRequest(TimestampedDocument):
             client_id, collection = client_ref(fields["llm_client"], model=LLMClient, write=True)
             changes["llm_client"] = DBRef(collection, client_id)
             changes["llm_client_id"] = client_id
-        if "request" in fields:
-            payload, needs_escape = normalize_payload(fields["request"])
-            changes["request"] = encode_payload(payload) if needs_escape else payload
-        if "session_key" in fields:
-            changes["session_key"] = check_session_key(fields["session_key"])
-        if "is_aggregation" in fields:
-            changes["is_aggregation"] = check_bool("is_aggregation", fields["is_aggregation"])
-        if "response" in fields:
-            answer = fields["response"]
-            changes["response"] = (
-                None if answer is None else response_document(response_from(answer))
-            )
+        for name, stored_form in _SETTABLE.items():
+            if name in fields:
+                changes[name] = stored_form(fields[name])
         return changes
 
     def to_json(self) -> dict[str, Any]:

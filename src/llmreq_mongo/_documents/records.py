@@ -57,6 +57,7 @@ __all__ = [
     "checked_response",
     "encode_request",
     "new_record_id",
+    "payload_and_stored_form",
     "request_document",
     "validate_request",
 ]
@@ -196,7 +197,7 @@ def validate_request(
     if unverified:
         payload = stored = plain
     else:
-        payload, stored = _payload_and_stored_form(request, copy=copy)
+        payload, stored = payload_and_stored_form(request, copy=copy)
     answer = None if response is None else _response(response)
     created = updated = None
     if created_at is not None or updated_at is not None:
@@ -218,7 +219,7 @@ def validate_request(
     return checked
 
 
-def _payload_and_stored_form(request: Any, *, copy: bool) -> tuple[Any, Any]:
+def payload_and_stored_form(request: Any, *, copy: bool) -> tuple[Any, Any]:
     """``request`` checked in full (a fresh copy with ``copy``), and its stored form.
 
     Raises:
@@ -417,7 +418,7 @@ def _check_fully(checked: ValidatedRequest) -> None:
     Raises:
         InvalidPayload: the payload is refused, as ``validate_request`` would.
     """
-    checked.payload, checked.stored = _payload_and_stored_form(checked.payload, copy=False)
+    checked.payload, checked.stored = payload_and_stored_form(checked.payload, copy=False)
     if checked.response is not None:
         checked.stored_response = response_document(checked.response)
 
