@@ -301,3 +301,133 @@ def test_a_buffer_reused_by_its_sender_is_copied() -> None:
     parser.feed(second)
     second[:] = b"y" * len(second)
     assert parser.finish(status=200).body == chat_json("answer")
+
+
+def _chat_chunk(choices: list[dict[str, Any]], model: str = "m") -> bytes:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": model}
+    return _sse({**chunk, "choices": choices})
+
+
+def test_a_tool_call_index_far_ahead_is_left_out_not_followed() -> None:
+    # 20,000,000 empty calls would cost seconds and gigabytes for a 200-byte chunk.
+    far = {"index": 20_000_000, "function": {"name": "f", "arguments": ""}}
+    near = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "g"}}
+    chunks = [
+        _chat_chunk([{"index": 0, "delta": {"tool_calls": [near]}}]),
+        _chat_chunk([{"index": 0, "delta": {"tool_calls": [far]}, "finish_reason": "stop"}]),
+        _sse("[DONE]"),
+    ]
+    response = run("/v1/chat/completions", SSE, chunks)
+    (call,) = response.body["choices"][0]["message"]["tool_calls"]
+    assert call["function"] == {"name": "g"}
+    assert response.error is not None and "tool call index 20000000" in response.error
+    assert response.finish_reasons == ["stop"]
+
+
+def test_a_content_index_far_ahead_is_left_out_not_followed() -> None:
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("response.created", {"response": _response("in_progress", [], None)}),
+        ("response.output_item.added", {"output_index": 0, "item": {"id": "i", "content": []}}),
+        ("response.content_part.added", {"output_index": 0, "content_index": 5_000_000,
+                                         "part": {"type": "output_text", "text": ""}}),
+        ("response.content_part.added", {"output_index": 0, "content_index": -1,
+                                         "part": {"type": "output_text", "text": ""}}),
+    ]  # fmt: skip
+    chunks = [_sse({"type": kind, **data}, event=kind) for kind, data in events]
+    response = run("/v1/responses", SSE, chunks)
+    assert response.body["output"] == [{"id": "i", "content": []}]
+    assert response.error is not None and "ended before" in response.error
+
+
+def test_an_anthropic_index_that_is_not_an_integer_is_ignored() -> None:
+    events = messages_stream_events("answer")
+    odd = {"type": "content_block_delta", "index": [0], "delta": {"type": "text_delta"}}
+    stop = {"type": "content_block_stop", "index": {"a": 1}}
+    chunks = [*events[:3], _sse(odd, event="content_block_delta"), _sse(stop), *events[3:]]
+    assert run("/v1/messages", SSE, chunks).body == run("/v1/messages", SSE, events).body
+
+
+DEEP = b'{"a":' * 5000 + b"1" + b"}" * 5000
+
+
+def test_a_json_body_nested_too_deeply_is_dropped_and_said() -> None:
+    response = run("/v1/chat/completions", "application/json", [DEEP], status=200)
+    assert response.body is None and response.status == 200
+    assert response.error == "the body was not kept: the JSON nests too deeply to be read"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/messages"])
+def test_a_stream_event_nested_too_deeply_is_left_out_and_said(path: str) -> None:
+    chunks = {
+        "/v1/chat/completions": chat_stream_chunks("answer", include_usage=True),
+        "/v1/responses": responses_stream_events("answer"),
+        "/v1/messages": messages_stream_events("answer"),
+    }[path]
+    # The deep event comes first, so the path is what says which API answered.
+    response = run(path, SSE, [b"data: " + DEEP + b"\n\n", *chunks])
+    assert response.usage is not None
+    if path != "/v1/responses":  # a final response is whole: nothing is missing from it
+        assert response.error == (
+            "an event was left out of the body: the JSON nests too deeply to be read"
+        )
+
+
+def test_a_tool_input_nested_too_deeply_is_kept_as_text() -> None:
+    events = messages_stream_events("tools")
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    piece = {"type": "content_block_delta", "index": 0,
+             "delta": {"type": "input_json_delta", "partial_json": deep}}  # fmt: skip
+    block = {"type": "tool_use", "id": "t", "name": "f", "input": {}}
+    start = {"type": "content_block_start", "index": 0, "content_block": block}
+    stop = {"type": "content_block_stop", "index": 0}
+    chunks = [*events[:2], *(_sse(e) for e in (start, piece, stop)), events[-1]]
+    response = run("/v1/messages", SSE, chunks)
+    assert response.body["content"][0]["input"] == deep
+    assert response.error == "the tool input of content block 0 is not valid JSON"
+
+
+def test_a_delta_nested_as_deep_as_orjson_reads_is_merged_without_recursing() -> None:
+    deep = b'{"a":' * 1020 + b"1" + b"}" * 1020
+    first = _chat_chunk([{"index": 0, "delta": {"content": "x"}}])
+    chunk = json.loads(first[len("data: ") :])
+    chunk["choices"][0]["delta"] = {"extra": "@"}
+    second = ("data: " + json.dumps(chunk)).encode().replace(b'"@"', deep) + b"\n\n"
+    response = run("/v1/chat/completions", SSE, [first, second, second, _sse("[DONE]")])
+    assert response.body is None  # MongoDB stores 179 levels: the body cannot be kept
+    assert response.error is not None and "nests deeper than" in response.error
+
+
+def test_fields_read_outside_the_body_are_bounded() -> None:
+    # A hostile stream: hundreds of choices with long finish reasons, a huge model.
+    reason = "r" * 1000
+    choices = [{"index": i, "delta": {}, "finish_reason": reason} for i in range(300)]
+    model = "m" * 10_000
+    error = {"type": "server_error", "message": "e" * 60_000}
+    # In events of 30 choices: each is read whole (an event past 64 KiB is not).
+    chunks = [_chat_chunk(choices[at : at + 30], model) for at in range(0, 300, 30)]
+    chunks.append(_sse({"error": error}))
+    response = run("/v1/chat/completions", SSE, chunks, max_bytes=1000)
+    assert response.truncated and response.body is None
+    assert len(response.finish_reasons) == 128
+    assert response.finish_reasons[0] == "r" * 63 + "…"
+    assert response.model == "m" * 255 + "…"
+    assert response.error is not None and len(response.error) == 4096
+    assert response.error.startswith("server_error: eee") and response.error.endswith("…")
+    # What a record of it stores is small, whatever the stream's size.
+    assert len(response.model_dump_json()) < 20_000
+    given = run("/v1/chat/completions", SSE, chunks, error="x" * 100_000)
+    assert given.error == "x" * 4095 + "…"
+
+
+def test_a_json_body_over_the_limit_keeps_its_finish_reasons() -> None:
+    body = chat_json("answer")
+    body["choices"][0]["message"]["content"] = "x" * 200_000
+    body["choices"][0]["finish_reason"] = "length"
+    raw = json.dumps(body).encode()
+    response = run("/v1/chat/completions", "application/json", [raw], max_bytes=50_000)
+    assert response.truncated and response.finish_reasons == ["length"]
+    message = messages_json("answer")
+    message["content"][0]["text"] = "x" * 200_000
+    raw = json.dumps(message).encode()
+    response = run("/v1/messages", "application/json", [raw], max_bytes=50_000)
+    assert response.truncated and response.finish_reasons == [message["stop_reason"]]

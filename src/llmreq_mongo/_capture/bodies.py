@@ -38,6 +38,11 @@ _USAGE_MAPS = {
 # a string cannot match, since it is preceded by a backslash.
 _ID = re.compile(rb'"id"\s*:\s*"([^"\\]{1,200})"')
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+# A choice's finish reason (chat) and a message's stop reason (Anthropic) come
+# after the content, so they are in the tail. In valid JSON a quoted name
+# followed by a colon is always a key, never text inside a string (whose
+# quotes are escaped).
+_REASON = re.compile(rb'"(?:finish|stop)_reason"\s{0,8}:\s{0,8}"([^"\\]{1,200})"')
 
 
 def api_of_body(body: Any) -> API | None:
@@ -80,7 +85,15 @@ def read_body(body: Any, api: API | None) -> Outcome:
 
 
 def read_oversized_body(head: bytes, tail: bytes, api: API | None) -> Outcome:
-    """The id, model and usage of a JSON body of which only the ends were kept."""
+    """The id, model, finish reasons and usage of a JSON body of which only the ends were kept.
+
+    Finish reasons are read from the tail alone: the two ends overlap when the
+    body is only a little over the limit, and a reason read in both would
+    count twice. Those of the choices before the tail (a body of several
+    long choices) are not found. The Responses API's status opens its body
+    among those of its output items, which cannot be told apart there: it is
+    not read.
+    """
     found_id = _ID.search(head)
     found_model = _MODEL.search(head)
     usage = usage_in_tail(tail.decode("utf-8", "replace"))
@@ -88,6 +101,9 @@ def read_oversized_body(head: bytes, tail: bytes, api: API | None) -> Outcome:
     return Outcome(
         response_id=found_id.group(1).decode("utf-8", "replace") if found_id else None,
         model=found_model.group(1).decode("utf-8", "replace") if found_model else None,
+        finish_reasons=[
+            found.group(1).decode("utf-8", "replace") for found in _REASON.finditer(tail)
+        ],
         usage=usage_map(usage),
     )
 

@@ -14,8 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .decode import loads
-from .outcome import Outcome, error_text, string_or_none, usage_in_tail
+from .decode import TooDeep, loads
+from .outcome import (
+    MAX_FINISH_REASONS,
+    MAX_REASON_CHARS,
+    Outcome,
+    clipped,
+    error_text,
+    index_left_out,
+    string_or_none,
+    usage_in_tail,
+)
 from .sse import SSEEvent
 from .usage import usage_from_chat
 
@@ -23,6 +32,8 @@ __all__ = ["ChatStream", "read_chat_body"]
 
 # Fields of a delta that are set once: a later value never replaces or extends them.
 _SET_ONCE = frozenset({"role", "id", "type", "name", "index"})
+# How deep deltas are merged (see _merge).
+_MAX_DEPTH = 32
 _NOT_ENDED = "the stream ended before its final [DONE] event: the body holds what was received"
 
 
@@ -44,17 +55,26 @@ def read_chat_body(body: dict[str, Any]) -> Outcome:
     )
 
 
-def _merge(into: dict[str, Any], delta: dict[str, Any]) -> None:
-    """Merge one delta object into what was received before."""
+def _merge(into: dict[str, Any], delta: dict[str, Any], depth: int = 0) -> str | None:
+    """Merge one delta object into what was received before.
+
+    Returns why a piece of it was left out (a tool call index out of reach),
+    or None. Objects nested deeper than :data:`_MAX_DEPTH` are taken whole, a
+    later one replacing the earlier: the deltas of an API nest a few levels,
+    and merging recursively a delta nested a thousand levels (orjson reads
+    up to 1024) would exhaust the stack.
+    """
+    left_out: str | None = None
     for key, value in delta.items():
         if value is None:
             into.setdefault(key, None)
             continue
+        merged = depth < _MAX_DEPTH
         have = into.get(key)
         if have is None:
             if isinstance(value, list) and key == "tool_calls":
                 into[key] = have = []
-            elif isinstance(value, dict):
+            elif isinstance(value, dict) and merged:
                 into[key] = have = {}
             else:
                 into[key] = value
@@ -63,31 +83,49 @@ def _merge(into: dict[str, Any], delta: dict[str, Any]) -> None:
             continue
         if isinstance(have, str) and isinstance(value, str):
             into[key] = have + value
-        elif isinstance(have, dict) and isinstance(value, dict):
-            _merge(have, value)
+        elif isinstance(have, dict) and isinstance(value, dict) and merged:
+            left_out = _merge(have, value, depth + 1) or left_out
         elif key == "tool_calls" and isinstance(have, list) and isinstance(value, list):
-            _merge_indexed(have, value)
+            left_out = _merge_indexed(have, value, depth + 1) or left_out
         elif isinstance(have, list) and isinstance(value, list):
             have.extend(value)
         else:
             into[key] = value
+    return left_out
 
 
-def _merge_indexed(have: list[dict[str, Any]], deltas: list[Any]) -> None:
+def _merge_indexed(have: list[dict[str, Any]], deltas: list[Any], depth: int) -> str | None:
+    """Merge tool call deltas by their ``index`` (one without goes to a new call)."""
+    left_out: str | None = None
     for delta in deltas:
         if not isinstance(delta, dict):
             continue
         index = delta.get("index")
         position = index if type(index) is int and index >= 0 else len(have)
+        refused = index_left_out("tool call", position, len(have))
+        if refused is not None:
+            left_out = left_out or refused
+            continue
         while len(have) <= position:
             have.append({})
-        _merge(have[position], delta)
+        left_out = _merge(have[position], delta, depth) or left_out
+    return left_out
 
 
 class ChatStream:
     """Assembles a chat completions stream (see the module docstring)."""
 
-    __slots__ = ("_choices", "_done", "_error", "_keep", "_pieces", "_reasons", "_top", "_usage")
+    __slots__ = (
+        "_choices",
+        "_done",
+        "_error",
+        "_keep",
+        "_left_out",
+        "_pieces",
+        "_reasons",
+        "_top",
+        "_usage",
+    )
 
     def __init__(self) -> None:
         self._top: dict[str, Any] | None = None
@@ -97,6 +135,8 @@ class ChatStream:
         self._usage: Any = None
         self._done = False
         self._error: str | None = None
+        # The first piece the body lacks, and why (said when nothing worse is).
+        self._left_out: str | None = None
         self._keep = True
 
     def event(self, event: SSEEvent) -> None:
@@ -112,6 +152,9 @@ class ChatStream:
             return
         try:
             chunk = loads(data)
+        except TooDeep as exc:
+            self._left_out = self._left_out or f"an event was left out of the body: {exc}"
+            return
         except ValueError:
             return
         if not isinstance(chunk, dict):
@@ -141,8 +184,12 @@ class ChatStream:
         if type(index) is not int:
             return
         reason = choice.get("finish_reason")
-        if isinstance(reason, str):
-            self._reasons[index] = reason
+        if isinstance(reason, str) and (
+            index in self._reasons or len(self._reasons) < MAX_FINISH_REASONS
+        ):
+            # Bounded as the record's field is, so that thousands of hostile
+            # choices cost nothing once the body is dropped.
+            self._reasons[index] = clipped(reason, MAX_REASON_CHARS)
         if not self._keep:
             return
         snapshot = self._choices.get(index)
@@ -162,14 +209,17 @@ class ChatStream:
                 self._pieces.setdefault(index, []).append(content)
             else:
                 self._flush(index)
-                _merge(snapshot["message"], delta)
+                self._note(_merge(snapshot["message"], delta))
         if isinstance(reason, str):
             snapshot["finish_reason"] = reason
         logprobs = choice.get("logprobs")
         if isinstance(logprobs, dict):
             if snapshot["logprobs"] is None:
                 snapshot["logprobs"] = {"content": None, "refusal": None}
-            _merge(snapshot["logprobs"], logprobs)
+            self._note(_merge(snapshot["logprobs"], logprobs))
+
+    def _note(self, left_out: str | None) -> None:
+        self._left_out = self._left_out or left_out
 
     def _flush(self, index: int) -> None:
         pieces = self._pieces.pop(index, None)
@@ -203,6 +253,7 @@ class ChatStream:
         error = self._error
         if error is None and not self._done:
             error = _NOT_ENDED
+        error = error or self._left_out
         return Outcome(
             body=body,
             model=string_or_none(top.get("model")),

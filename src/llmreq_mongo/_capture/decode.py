@@ -15,6 +15,12 @@ two ways, and both go to ``json.loads``:
   cannot be stored). Such a number has at least 19 digits, so a text with no
   run of 19 digits, anywhere, is safe to hand to orjson: the check is one
   ``bytes.translate`` and one substring search.
+
+One refusal is the capture's own: a text nested deeper than orjson reads
+(1024 levels) makes ``json.loads`` exhaust the interpreter's stack, and its
+``RecursionError`` becomes :class:`TooDeep`, a ``ValueError``, so that such a
+text is undecodable JSON like any other to every caller (recording never
+fails a call), yet can be told from a text that is not JSON at all.
 """
 
 from __future__ import annotations
@@ -27,13 +33,17 @@ import orjson
 
 from llmreq_mongo._queries import is_plain_json_text
 
-__all__ = ["loads", "loads_plain"]
+__all__ = ["TooDeep", "loads", "loads_plain"]
 
 # Every digit becomes "0", everything else a space: a run of 19 digits is then
 # a run of 19 zeros. 2**63 has 19 digits: an integer that 64 bits cannot hold
 # has at least as many.
 _DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _LONG_RUN = b"0" * 19
+
+
+class TooDeep(ValueError):
+    """The JSON text nests too deeply to be decoded (``json.loads`` ran out of stack)."""
 
 
 def loads(data: str | bytes, *, exact: Callable[[Any], Any] = json.loads) -> Any:
@@ -45,12 +55,13 @@ def loads(data: str | bytes, *, exact: Callable[[Any], Any] = json.loads) -> Any
     document orjson takes, and read it as ``json.loads`` does.
 
     Raises:
+        TooDeep: ``data`` nests too deeply to decode.
         ValueError: ``data`` is not JSON (``json.JSONDecodeError``), or
             ``exact`` refuses it.
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     value = _fast(raw)
-    return exact(data) if value is _REFUSED else value
+    return _exactly(exact, data) if value is _REFUSED else value
 
 
 def loads_plain(data: bytes, *, exact: Callable[[Any], Any] = json.loads) -> tuple[Any, bool]:
@@ -61,11 +72,12 @@ def loads_plain(data: bytes, *, exact: Callable[[Any], Any] = json.loads) -> tup
     store the value without walking it again. False says nothing either way.
 
     Raises:
+        TooDeep: as :func:`loads`.
         ValueError: as :func:`loads`.
     """
     value = _fast(data)
     if value is _REFUSED:
-        return exact(data), False
+        return _exactly(exact, data), False
     # A dict or a list, as is_plain wants (a body is one, all but always).
     return value, type(value) in _CONTAINERS and is_plain_json_text(data)
 
@@ -75,6 +87,16 @@ _CONTAINERS = (dict, list)
 
 #: What :func:`_fast` returns when orjson may not decode ``raw`` exactly.
 _REFUSED = object()
+
+
+def _exactly(exact: Callable[[Any], Any], data: str | bytes) -> Any:
+    """``exact(data)``, its ``RecursionError`` raised as :class:`TooDeep`."""
+    try:
+        return exact(data)
+    except RecursionError:
+        # json.loads recurses once per level: a text orjson refused for its depth
+        # (past 1024 levels) is deeper than the stack holds.
+        raise TooDeep("the JSON nests too deeply to be read") from None
 
 
 def _fast(raw: bytes) -> Any:

@@ -15,10 +15,9 @@ becomes the ``error``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from .decode import loads
+from .decode import TooDeep, loads
 from .outcome import Outcome, error_text, string_or_none
 from .sse import SSEEvent
 from .usage import usage_from_anthropic
@@ -62,6 +61,9 @@ class MessagesStream:
             return
         try:
             data = loads(event.data)
+        except TooDeep as exc:
+            self._error = self._error or f"an event was left out of the body: {exc}"
+            return
         except ValueError:
             return
         if not isinstance(data, dict):
@@ -75,7 +77,7 @@ class MessagesStream:
             if self._keep and isinstance(block, dict) and type(index) is int:
                 self._blocks[index] = block
         elif kind == "content_block_stop":
-            if self._keep:
+            if self._keep and type(data.get("index")) is int:
                 self._stop(data.get("index"))
         elif kind == "message_start":
             message = data.get("message")
@@ -90,7 +92,10 @@ class MessagesStream:
             self._error = error_text(data.get("error")) or "the stream sent an error event"
 
     def _delta(self, data: dict[str, Any]) -> None:
-        block = self._blocks.get(data.get("index"))  # type: ignore[arg-type]
+        index = data.get("index")
+        # Blocks are kept by index in a dict, so a huge index costs nothing; a
+        # non-integer one (a list) could not even be looked up.
+        block = self._blocks.get(index) if type(index) is int else None
         delta = data.get("delta")
         if block is None or not isinstance(delta, dict):
             return
@@ -122,8 +127,8 @@ class MessagesStream:
         if not text:
             return
         try:
-            block["input"] = json.loads(text)  # exact: a tool's arguments are kept as sent
-        except ValueError:
+            block["input"] = loads(text)  # exact: a tool's arguments are kept as sent
+        except ValueError:  # TooDeep too
             # Kept as received, so nothing is lost; the stream's outcome says why.
             block["input"] = text
             self._error = f"the tool input of content block {index} is not valid JSON"

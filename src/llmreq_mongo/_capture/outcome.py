@@ -17,10 +17,16 @@ from .sse import SSEEvent
 
 __all__ = [
     "API",
+    "MAX_ERROR_CHARS",
+    "MAX_FINISH_REASONS",
+    "MAX_NAME_CHARS",
+    "MAX_REASON_CHARS",
     "Assembler",
     "Outcome",
     "api_for_path",
+    "clipped",
     "error_text",
+    "index_left_out",
     "string_or_none",
     "usage_in_tail",
 ]
@@ -34,6 +40,25 @@ _PATH_ENDINGS: tuple[tuple[str, API], ...] = (
     ("/messages", "messages"),
 )
 _USAGE_KEY = re.compile(r'"usage"\s*:\s*')
+# What a record keeps of the fields read from a response outside its body, so
+# that a record whose body was dropped always fits in a document, whatever the
+# upstream sent. Each is far beyond what an API sends: OpenAI's ``n`` is at most
+# 128 choices; the longest finish reason is under 32 characters; model names
+# and ids (a Bedrock ARN) about 100; an API's error message a few hundred.
+#: The most finish reasons kept (the first choices that give one).
+MAX_FINISH_REASONS = 128
+#: The longest finish reason kept whole.
+MAX_REASON_CHARS = 64
+#: The longest ``model`` and ``response_id`` kept whole.
+MAX_NAME_CHARS = 256
+#: The longest ``error`` kept whole.
+MAX_ERROR_CHARS = 4096
+#: The most entries a list a stream fills by index (a message's tool calls, an
+#: item's content parts) is grown to: far more than any API sends in one message.
+MAX_INDEXED = 1024
+#: How far past the entries received so far an index may reach (the APIs count
+#: up from 0, one at a time; a little slack for a server that skips one).
+MAX_INDEX_GAP = 16
 
 
 @dataclasses.dataclass
@@ -75,6 +100,14 @@ def api_for_path(path: str | None) -> API | None:
     return None
 
 
+def clipped(text: str, limit: int) -> str:
+    """``text``, or its first ``limit - 1`` characters and ``…`` when it is longer.
+
+    The ellipsis shows that a value was cut, rather than passing it off as whole.
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def string_or_none(value: Any) -> str | None:
     """``value`` if it is a string, else None: providers' fields are read, never trusted."""
     return value if isinstance(value, str) else None
@@ -99,6 +132,24 @@ def error_text(error: Any) -> str | None:
     return "the response is an error object without a message"
 
 
+def index_left_out(kind: str, index: int, count: int) -> str | None:
+    """None when ``index`` may be filled in a list of ``count`` entries, else why it is not.
+
+    A stream says by index where each piece goes, and the list is grown to
+    reach it: an index far ahead (a 200-byte chunk saying 20,000,000) would
+    cost seconds and gigabytes of empty entries. An index is followed only
+    within :data:`MAX_INDEX_GAP` of the entries received and below
+    :data:`MAX_INDEXED`, so the work stays bounded by the bytes received;
+    the piece is left out of the body, and the text returned says so.
+    """
+    if 0 <= index < min(count + MAX_INDEX_GAP, MAX_INDEXED):
+        return None
+    return (
+        f"a piece for {kind} index {index} was left out of the body: an index must be"
+        f" below {MAX_INDEXED} and at most {MAX_INDEX_GAP} past the last one received"
+    )
+
+
 def usage_in_tail(tail: str) -> Any:
     """The last ``"usage": {...}`` object in the end of a JSON text, or None.
 
@@ -108,7 +159,7 @@ def usage_in_tail(tail: str) -> Any:
     for match in reversed(list(_USAGE_KEY.finditer(tail))):
         try:
             value, _ = decoder.raw_decode(tail, match.end())
-        except ValueError:
+        except (ValueError, RecursionError):  # too deep for the stack: not a usage
             continue
         if isinstance(value, dict):
             return value

@@ -28,10 +28,20 @@ from llmreq_mongo.errors import InvalidInput
 
 from .bodies import api_of_event, read_body, read_oversized_body
 from .chat import ChatStream
-from .decode import loads_plain
+from .decode import TooDeep, loads_plain
 from .messages import MessagesStream
 from .models import DecodedBody, LLMResponse, vouched_response
-from .outcome import API, Assembler, Outcome, api_for_path
+from .outcome import (
+    API,
+    MAX_ERROR_CHARS,
+    MAX_FINISH_REASONS,
+    MAX_NAME_CHARS,
+    MAX_REASON_CHARS,
+    Assembler,
+    Outcome,
+    api_for_path,
+    clipped,
+)
 from .responses import ResponsesStream
 from .sse import SSEEvent, SSEParser
 
@@ -62,6 +72,16 @@ def _is_event_stream(content_type: str | None) -> bool:
     return bool(content_type) and content_type.split(";", 1)[0].strip().lower() == (  # type: ignore[union-attr]
         "text/event-stream"
     )
+
+
+def _clipped(text: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
+    """``text`` cut to ``limit`` characters (see :func:`~.outcome.clipped`), or None.
+
+    Every field read from the response outside its body is bounded, so that a
+    record whose body was dropped always fits in one MongoDB document: the
+    request is never the part that is lost.
+    """
+    return None if text is None else clipped(text, limit)
 
 
 class ResponseParser:
@@ -218,11 +238,14 @@ class ResponseParser:
         body = outcome.body
         fields: dict[str, Any] = {
             "status": status,
-            "model": outcome.model,
-            "response_id": outcome.response_id,
-            "finish_reasons": outcome.finish_reasons,
+            "model": _clipped(outcome.model, MAX_NAME_CHARS),
+            "response_id": _clipped(outcome.response_id, MAX_NAME_CHARS),
+            "finish_reasons": [
+                clipped(reason, MAX_REASON_CHARS)
+                for reason in outcome.finish_reasons[:MAX_FINISH_REASONS]
+            ],
             "usage": outcome.usage,
-            "error": error or outcome.error,
+            "error": _clipped(error or outcome.error),
             "stream": self.stream,
             "latency_ms": max(0.0, (end - self._started) * 1000),
             "ttft_ms": (
@@ -241,7 +264,7 @@ class ResponseParser:
         except InvalidInput as exc:
             # The provider's body is not storable JSON (an integer over 64 bits,
             # say): keep everything else, and say why the body is missing.
-            fields["error"] = fields["error"] or f"the body was not kept: {exc}"
+            fields["error"] = _clipped(fields["error"] or f"the body was not kept: {exc}")
             if not (isinstance(status, int) and 100 <= status <= 599):
                 fields["status"] = None
             return LLMResponse(**fields)
@@ -259,6 +282,9 @@ class ResponseParser:
             return Outcome()
         try:
             body, plain = loads_plain(raw)
+        except TooDeep as exc:
+            # JSON all the same: kept as text it would hold the depth it was refused for.
+            return Outcome(error=f"the body was not kept: {exc}")
         except ValueError:
             # Not JSON (a proxy's error page, say): kept as text when it is text.
             try:

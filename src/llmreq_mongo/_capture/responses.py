@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .decode import loads
-from .outcome import Outcome, error_text, string_or_none, usage_in_tail
+from .decode import TooDeep, loads
+from .outcome import Outcome, error_text, index_left_out, string_or_none, usage_in_tail
 from .sse import SSEEvent
 from .usage import usage_from_responses
 
@@ -44,7 +44,16 @@ def read_responses_body(body: dict[str, Any]) -> Outcome:
 class ResponsesStream:
     """Assembles a Responses API stream (see the module docstring)."""
 
-    __slots__ = ("_error", "_final", "_items", "_keep", "_snapshot", "_texts", "_usage")
+    __slots__ = (
+        "_error",
+        "_final",
+        "_items",
+        "_keep",
+        "_left_out",
+        "_snapshot",
+        "_texts",
+        "_usage",
+    )
 
     def __init__(self) -> None:
         self._snapshot: dict[str, Any] | None = None
@@ -55,6 +64,8 @@ class ResponsesStream:
         self._texts: dict[tuple[int, str], tuple[dict[str, Any], list[str]]] = {}
         self._final: Outcome | None = None
         self._error: str | None = None
+        # The first piece the body lacks, and why (said when nothing worse is).
+        self._left_out: str | None = None
         self._keep = True
         self._usage: Any = None
 
@@ -67,6 +78,9 @@ class ResponsesStream:
             return
         try:
             data = loads(event.data)
+        except TooDeep as exc:
+            self._left_out = self._left_out or f"an event was left out of the body: {exc}"
+            return
         except ValueError:
             return
         if not isinstance(data, dict):
@@ -87,9 +101,13 @@ class ResponsesStream:
         response = data.get("response")
         if not isinstance(response, dict):
             return
-        if response.get("output") is None and self._keep:
+        assembled = response.get("output") is None and self._keep
+        if assembled:
             response["output"] = [self._items[i] for i in sorted(self._items)]
         self._final = read_responses_body(response)
+        if assembled:
+            # Only an output assembled here can lack a piece; a given one is whole.
+            self._final.error = self._final.error or self._left_out
 
     def _output(self, kind: str, data: dict[str, Any]) -> None:
         index = data.get("output_index")
@@ -104,12 +122,7 @@ class ResponsesStream:
         if item is None:
             return
         if kind == "response.content_part.added":
-            part, at = data.get("part"), data.get("content_index")
-            content = item.setdefault("content", [])
-            if isinstance(part, dict) and type(at) is int and isinstance(content, list):
-                while len(content) <= at:
-                    content.append({})
-                content[at] = part
+            self._part_added(item, data)
         elif kind in ("response.output_text.delta", "response.refusal.delta"):
             content, at = item.get("content"), data.get("content_index")
             delta = data.get("delta")
@@ -122,6 +135,19 @@ class ResponsesStream:
             delta = data.get("delta")
             if isinstance(delta, str):
                 self._texts.setdefault((id(item), "arguments"), (item, []))[1].append(delta)
+
+    def _part_added(self, item: dict[str, Any], data: dict[str, Any]) -> None:
+        part, at = data.get("part"), data.get("content_index")
+        content = item.setdefault("content", [])
+        if not (isinstance(part, dict) and type(at) is int and isinstance(content, list)):
+            return
+        refused = index_left_out("content part", at, len(content))
+        if refused is not None:
+            self._left_out = self._left_out or refused
+            return
+        while len(content) <= at:
+            content.append({})
+        content[at] = part
 
     def drop_body(self) -> None:
         self._keep = False
