@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 from uibrowser import public_app
-from uiseed import ago, chat_session, store
+from uiseed import ago, chat_session, page_paths, store
 
 from llmreq_mongo import InvalidInput, LLMClient
 from llmreq_mongo.integrations.fastapi import history_ui
@@ -58,15 +58,7 @@ async def test_headers_methods_and_title(llmreq_db: object) -> None:
     app = FastAPI()
     app.include_router(history_ui(public=True, title="Acme <LLM>"), prefix="/h")
     async with web(app) as http:
-        for path in (
-            "/h/",
-            "/h/sessions",
-            "/h/sessions/s",
-            f"/h/requests/{ids[0]}",
-            "/h/sessions/nope",
-            "/h/requests/bad",
-            "/h/static/ui.css",
-        ):
+        for path in (*page_paths("/h", ids[0]), "/h/static/ui.css"):
             response = await http.get(path)
             for name, value in SECURITY_HEADERS.items():
                 assert response.headers[name] == value, (path, name)
@@ -101,7 +93,7 @@ async def test_session_keys_travel_in_urls_and_back(llmreq_db: object) -> None:
     async with web(public_app("/p")) as http:
         listing = await http.get("/p/sessions")
         for i, key in enumerate(KEYS):
-            href = "/p/sessions/" + urllib.parse.quote(key, safe="")
+            href = "/p/sessions/" + urllib.parse.quote(key, safe="") + "?client=keys"
             assert f'href="{href.replace("&", "&amp;")}"' in listing.text, key
             page = await http.get(href)
             assert page.status_code == 200, key
@@ -121,7 +113,7 @@ async def test_mounted_app_links_follow_root_path(llmreq_db: object) -> None:
     async with web(outer) as http:
         page = await http.get("/tools/history/sessions")
         assert page.status_code == 200
-        assert 'href="/tools/history/sessions/m-1"' in page.text
+        assert 'href="/tools/history/sessions/m-1?client=mounted"' in page.text
         assert 'href="/tools/history/static/ui.css"' in page.text
         assert (await http.get("/tools/history/sessions/m-1")).status_code == 200
 
@@ -153,7 +145,7 @@ def _cursor_of(page: Any) -> str:
     marker = 'rel="next" href="'
     href = page.text.split(marker, 1)[1].split('"', 1)[0].replace("&amp;", "&")
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(href).query)
-    return query["after"][0]
+    return str(query["after"][0])
 
 
 async def test_a_cursor_belongs_to_its_filters(llmreq_db: object) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "anthropic_answer",
     "chat_answer",
     "chat_session",
+    "page_paths",
     "responses_answer",
     "store",
 ]
@@ -150,3 +151,15 @@ def responses_answer(text: str, **fields: Any) -> dict[str, Any]:
     }
     out.update(fields)
     return out
+
+
+def page_paths(prefix: str, request_id: Any) -> tuple[str, ...]:
+    """Every kind of page of a browser mounted at ``prefix``, found or not, for session "s"."""
+    return (
+        f"{prefix}/",
+        f"{prefix}/sessions",
+        f"{prefix}/sessions/s",
+        f"{prefix}/requests/{request_id}",
+        f"{prefix}/sessions/nope",
+        f"{prefix}/requests/bad",
+    )

@@ -2,9 +2,13 @@
 
 The pages have no login of their own, so the server binds to the loopback
 address unless told otherwise, and binding anywhere else needs
-``--allow-remote``. It reads the store the global options name (``--uri``,
-``--database``, else the embedded store in ``./.llmreq-data``), prints its
-URL, and stops cleanly on Ctrl-C (the store is closed, status 0).
+``--allow-remote``. Binding loopback is not enough on its own: a web page the
+user visits can point a name it owns at 127.0.0.1 (DNS rebinding) and read
+the answers as its own origin's. So the server answers only requests whose
+``Host`` names the address it serves (see :func:`allowed_hosts`). It reads
+the store the global options name (``--uri``, ``--database``, else the
+embedded store in ``./.llmreq-data``), prints its URL, and stops cleanly on
+Ctrl-C (the store is closed, status 0).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import signal
 import socket
 import webbrowser
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,9 +28,16 @@ from llmreq_mongo._cli._app import Settings, app, run, settings_of
 from llmreq_mongo._connection import Handle
 from llmreq_mongo.errors import ExtraMissing
 
-__all__ = ["is_loopback", "ui"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["allowed_hosts", "is_loopback", "serving_app", "ui"]
 
 _LOCAL_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+#: The names a browser on this machine reaches a loopback server by.
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+_TITLE = "LLM request history"
 
 
 def is_loopback(host: str) -> bool:
@@ -37,6 +48,79 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """The ``Host`` names the server answers when it listens on ``host`` (port not included).
+
+    The loopback names always (``127.0.0.1``, ``localhost``, ``[::1]``), and
+    ``host`` itself when it is another one (an IPv6 address in brackets, as a
+    ``Host`` header writes it). Any other name is refused with 400, which is
+    what defeats DNS rebinding: the attacker's page sends its own name. An
+    address that stands for every interface (``0.0.0.0``, ``::``, only with
+    ``--allow-remote``) is reached by names this machine cannot know, so
+    then every name is answered (``["*"]``).
+    """
+    bare = host.strip("[]").lower()
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        named = bare
+    else:
+        if address.is_unspecified:
+            return ["*"]
+        named = f"[{address.compressed}]" if address.version == 6 else address.compressed
+    names = list(_LOOPBACK_HOSTS)
+    if named not in names and named != "::1":
+        names.append(named)
+    return names
+
+
+class _Headed:
+    """ASGI wrapper: every response carries the browser's security headers.
+
+    The pages set them themselves; this covers what answers before or
+    outside them (a refused ``Host``), as the documentation promises.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.datastructures import MutableHeaders
+
+        from llmreq_mongo.integrations.ui import SECURITY_HEADERS
+
+        async def headed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in {**SECURITY_HEADERS, "Cache-Control": "no-store"}.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, headed if scope["type"] == "http" else send)
+
+
+def serving_app(host: str) -> FastAPI:
+    """The app ``llmreq ui`` serves on ``host``: the browser at ``/``, guarded by ``Host``.
+
+    Starlette's own ``TrustedHostMiddleware`` checks the ``Host`` against
+    :func:`allowed_hosts`; a path outside the pages gets the browser's HTML
+    404 page instead of FastAPI's bare JSON.
+    """
+    from fastapi import FastAPI
+    from starlette.exceptions import HTTPException
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    from llmreq_mongo.integrations.fastapi import history_ui
+    from llmreq_mongo.integrations.ui import http_error_handler
+
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    web.include_router(history_ui(public=True, title=_TITLE))
+    web.add_exception_handler(HTTPException, http_error_handler(_TITLE))
+    web.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))
+    web.add_middleware(_Headed)  # outermost: it also heads the Host refusals
+    return web
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -88,9 +172,8 @@ def ui(
         raise typer.Exit(2)
     try:
         import uvicorn
-        from fastapi import FastAPI
 
-        from llmreq_mongo.integrations.fastapi import history_ui
+        import llmreq_mongo.integrations.ui  # noqa: F401 (the extra's other half)
     except ImportError as exc:
         err = ExtraMissing("ui", feature="llmreq ui")
         settings.err.print(f"error: {err}", markup=False)
@@ -98,8 +181,7 @@ def ui(
 
     def serve_pages(sock: socket.socket) -> None:
         async def work(handle: Handle) -> None:
-            web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-            web.include_router(history_ui(public=True))
+            web = serving_app(host)
             config = uvicorn.Config(web, log_level="warning", lifespan="off", access_log=False)
             server = _quiet_server(config)
             url = _url(sock, host)

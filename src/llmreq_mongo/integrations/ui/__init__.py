@@ -22,6 +22,6 @@ try:
 except ImportError as exc:
     raise ExtraMissing("ui", feature="llmreq_mongo.integrations.ui") from exc
 
-from llmreq_mongo.integrations.ui.pages import SECURITY_HEADERS, build_router
+from llmreq_mongo.integrations.ui.pages import SECURITY_HEADERS, build_router, http_error_handler
 
-__all__ = ["SECURITY_HEADERS", "build_router"]
+__all__ = ["SECURITY_HEADERS", "build_router", "http_error_handler"]

@@ -3,7 +3,9 @@
 Every page is rendered on the server from Jinja2 templates with autoescape
 on, so every recorded value reaches the browser as text. Every response
 carries a strict Content-Security-Policy (``default-src 'self'``, no inline
-script or style), ``nosniff`` and ``no-referrer``. Only GET and HEAD are
+script or style), ``nosniff`` and ``no-referrer``; every page also carries
+``Cache-Control: no-store``, since it shows recorded payloads that no
+browser or proxy cache should keep (the static files stay cacheable). Only GET and HEAD are
 routed; anything else is refused with 405. Query parameters are read by name
 and checked against fixed choices or lengths: nothing from the URL becomes a
 query, filter or sort of its own.
@@ -23,11 +25,12 @@ from bson import ObjectId
 from fastapi import APIRouter, Request, Response, params
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from llmreq_mongo._checks import check_session_key
-from llmreq_mongo._documents import LLMClientRequest
+from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo.errors import InvalidInput, StorageError
 from llmreq_mongo.integrations.ui import reading
 from llmreq_mongo.integrations.ui.views import (
@@ -39,7 +42,7 @@ from llmreq_mongo.integrations.ui.views import (
     response_payload,
 )
 
-__all__ = ["SECURITY_HEADERS", "build_router"]
+__all__ = ["SECURITY_HEADERS", "build_router", "http_error_handler"]
 
 #: The headers every page and file of the browser is sent with.
 SECURITY_HEADERS: Mapping[str, str] = {
@@ -51,6 +54,8 @@ SECURITY_HEADERS: Mapping[str, str] = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+#: What a page is sent with unless it says otherwise: it shows recorded payloads.
+_NO_STORE = ("Cache-Control", "no-store")
 _STATIC_TYPES = {
     "ui.css": "text/css; charset=utf-8",
     "ui.js": "text/javascript; charset=utf-8",
@@ -74,6 +79,7 @@ class _PageRoute(APIRoute):
         async def route(request: Request) -> Response:
             response = await handler(request)
             response.headers.update(SECURITY_HEADERS)
+            response.headers.setdefault(*_NO_STORE)
             return response
 
         return route
@@ -85,7 +91,7 @@ class _PageRoute(APIRoute):
             response = PlainTextResponse(
                 "Method Not Allowed: these pages are read-only (GET and HEAD only)",
                 status_code=405,
-                headers={"Allow": "GET, HEAD", **SECURITY_HEADERS},
+                headers={"Allow": "GET, HEAD", **SECURITY_HEADERS, _NO_STORE[0]: _NO_STORE[1]},
             )
             await response(scope, receive, send)
             return
@@ -142,11 +148,15 @@ def _param(request: Request, name: str, *, choices: Sequence[str] = (), default:
 class _Links:
     """Every link a page draws, relative to where the router is mounted."""
 
-    def __init__(self, request: Request, names: Mapping[str, str]) -> None:
-        root = str(request.scope.get("root_path", "")).rstrip("/")
-        path = root + str(request.app.url_path_for(names["overview"])).rstrip("/")
+    def __init__(self, mount: str) -> None:
         # The mount point is known in its decoded form: encode it back for links.
-        self._base = urllib.parse.quote(path, safe="/")
+        self._base = urllib.parse.quote(mount.rstrip("/"), safe="/")
+
+    @classmethod
+    def of(cls, request: Request, names: Mapping[str, str]) -> _Links:
+        """The links of a page the router named ``names`` serves."""
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        return cls(root + str(request.app.url_path_for(names["overview"])))
 
     def page(self, path: str = "", **query: str | None) -> str:
         kept = {k: v for k, v in query.items() if v}
@@ -155,13 +165,51 @@ class _Links:
     def static(self, name: str) -> str:
         return self.page("static/" + name)
 
-    def session(self, key: str, **query: str | None) -> str:
+    def session(self, key: str, client: str | None = None, **query: str | None) -> str:
+        """A session's page; with ``client``, that client's calls only.
+
+        Two clients may use the same key: each is a session of its own, and
+        the listing links each row to its own client's calls.
+        """
         # Every character but letters, digits and "_.-~" is escaped, "/" and "%"
         # included, so any key travels as one path segment and decodes to itself.
-        return self.page("sessions/" + urllib.parse.quote(key, safe=""), **query)
+        return self.page("sessions/" + urllib.parse.quote(key, safe=""), client=client, **query)
 
     def call(self, record_id: Any) -> str:
         return self.page(f"requests/{record_id}")
+
+
+async def _client_named(name: str) -> LLMClient | None:
+    """The client a ``client`` parameter names (None when empty); 404 when there is none."""
+    if not name:
+        return None
+    client = await reading.find_client(name)
+    if client is None:
+        raise _Refused(404, f"there is no LLM client named {name!r}")
+    return client
+
+
+def http_error_handler(title: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """An app's handler for the errors no page answers (a path outside them, say: 404).
+
+    FastAPI answers those with bare JSON and none of :data:`SECURITY_HEADERS`;
+    an app that serves only the browser at its root (``llmreq ui``) answers
+    them with the browser's own error page instead, its links from the root.
+    """
+    env = _environment()
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        status = exc.status_code
+        message = "there is no page here" if status == 404 else str(exc.detail)
+        links = _Links(str(request.scope.get("root_path", "")))
+        html = env.get_template("error.html").render(
+            title=title, links=links, status=status, message=message
+        )
+        headers = {**(exc.headers or {}), **SECURITY_HEADERS, _NO_STORE[0]: _NO_STORE[1]}
+        return Response(html, status, headers, media_type="text/html; charset=utf-8")
+
+    return handle
 
 
 def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRouter:
@@ -176,7 +224,7 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
     router = APIRouter(dependencies=list(dependencies), route_class=_PageRoute)
 
     def render(request: Request, template: str, code: int = 200, **context: Any) -> Response:
-        links = _Links(request, names)
+        links = _Links.of(request, names)
         html = env.get_template(template).render(title=title, links=links, **context)
         return Response(html, status_code=code, media_type="text/html; charset=utf-8")
 
@@ -212,11 +260,7 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
             client_name = _param(request, "client")
             prefix = _param(request, "prefix")
             after = _param(request, "after") or None
-            client = None
-            if client_name:
-                client = await reading.find_client(client_name)
-                if client is None:
-                    raise _Refused(404, f"there is no LLM client named {client_name!r}")
+            client = await _client_named(client_name)
             found = await reading.sessions(
                 client=client,
                 window=window,
@@ -239,16 +283,20 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
     async def session_page(request: Request, session_key: str) -> Response:
         async def page() -> Response:
             key = check_session_key(session_key, nullable=False)
+            client_name = _param(request, "client")
             after = _param(request, "after") or None
+            client = await _client_named(client_name)
             calls, next_cursor, before = await reading.session_calls(
-                key, size=_CALLS_PER_PAGE, after=after
+                key, client=client, size=_CALLS_PER_PAGE, after=after
             )
             if not calls and after is None:
-                raise _Refused(404, f"there is no session {key!r}")
+                of = f" of the client {client_name!r}" if client_name else ""
+                raise _Refused(404, f"there is no session {key!r}{of}")
             return render(
                 request,
                 "session.html",
                 session_key=key,
+                client_name=client_name or None,
                 calls=calls,
                 next_cursor=next_cursor,
                 continued=after is not None,

@@ -6,6 +6,7 @@ returns what a template shows. Lists are keyset pages; nothing here skips.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ __all__ = [
     "Call",
     "ClientRow",
     "Overview",
+    "SessionRow",
     "client_names",
     "find_client",
     "overview",
@@ -162,6 +164,37 @@ async def overview(window: str) -> Overview:
     )
 
 
+@dataclass(frozen=True)
+class SessionRow:
+    """One session (one key of one client) on the sessions list.
+
+    Attributes:
+        summary: what :func:`~llmreq_mongo.analytics.session_page` counted.
+        errors: its failed calls as text; :data:`~.views.DASH` when none of
+            its calls in the window carries a response (unknown, not 0).
+    """
+
+    summary: analytics.SessionSummary
+    errors: str
+
+
+async def _responded(summary: analytics.SessionSummary) -> bool:
+    """Whether any call the summary counts carries a response.
+
+    The summary's ``errors`` is 0 both for calls that all succeeded and for
+    calls recorded without their response. The calls it counts are this
+    client's raw records of the key between its first and last call (the
+    window holds them all), so one indexed query on the session tells.
+    """
+    if summary.errors or summary.input_tokens is not None or summary.output_tokens is not None:
+        return True  # an error or a token count can only come from a response
+    history = LLMClientRequest.objects.for_session(
+        summary.session_key, llm_client=summary.llm_client_id, include_aggregations=False
+    )
+    window = history.filter(created_at__gte=summary.first_at, created_at__lte=summary.last_at)
+    return await window.filter(response__isnull=False).exists()
+
+
 async def sessions(
     *,
     client: LLMClient | None,
@@ -169,11 +202,17 @@ async def sessions(
     prefix: str | None,
     size: int,
     after: str | None,
-) -> Page[analytics.SessionSummary]:
-    """One keyset page of sessions, latest first."""
-    return await session_page(
+) -> Page[SessionRow]:
+    """One keyset page of sessions, latest first, each with its errors as text."""
+    page = await session_page(
         llm_client=client, within=WINDOWS.get(window), key_prefix=prefix, size=size, after=after
     )
+    responded = await asyncio.gather(*(_responded(s) for s in page.items))
+    rows = [
+        SessionRow(summary=s, errors=count_text(s.errors) if known else NO_USAGE.errors)
+        for s, known in zip(page.items, responded, strict=True)
+    ]
+    return Page(rows, page.next_cursor)
 
 
 @dataclass(frozen=True)
@@ -209,14 +248,17 @@ def _calls(records: Sequence[LLMClientRequest]) -> list[Call]:
 
 
 async def session_calls(
-    session_key: str, *, size: int, after: str | None
+    session_key: str, *, client: LLMClient | None = None, size: int, after: str | None
 ) -> tuple[Sequence[Call], str | None, int]:
     """One page of a session's calls in order, each with only its new messages.
+
+    With ``client``, only that client's calls: two clients using the same key
+    hold two conversations, which read as one only when interleaved.
 
     Returns the calls, the next page's cursor, and how many calls come before
     this page (so a later page numbers its calls on from the earlier ones).
     """
-    history = LLMClientRequest.objects.for_session(session_key)
+    history = LLMClientRequest.objects.for_session(session_key, llm_client=client)
     page = await history.page(size=size, after=after)
     calls = _calls(page.items)
     before = 0
