@@ -80,6 +80,10 @@ def test_demo_records_through_the_recorder(cli):
     assert "requests per client (last 7 days)" in text and "█" in text
     assert cli.requests.count_documents({}) == 90  # a second run adds to the store
 
+    # Fewer requests than sessions: only the sessions that made a call are counted.
+    few = cli("demo", "--requests", "5").stdout
+    assert few.startswith("recorded 5 requests in 5 sessions through the recorder"), few
+
 
 def test_demo_answers_fit_their_questions(cli):
     cli.json("demo", "--requests", "150", "--sessions", "15")

@@ -122,6 +122,12 @@ def test_unknown_client(cli):
         ),
         (["sessions", "--until", "2026-02-30"], "error: --until '2026-02-30' is not a valid date"),
         (["prune", "--older-than", "1y"], "error: --older-than '1y' is not a duration"),
+        (["sessions", "--since", ""], "error: --since is empty"),
+        (["clients", "--since", " "], "error: --since is empty"),
+        (["stats", "--until", ""], "error: --until is empty"),
+        (["latency", "--since", ""], "error: --since is empty"),
+        (["export", "-o", "-", "--until", ""], "error: --until is empty"),
+        (["prune", "--older-than", ""], "error: --older-than '' is not a duration"),
         (
             ["export", "-o", "-", "--since", "1d", "--until", "2d"],
             "error: --since must be before --until",

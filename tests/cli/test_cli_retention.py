@@ -7,9 +7,14 @@ import os
 import pty
 import subprocess
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bson import ObjectId
 from clitools import UTC, export_record, write_jsonl
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 BOT = (ObjectId(), "support-bot")
 CODER = (ObjectId(), "coder")
@@ -68,7 +73,7 @@ def test_retention_refuses_bad_durations(cli):
     assert cli.db.list_collection_names() == []  # refused before connecting at all
 
 
-def _seed(cli, tmp_path):
+def _seed(cli: Cli, tmp_path: Path) -> set[str]:
     now = dt.datetime.now(UTC)
     old = [
         export_record(created_at=now - dt.timedelta(days=100, minutes=i), client=BOT)
@@ -121,22 +126,16 @@ def test_prune_without_a_terminal_refuses_unless_yes(cli, tmp_path):
     assert cli.json("prune", "--older-than", "90d", "--dry-run")["matched"] == 8  # no --yes needed
 
 
-def _prune_on_a_terminal(cli, answer: str) -> tuple[int, str]:
+def _prune_on_a_terminal(cli: Cli, answer: str) -> tuple[int, str]:
     """Run the real ``llmreq prune`` with a pseudo-terminal as stdin, answering ``answer``."""
+    return _on_a_terminal(cli, answer, "prune", "--older-than", "90d")
+
+
+def _on_a_terminal(cli: Cli, answer: str, *args: str) -> tuple[int, str]:
+    """Run the real ``llmreq ARGS`` with a pseudo-terminal as stdin, answering ``answer``."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmreq_mongo",
-            "--uri",
-            cli.uri,
-            "--database",
-            cli.database,
-            "prune",
-            "--older-than",
-            "90d",
-        ],
+        [sys.executable, "-m", "llmreq_mongo", "--uri", cli.uri, "--database", cli.database, *args],
         stdin=follower,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -162,3 +161,37 @@ def test_prune_on_a_terminal_asks_first(cli, tmp_path):
     assert code == 0, text
     assert "deleted 8 requests" in text
     assert cli.requests.count_documents({}) == 2
+
+
+def test_retention_that_deletes_records_now_needs_yes_without_a_terminal(
+    cli: Cli, tmp_path: Path
+) -> None:
+    _seed(cli, tmp_path)
+    result = cli("retention", "set", "1s", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: a retention of 1s would delete 10 existing requests and there is no terminal"
+    )
+    assert "--yes" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert cli.json("retention", "show")["retention"] is None
+    # Longer than the oldest record: nothing goes now, nothing to confirm.
+    assert cli.json("retention", "set", "365d")["retention"] == "365d"
+    # Shorter than some: refused again, and the retention stays as it was.
+    assert cli("retention", "set", "90d", ok=False).exit_code == 1
+    assert cli.json("retention", "show")["retention"] == "365d"
+    assert cli.json("retention", "set", "--yes", "90d")["retention"] == "90d"
+    # Longer again: it deletes nothing the current one keeps.
+    assert cli.json("retention", "set", "95d")["retention"] == "95d"
+    assert cli.requests.count_documents({}) == 10  # the TTL monitor had no time to run
+
+
+def test_retention_on_a_terminal_asks_first(cli: Cli, tmp_path: Path) -> None:
+    _seed(cli, tmp_path)
+    code, text = _on_a_terminal(cli, "n", "retention", "set", "90d")
+    assert code == 1, text
+    assert "makes MongoDB delete 8 existing requests" in text and "retention unchanged" in text
+    assert cli.json("retention", "show")["retention"] is None
+
+    code, text = _on_a_terminal(cli, "y", "retention", "set", "90d")
+    assert code == 0, text
+    assert "retention: 90d (changed from off)" in text

@@ -34,7 +34,8 @@ def test_ttl_retention_expires_requests_in_a_served_store(tmp_path: Path) -> Non
     with serving(tmp_path, "--ttl-interval", "0.5") as served:
         seeded = llmreq("--uri", served.uri, "import", "seed.jsonl", cwd=tmp_path)
         assert seeded.returncode == 0, seeded.stderr
-        kept = llmreq("retention", "set", "1d", cwd=tmp_path)  # found through the state file
+        # Found through the state file; --yes: it deletes four requests at once.
+        kept = llmreq("retention", "set", "--yes", "1d", cwd=tmp_path)
         assert kept.returncode == 0, kept.stderr
         deadline = time.monotonic() + 60
         while _count(served.uri, {}) > 1 and time.monotonic() < deadline:

@@ -11,10 +11,13 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import DBRef, ObjectId
 from clitools import UTC, export_record, write_jsonl
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 T0 = dt.datetime(2026, 3, 2, 9, 30, 0, 123000, tzinfo=UTC)
 BOT = (ObjectId(), "support-bot")
@@ -311,7 +314,9 @@ def test_import_refuses_other_files(cli, tmp_path):
     assert result.exit_code == 1
     assert "is neither JSON Lines nor a Django fixture" in result.stderr
     missing = cli("import", str(tmp_path / "nope.jsonl"), ok=False)
-    assert missing.exit_code == 1 and "is not a file" in missing.stderr
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr
+    directory = cli("import", str(tmp_path), ok=False)
+    assert directory.exit_code == 1 and "is not a file" in directory.stderr
 
 
 def test_export_refuses_a_bad_target_and_leaves_no_partial_file(cli, tmp_path):
@@ -362,6 +367,23 @@ def test_a_line_nested_50000_deep_is_one_bad_line(cli, tmp_path):
     assert summary["imported"] == 2
     assert [s["line"] for s in summary["skipped"]] == [2]
     assert {d["request"]["n"] for d in cli.requests.find()} == {0, 1}
+
+
+def test_a_fixture_that_is_not_json_says_where(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "dump.json"
+    path.write_text('[\n{"model": "llm_client.llmclient", "pk": 1, "fields": {"name": "bot')
+    result = cli("import", str(path), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: line 2: not JSON (Unterminated string starting at column 63)"
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
+    lines = tmp_path / "cut.jsonl"
+    lines.write_text(json.dumps(export_record(created_at=T0, client=BOT)) + '\n{"id": "cut short')
+    result = cli("import", str(lines), ok=False)
+    assert result.stderr.startswith(
+        "error: line 2: not JSON (Unterminated string starting at column 8); nothing was imported"
+    )
 
 
 def test_a_fixture_entry_nested_too_deep_stops_cleanly(cli, tmp_path):

@@ -20,6 +20,7 @@ import contextlib
 import gc
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -286,20 +287,6 @@ def _client(settings: Settings, uri: str) -> AsyncMongoClient[dict[str, Any]]:
     return client
 
 
-def _check_not_in_use(data_dir: Path) -> None:
-    """Refuse, in one line, a store another process has open.
-
-    The engine's storage library would say so too, but in several lines of its
-    own on stderr (see :func:`~llmreq_mongo._local_store.in_use`).
-    """
-    if in_use(data_dir):
-        raise StorageError(
-            f"the embedded store in {data_dir}/ is in use by another process (another "
-            "llmreq, say `llmreq tail`); stop it, or run a server both can share and "
-            "pass --uri"
-        )
-
-
 async def _head_started(data_dir: Path) -> EmbeddedMongo | None:
     """The engine the ``llmreq`` launcher spawned for ``data_dir``, once it listens.
 
@@ -316,6 +303,109 @@ async def _head_started(data_dir: Path) -> EmbeddedMongo | None:
         await engine.start()
     except StorageError:
         return None
+    return engine
+
+
+#: Words of the storage library's errors: another process holds the store's lock.
+_LOCKED = ("Device or resource busy", "Resource temporarily unavailable", "already being managed")
+#: Words of its errors about damaged files (``WT_TRY_SALVAGE``, ``WT_PANIC``, a
+#: metadata file cut short: ``WT_NOTFOUND``, checksum and read errors).
+_DAMAGED = ("WT_TRY_SALVAGE", "WT_PANIC", "WT_NOTFOUND", "WT_ERROR", "corrupt", "checksum")
+#: Where the engine's own messages go, in the data directory (the head
+#: start's child writes its output there too).
+ENGINE_LOG = "engine.log"
+
+
+def _in_use_message(data_dir: Path) -> str:
+    return (
+        f"the embedded store in {data_dir}/ is in use by another process (another "
+        "llmreq, say `llmreq tail`); stop it, or run a server both can share and "
+        "pass --uri"
+    )
+
+
+def _damaged(data_dir: Path, what: str) -> str:
+    """The one line for a store the engine cannot read: what to do, and where the details are."""
+    return (
+        f"the embedded store in {data_dir}/ looks damaged ({what}); move it aside "
+        f"(mv {shlex.quote(str(data_dir))} {shlex.quote(f'{data_dir}.damaged')}) "
+        "or restore a copy of it, then run again; "
+        f"the engine's messages are in {data_dir / ENGINE_LOG}"
+    )
+
+
+def _internal_error(exc: StorageError) -> bool:
+    """Whether the server failed on its own data (``InternalError``, code 1), not on the request."""
+    cause = exc.__cause__
+    return isinstance(cause, OperationFailure) and cause.code == 1
+
+
+def _check_not_in_use(data_dir: Path) -> None:
+    """Refuse, in one line, a store another process has open.
+
+    The engine's storage library would say so too, but in several lines of its
+    own on stderr (see :func:`~llmreq_mongo._local_store.in_use`).
+    """
+    if in_use(data_dir):
+        raise StorageError(_in_use_message(data_dir))
+
+
+@contextlib.contextmanager
+def _engine_output(settings: Settings) -> Iterator[None]:
+    """Send what the storage library writes on stderr, while it opens, to ``engine.log``.
+
+    WiredTiger reports a damaged file or a held lock in dozens of lines of
+    its own (timestamps, hex dumps) written straight to file descriptor 2,
+    before the error this command turns into one line. Those lines are kept
+    in the data directory's log, where the head start's child writes too;
+    ``--debug`` leaves them on the terminal. If the log cannot be opened,
+    nothing is redirected.
+    """
+    if settings.debug:
+        yield
+        return
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        log = os.open(settings.data_dir / ENGINE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        yield
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(log, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
+
+
+def _start_failed(data_dir: Path, exc: Exception) -> StorageError:
+    """The one-line error for an engine that would not open the store, by what went wrong."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if any(word in text for word in _LOCKED):
+        return StorageError(_in_use_message(data_dir))
+    if any(word.lower() in text.lower() for word in _DAMAGED):
+        return StorageError(_damaged(data_dir, text))
+    return StorageError(
+        f"could not start the embedded engine in {data_dir}/: {text}; "
+        f"the engine's messages are in {data_dir / ENGINE_LOG}"
+    )
+
+
+async def _started_here(settings: Settings) -> EmbeddedMongo:
+    """The embedded engine, started in this process (no server, no head start)."""
+    _check_not_in_use(settings.data_dir)
+    engine = EmbeddedMongo(settings.data_dir, durable=True)
+    try:
+        with _engine_output(settings):
+            await engine.start()
+    except LLMReqError:
+        raise
+    except Exception as exc:  # the engine's own errors (a locked or damaged store, ...)
+        raise _start_failed(settings.data_dir, exc) from exc
     return engine
 
 
@@ -343,22 +433,17 @@ async def store(settings: Settings, *, create: bool | None = None) -> AsyncItera
                 raise StorageError(NO_STORE)
             engine = await _head_started(settings.data_dir)
             if engine is None:
-                _check_not_in_use(settings.data_dir)
-                engine = EmbeddedMongo(settings.data_dir, durable=True)
-                try:
-                    await engine.start()
-                except LLMReqError:
-                    raise
-                except Exception as exc:  # the engine's own errors (a locked store, ...)
-                    raise StorageError(
-                        f"could not start the embedded engine in {settings.data_dir}/: {exc}; "
-                        "another llmreq may be using it (pass --uri to share a server)"
-                    ) from exc
+                engine = await _started_here(settings)
             stack.push_async_callback(engine.stop)
             uri = engine.uri
         client = _client(settings, uri)
         stack.push_async_callback(client.close)
-        handle = await init(client, database=settings.database)
+        try:
+            handle = await init(client, database=settings.database)
+        except StorageError as exc:
+            if settings.uri or served is not None or not _internal_error(exc):
+                raise
+            raise StorageError(_damaged(settings.data_dir, "its catalogue")) from exc
         yield handle
 
 
@@ -377,17 +462,21 @@ def run_main(
     main: Callable[[], Awaitable[T]],
     *,
     done: Callable[[], str] | None = None,
+    started: float | None = None,
 ) -> T:
     """Run a command's async ``main``; errors and signals end it in one line.
 
     Errors become one line on stderr and status 1. Ctrl-C (or SIGTERM) stops
-    it within a few seconds with "interrupted after N s", followed by what
+    it within a few seconds with "interrupted after N s", counted from
+    ``started`` (a ``time.monotonic()``; default: now), followed by what
     ``done()`` says was done, and status 130 (143 for SIGTERM).
     """
-    started = time.monotonic()
+    if started is None:
+        started = time.monotonic()
+    since = started
 
     def last_words(signum: int) -> str:
-        return interrupted_line(signum, time.monotonic() - started, done)
+        return interrupted_line(signum, time.monotonic() - since, done)
 
     with reported(settings):
         try:
@@ -403,6 +492,7 @@ def run(
     *,
     done: Callable[[], str] | None = None,
     create: bool | None = None,
+    started: float | None = None,
 ) -> T:
     """Run ``work`` against the store (see :func:`store` and :func:`run_main`).
 
@@ -413,13 +503,16 @@ def run(
             when the command is interrupted ("120 of 500 requests recorded").
         create: whether a missing embedded store may be created (default:
             for :data:`CREATING_COMMANDS` only).
+        started: when the command started (``time.monotonic()``), for that
+            line's elapsed time, if its work began before this call (reading
+            the file to import, say); default: now.
     """
 
     async def go() -> T:
         async with store(settings, create=create) as handle:
             return await work(handle)
 
-    return run_main(settings, go, done=done)
+    return run_main(settings, go, done=done, started=started)
 
 
 def main() -> None:

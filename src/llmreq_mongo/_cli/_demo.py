@@ -19,6 +19,8 @@ those times (``created_at``, a backfill), so ``sessions``, ``stats`` and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import random
 import time
@@ -34,6 +36,7 @@ from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClient
 from llmreq_mongo._recording.recorder import Recorder, RecorderStats
 from llmreq_mongo._time import now_ms
+from llmreq_mongo.errors import LLMReqError
 
 from ._app import JsonFlag, app, run, settings_of
 from ._demo_script import PERSONAS as _PERSONAS
@@ -48,6 +51,12 @@ __all__ = ["demo"]
 
 _SHOWN = 10
 _MAX_SUMMARIES = 10_000
+_BATCH = 500
+#: Records the demo lets wait for MongoDB before it builds the next call.
+_AHEAD = 2 * _BATCH
+#: Seconds between two looks at whether MongoDB caught up, when no
+#: acknowledgement came (records that failed or were spilled get none).
+_PACE = 0.1
 
 
 def next_session(
@@ -70,6 +79,37 @@ def next_session(
     return rng.choice(talks)
 
 
+async def keep_pace(recorder: Recorder, acknowledged: asyncio.Event) -> None:
+    """Let the writer and a Ctrl-C run, and wait while MongoDB is far behind.
+
+    Building a call is pure Python and ``arecord`` returns at once while the
+    queue has room, so without this the loop would build every call before
+    the recorder's writer task, or the cancellation a Ctrl-C sends, got to
+    run: an interrupt was acted on only seconds later, with thousands of
+    records queued that its clean-up had no time to write. Kept to
+    :data:`_AHEAD` records, the queue is written within the clean-up, and
+    every record is counted as MongoDB acknowledges it. ``acknowledged`` is
+    set by the recorder's ``after_write``.
+    """
+    await asyncio.sleep(0)
+    while recorder.stats.queued >= _AHEAD:
+        acknowledged.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(acknowledged.wait(), _PACE)
+
+
+async def _write_what_is_queued(recorder: Recorder) -> None:
+    """On an interrupt: wait for the records already queued (at most :data:`_AHEAD`).
+
+    Left to the recorder's own stop, which gives an interrupted block a
+    second, the last batch could be stored without its acknowledgement
+    arriving in time, and the line the interrupt prints would count fewer
+    records than the store holds.
+    """
+    with contextlib.suppress(LLMReqError):  # the interrupt is what is reported
+        await recorder.flush()
+
+
 def _kind(response: LLMResponse) -> str:
     """How a call ended, for the run's summary."""
     if response.status is None:
@@ -84,6 +124,9 @@ def _kind(response: LLMResponse) -> str:
 @dataclass(frozen=True)
 class _Run:
     recorded: int
+    #: The sessions that made a call (fewer than ``--sessions`` when
+    #: ``--requests`` is smaller).
+    sessions: int
     seconds: float
     stats: RecorderStats
     summaries: list[analytics.SessionSummary]
@@ -136,33 +179,41 @@ def demo(
         )
         task = progress.add_task("record", total=requests)
 
+        acknowledged = asyncio.Event()
+
         def written(ids: list[Any]) -> None:
             stored[0] += len(ids)
+            acknowledged.set()
             progress.advance(task, len(ids))
 
         outcomes: Counter[str] = Counter()
         waiting: list[Fault] = []  # planned faults not yet given to a call they fit
         clock = time.perf_counter()
         with progress:
-            async with Recorder(max_batch=500, after_write=written) as recorder:
-                for i in range(requests):
-                    if i in plan:
-                        waiting.append(plan[i])
-                    client, talk = next_session(i, talks, waiting, rng)
-                    fault = next((f for f in waiting if f != "cut" or talk.can_be_cut()), None)
-                    if fault is not None:
-                        waiting.remove(fault)
-                    call = talk.next_call(rng, fault)
-                    outcomes[_kind(call.response)] += 1
-                    talk.ids.append(
-                        await recorder.arecord(
-                            client,
-                            call.payload,
-                            session_key=talk.key,
-                            created_at=call.at,
-                            response=call.response,
+            async with Recorder(max_batch=_BATCH, after_write=written) as recorder:
+                try:
+                    for i in range(requests):
+                        await keep_pace(recorder, acknowledged)
+                        if i in plan:
+                            waiting.append(plan[i])
+                        client, talk = next_session(i, talks, waiting, rng)
+                        fault = next((f for f in waiting if f != "cut" or talk.can_be_cut()), None)
+                        if fault is not None:
+                            waiting.remove(fault)
+                        call = talk.next_call(rng, fault)
+                        outcomes[_kind(call.response)] += 1
+                        talk.ids.append(
+                            await recorder.arecord(
+                                client,
+                                call.payload,
+                                session_key=talk.key,
+                                created_at=call.at,
+                                response=call.response,
+                            )
                         )
-                    )
+                except asyncio.CancelledError:
+                    await _write_what_is_queued(recorder)
+                    raise
                 await recorder.flush()
                 stats = recorder.stats
         seconds = time.perf_counter() - clock
@@ -174,7 +225,10 @@ def demo(
             if s.session_key in keys
         ]
         usage = await analytics.client_usage(since=recent)
-        return _Run(requests, seconds, stats, summaries, usage, await client_names(), outcomes)
+        used = sum(1 for _, talk in talks if talk.ids)
+        return _Run(
+            requests, used, seconds, stats, summaries, usage, await client_names(), outcomes
+        )
 
     stored = [0]  # requests MongoDB acknowledged, for the line an interrupt prints
     result = run(
@@ -207,7 +261,7 @@ def demo(
     console = settings.console
     rate = result.recorded / result.seconds if result.seconds > 0 else 0.0
     console.print(
-        f"recorded {plural(result.recorded, 'request')} in {plural(sessions, 'session')} "
+        f"recorded {plural(result.recorded, 'request')} in {plural(result.sessions, 'session')} "
         "through the recorder "
         f"in {result.seconds:.2f} s ({rate:,.0f}/s; {result.stats.written:,} written, "
         f"{result.stats.retried:,} retried), spread over the last {_DAYS} days",

@@ -52,6 +52,10 @@ def parse_time(text: str, *, what: str = "time", now: dt.datetime | None = None)
         InvalidInput: the text is none of the accepted forms, or has no time zone.
     """
     value = text.strip()
+    if not value:
+        # `--since ''` (an unset shell variable, say) must not quietly mean
+        # the command's default window.
+        raise InvalidInput(f"{what} is empty: give a time such as 7d, 2026-05-01 or now")
     current = now or now_ms()
     if value.lower() == "now":
         return current

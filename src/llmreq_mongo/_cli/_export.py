@@ -284,8 +284,8 @@ def export(
     """Export requests as JSON Lines (every field, exactly) or CSV, streaming."""
     settings = settings_of(ctx)
     with reported(settings):
-        start = parse_time(since, what="--since") if since else None
-        end = parse_time(until, what="--until") if until else None
+        start = parse_time(since, what="--since") if since is not None else None
+        end = parse_time(until, what="--until") if until is not None else None
         if start and end and start >= end:
             raise InvalidInput("--since must be before --until")
         target = checked_target(output)

@@ -23,6 +23,7 @@ anything is written; a bad one is reported with its line number, and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
@@ -152,8 +153,11 @@ def import_command(
     json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Import requests from an export or a Django dumpdata fixture (idempotent)."""
+    started = time.monotonic()
     settings = settings_of(ctx)
     with reported(settings):
+        if not file.exists():
+            raise InvalidInput(f"{file} does not exist")
         if not file.is_file():
             raise InvalidInput(f"{file} is not a file")
 
@@ -162,8 +166,20 @@ def import_command(
     async def work(handle: Handle) -> Outcome:
         return await write_records(records, outcome)
 
-    outcome = run(settings, work)
+    outcome = run(settings, work, done=lambda: _so_far(outcome), started=started)
     _report(settings, outcome, json)
+
+
+def _so_far(outcome: Outcome) -> str:
+    """How far an interrupted import got: what MongoDB acknowledged.
+
+    A batch in flight when the signal came may be stored too; importing the
+    file again stores the rest and nothing twice.
+    """
+    text = f"{plural(outcome.imported, 'request')} imported"
+    if outcome.already_present:
+        text += f", {outcome.already_present:,} already present"
+    return text + "; import the file again to add the rest"
 
 
 def _report(settings: Settings, outcome: Outcome, json_flag: bool) -> None:

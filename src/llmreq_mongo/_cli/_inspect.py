@@ -36,8 +36,8 @@ ClientOption = Annotated[str | None, typer.Option(help="Only this client (by nam
 
 def window(since: str | None, until: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
     """Parse ``--since``/``--until``; the first must come before the second."""
-    start = parse_time(since, what="--since") if since else None
-    end = parse_time(until, what="--until") if until else None
+    start = parse_time(since, what="--since") if since is not None else None
+    end = parse_time(until, what="--until") if until is not None else None
     if start is not None and end is not None and start >= end:
         raise InvalidInput(
             f"--since ({format_time(start)}) must be before --until ({format_time(end)})"
@@ -72,7 +72,7 @@ def clients(
     """List every LLM client with its requests, sessions, first and last request in a window."""
     settings = settings_of(ctx)
     with reported(settings):
-        start, end = window(since or CLIENTS_SPAN, until)
+        start, end = window(CLIENTS_SPAN if since is None else since, until)
 
     async def work(handle: Handle) -> list[dict[str, Any]]:
         usage = {u.llm_client_id: u for u in await client_usage(since=start, until=end)}
@@ -143,7 +143,7 @@ def sessions(
     """List sessions, most recently active first (raw requests only, no rollups)."""
     settings = settings_of(ctx)
     with reported(settings):
-        start, end = window(since or SESSIONS_SPAN, until)
+        start, end = window(SESSIONS_SPAN if since is None else since, until)
 
     async def work(handle: Handle) -> tuple[list[dict[str, Any]], int, dict[Any, str]]:
         found = await client_or_none(client)

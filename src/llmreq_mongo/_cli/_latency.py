@@ -62,7 +62,7 @@ def latency(
     """Latency and time to first byte per model or client: calls, p50, p95, p99, max."""
     settings = settings_of(ctx)
     with reported(settings):
-        start, end = window(since or LATENCY_SPAN, until)
+        start, end = window(LATENCY_SPAN if since is None else since, until)
 
     async def work(handle: Handle) -> list[analytics.LatencyStats]:
         found = await client_or_none(client)

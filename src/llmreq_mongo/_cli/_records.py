@@ -34,6 +34,7 @@ __all__ = [
     "Outcome",
     "Record",
     "check_file",
+    "json_error",
     "parse_fixture",
     "parse_jsonl_line",
 ]
@@ -144,6 +145,16 @@ def _payload_and_flags(request: Any, session_key: Any, is_aggregation: Any) -> s
     return check_session_key(session_key)
 
 
+def json_error(exc: json.JSONDecodeError) -> str:
+    """What is wrong with a JSON text, and where: ``Expecting value at column 5``.
+
+    Some of the decoder's messages already end with "at" and expect the
+    position after them ("Unterminated string starting at"); the position is
+    added once, whatever the message.
+    """
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
 def parse_jsonl_line(text: str, line: int) -> Record:
     """Check one line of an export completely.
 
@@ -153,7 +164,7 @@ def parse_jsonl_line(text: str, line: int) -> Record:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"not JSON ({exc.msg} at column {exc.colno})") from None
+        raise InvalidInput(f"not JSON ({json_error(exc)})") from None
     except RecursionError:
         raise InvalidInput(_TOO_DEEP) from None
     if not isinstance(data, dict):
@@ -212,7 +223,7 @@ def _fixture_entries(text: str) -> Iterator[tuple[int, Any]]:
         try:
             entry, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(f"line {exc.lineno}: not JSON ({exc.msg})") from None
+            raise InvalidInput(f"line {exc.lineno}: not JSON ({json_error(exc)})") from None
         except RecursionError:
             # The end of a value too deep to parse cannot be found, so the
             # entries after it cannot be told apart: this stops the run.

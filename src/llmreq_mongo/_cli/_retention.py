@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -127,13 +128,74 @@ def retention_show(ctx: typer.Context, json: JsonFlag = False) -> None:
     _print(settings, json, _describe(ttl), text)
 
 
+async def _older_than(cutoff: dt.datetime) -> int:
+    """How many records were created before ``cutoff`` (a range count on the index)."""
+    coll = LLMClientRequest.get_pymongo_collection()
+    with storage_errors("count the requests the retention would delete"):
+        return int(await coll.count_documents({"created_at": {"$lt": cutoff}}))
+
+
+def _shortens(old: int | None, seconds: int) -> bool:
+    """Whether a retention of ``seconds`` expires records the current one keeps."""
+    return old is None or seconds < old
+
+
+def _confirm_retention(settings: Settings, doomed: int, seconds: int) -> bool:
+    """Ask before a retention that deletes records at once (on stderr, like prune)."""
+    answer = typer.confirm(
+        f"a retention of {format_duration(seconds)} makes MongoDB delete "
+        f"{plural(doomed, 'existing request')} within about a minute; set it?",
+        default=False,
+        err=True,
+    )
+    if not answer:
+        settings.err.print("retention unchanged", markup=False)
+    return answer
+
+
+async def _checked_retention(
+    settings: Settings, seconds: int, *, ask: bool
+) -> tuple[int | None, int]:
+    """Set the retention, first confirming it when it would delete records now.
+
+    The TTL monitor deletes every record older than the retention within
+    about a minute, so a short one (``1s``, a typo for ``1d``) empties the
+    history as surely as ``prune``; like ``prune``, it then asks on a
+    terminal and needs ``--yes`` without one.
+    """
+    if ask and _shortens(await current_ttl(), seconds):
+        doomed = await _older_than(now_ms() - dt.timedelta(seconds=seconds))
+        if doomed and not sys.stdin.isatty():
+            raise InvalidInput(
+                f"a retention of {format_duration(seconds)} would delete "
+                f"{plural(doomed, 'existing request')} and there is no terminal to confirm "
+                "on; pass --yes to set it"
+            )
+        if doomed and not await asyncio.to_thread(_confirm_retention, settings, doomed, seconds):
+            raise typer.Exit(1)
+    return await set_retention(seconds)
+
+
 @retention_app.command("set")
 def retention_set(
     ctx: typer.Context,
     duration: Annotated[str, typer.Argument(help="How long to keep requests: 90d, 12h, 2w, ...")],
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Set it without asking even if it deletes existing requests "
+            "(needed without a terminal).",
+        ),
+    ] = False,
     json: JsonFlag = False,
 ) -> None:
-    """Delete requests automatically once they are older than DURATION."""
+    """Delete requests automatically once they are older than DURATION.
+
+    When that would delete existing requests at once, it asks first on a
+    terminal; without one it refuses unless ``--yes`` is given.
+    """
     settings = settings_of(ctx)
     with reported(settings):
         seconds = int(parse_duration(duration, what="retention").total_seconds())
@@ -141,7 +203,7 @@ def retention_set(
             raise InvalidInput(
                 f"retention {duration!r} is longer than MongoDB allows (about 68 years)"
             )
-    old, new = run(settings, lambda handle: set_retention(seconds))
+    old, new = run(settings, lambda handle: _checked_retention(settings, seconds, ask=not yes))
     was = "off" if old is None else format_duration(old)
     verb = "unchanged" if old == new else f"changed from {was}"
     _print(
@@ -178,15 +240,32 @@ async def _old_by_client(cutoff: dt.datetime) -> list[tuple[Any, int]]:
         return [(row["_id"], int(row["n"])) async for row in await coll.aggregate(pipeline)]
 
 
-async def _delete_older(cutoff: dt.datetime, batch_size: int) -> tuple[int, int]:
+@dataclass
+class _Pruned:
+    """How far a prune got, for the line an interrupt prints."""
+
+    found: int | None = None
+    deleted: int = 0
+
+    def __str__(self) -> str:
+        if self.found is None:
+            return "nothing deleted yet"
+        return f"{self.deleted:,} of {plural(self.found, 'request')} deleted"
+
+
+async def _delete_older(
+    cutoff: dt.datetime, batch_size: int, pruned: _Pruned | None = None
+) -> tuple[int, int]:
     """Delete records created before ``cutoff``, oldest first, a batch at a time.
 
     Each batch ends at the ``created_at`` of the batch's last record (found by
     walking the ``created_at`` index), so no list of ids is ever sent; records
-    sharing that millisecond go in the same batch.
+    sharing that millisecond go in the same batch. ``pruned`` counts each
+    batch as MongoDB acknowledges it.
     """
     coll = LLMClientRequest.get_pymongo_collection()
     deleted = batches = 0
+    progress = pruned if pruned is not None else _Pruned()
     with storage_errors("prune old requests"):
         while True:
             edge = await coll.find(
@@ -201,6 +280,7 @@ async def _delete_older(cutoff: dt.datetime, batch_size: int) -> tuple[int, int]
                 window["$lte"] = edge[0]["created_at"]
             result = await coll.delete_many({"created_at": window})
             deleted += int(result.deleted_count)
+            progress.deleted = deleted
             batches += 1 if result.deleted_count else 0
             if not edge:
                 return deleted, batches
@@ -249,6 +329,7 @@ def prune(
                 "pass --yes to delete, or --dry-run to see what would go"
             )
     cutoff = now_ms() - age
+    pruned = _Pruned()
 
     async def work(handle: Handle) -> tuple[list[tuple[str, int]], int, int]:
         names = await client_names()
@@ -257,10 +338,11 @@ def prune(
             return by_client, 0, 0
         if ask and not await asyncio.to_thread(_confirm, settings, by_client, cutoff):
             raise typer.Exit(1)
-        deleted, batches = await _delete_older(cutoff, batch_size)
+        pruned.found = sum(n for _, n in by_client)
+        deleted, batches = await _delete_older(cutoff, batch_size, pruned)
         return by_client, deleted, batches
 
-    by_client, deleted, batches = run(settings, work)
+    by_client, deleted, batches = run(settings, work, done=pruned.__str__)
     found = sum(n for _, n in by_client)
     if settings.wants_json(json):
         print_json(

@@ -97,7 +97,9 @@ def stats(
     with reported(settings):
         # Both ends are set, so every bucket of the window is listed, even
         # when none holds a request.
-        start, end = window(since or _DEFAULT_SPAN[by], until or "now")
+        start, end = window(
+            _DEFAULT_SPAN[by] if since is None else since, "now" if until is None else until
+        )
         key = check_session_key(session, nullable=False) if session is not None else None
         try:
             zone = zoneinfo.ZoneInfo(tz)
