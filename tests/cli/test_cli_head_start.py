@@ -45,6 +45,15 @@ def engine_children(data_dir: Path) -> list[int]:
     return found
 
 
+def engine_children_within(data_dir: Path, seconds: float) -> list[int]:
+    """:func:`engine_children`, once there is one (a child just spawned is not
+    always listed under its own command line yet), or none after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (found := engine_children(data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def gone_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -152,7 +161,7 @@ def test_store_uses_the_head_started_engine(made: Path, monkeypatch: pytest.Monk
     started = _head_start.begin(["clients"], {})
     assert started is not None
     try:
-        assert engine_children(made / ".llmreq-data") == [started.child.pid]
+        assert engine_children_within(made / ".llmreq-data", 10) == [started.child.pid]
         settings = Settings(uri=None, database="llmreq", json=False, debug=False, command="clients")
 
         async def served_at() -> set[int | None]:
