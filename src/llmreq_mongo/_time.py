@@ -85,4 +85,8 @@ def check_aware(name: str, value: Any) -> dt.datetime | None:
     Raises:
         InvalidInput: not a datetime, or a naive one.
     """
-    return None if value is None else to_utc_ms(aware_utc(name, value))
+    if value is None:
+        return None
+    if type(value) is dt.datetime and value.tzinfo is UTC and value.microsecond % 1000 == 0:
+        return value  # in UTC to the millisecond already, as now_ms() makes it
+    return to_utc_ms(aware_utc(name, value))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -30,7 +30,7 @@ from pydantic import (
 
 from llmreq_mongo._checks import a_type
 from llmreq_mongo._queries import checked_payload, normalize_payload, vouch, vouched
-from llmreq_mongo._time import aware_utc, now_ms, to_utc_ms
+from llmreq_mongo._time import UTC, aware_utc, now_ms, to_utc_ms
 from llmreq_mongo.errors import InvalidInput, InvalidPayload
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "TokenUsage",
     "has_plain_body",
     "response_from",
+    "trusted_usage",
     "vouched_response",
 ]
 
@@ -138,11 +139,9 @@ class LLMResponse(_Checked):
     @field_validator("body", mode="before")
     @classmethod
     def _normalise_body(cls, value: Any) -> Any:
+        if type(value) is DecodedBody:
+            return _decoded(value)
         try:
-            if type(value) is DecodedBody:
-                if value.plain:
-                    return value.value
-                return checked_payload(value.value)[0]
             return normalize_payload(value)[0]
         except InvalidPayload as exc:
             raise _body_error(exc) from None
@@ -185,16 +184,116 @@ class DecodedBody:
         self.plain = plain
 
 
+def _decoded(body: DecodedBody) -> Any:
+    """The stored value of a body the capture decoded: itself, once checked unless plain.
+
+    Raises:
+        InvalidPayload: the body is not storable JSON (named ``response.body``).
+    """
+    if body.plain:
+        return body.value
+    try:
+        return checked_payload(body.value)[0]
+    except InvalidPayload as exc:
+        raise _body_error(exc) from None
+
+
 def vouched_response(fields: dict[str, Any], body: DecodedBody | None) -> LLMResponse:
     """``LLMResponse(**fields, body=body)``, its body vouched for when the decoder did.
+
+    ``fields`` are every field but ``body``. When they are of the kinds the
+    capture makes (:func:`_made_by_capture`), the response is built from
+    them as they are, with only the body checked; otherwise by validation.
 
     Raises:
         InvalidInput: as ``LLMResponse(...)``.
     """
-    response = LLMResponse(**fields, body=body)
+    if _made_by_capture(fields):
+        values = dict(fields)
+        values["body"] = None if body is None else _decoded(body)
+        response = _trusted(LLMResponse, values)
+    else:
+        response = LLMResponse(**fields, body=body)
     if body is not None and body.plain:
         vouch(body.value)
     return response
+
+
+def trusted_usage(counts: dict[str, int | None]) -> TokenUsage:
+    """``TokenUsage(**counts)`` for counts already checked: each None or within 0..2^63-1.
+
+    Every field is given. Counts of another kind are validated (and refused) as
+    ``TokenUsage(**counts)`` does.
+    """
+    for value in counts.values():
+        if value is not None and not (type(value) is int and 0 <= value <= _INT64_MAX):
+            return TokenUsage(**counts)
+    return _trusted(TokenUsage, counts)
+
+
+# -- building a model from values known to be valid -----------------------------------
+#
+# A response read by the capture is built once per call, on the path of every
+# response a server sends. Its values are made by the parser itself (a status
+# from the server, strings it decoded, its own timings), so their validation
+# can only pass; done through pydantic it is the costliest part of reading a
+# response once caches are cold (a busy server), several times what setting
+# the four attributes of a pydantic instance costs. _trusted does that, as
+# BaseModel.model_construct does (the public way, itself several times slower),
+# when pydantic's instances hold what it sets; it falls back to model_construct
+# otherwise. tests/capture/test_trusted_models.py holds it to the validated
+# result, field for field.
+
+_SLOTS = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+_DIRECT = tuple(BaseModel.__slots__) == _SLOTS
+_set = object.__setattr__
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
+    """An instance of ``cls`` holding ``values`` (every field, each valid), unvalidated."""
+    if not _DIRECT:
+        return cls.model_construct(**values)
+    instance = cls.__new__(cls)
+    ordered = {name: values[name] for name in _FIELD_ORDER[cls]}
+    _set(instance, "__dict__", ordered)
+    _set(instance, "__pydantic_fields_set__", set(ordered))
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
+
+
+def _is_str(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _is_millis(value: Any) -> bool:
+    return type(value) is float and 0.0 <= value < math.inf
+
+
+def _made_by_capture(fields: dict[str, Any]) -> bool:
+    """Whether ``fields`` (all but ``body``) hold only values the model would keep as they are."""
+    if fields.keys() != _CAPTURED_FIELDS:
+        return False
+    status, usage, ttft = fields["status"], fields["usage"], fields["ttft_ms"]
+    completed = fields["completed_at"]
+    return (
+        (status is None or (type(status) is int and 100 <= status <= 599))
+        and _is_str(fields["model"])
+        and _is_str(fields["response_id"])
+        and _is_str(fields["error"])
+        and type(fields["finish_reasons"]) is list
+        and all(type(reason) is str for reason in fields["finish_reasons"])
+        and (usage is None or type(usage) is TokenUsage)
+        and type(fields["stream"]) is bool
+        and type(fields["truncated"]) is bool
+        and _is_millis(fields["latency_ms"])
+        and (ttft is None or _is_millis(ttft))
+        # As now_ms() makes it: UTC, to the millisecond.
+        and type(completed) is dt.datetime
+        and completed.tzinfo is UTC
+        and completed.microsecond % 1000 == 0
+    )
 
 
 def has_plain_body(response: LLMResponse) -> bool:
@@ -244,6 +343,13 @@ def _refusal(root: str, exc: ValidationError) -> InvalidInput:
             problems.append(f"{where}: {error['msg']}, got {_shown(error.get('input'))}{hint}")
     return InvalidInput("; ".join(problems))
 
+
+#: Each model's fields, in their order (a model's __dict__ holds them so).
+_FIELD_ORDER: dict[type[BaseModel], tuple[str, ...]] = {
+    model: tuple(model.model_fields) for model in (LLMResponse, TokenUsage)
+}
+#: The fields of a response but its body: what the capture gives vouched_response.
+_CAPTURED_FIELDS = LLMResponse.model_fields.keys() - {"body"}
 
 _HINTS = {
     "usage": "; a token count is a non-negative integer, or None when it was not reported",

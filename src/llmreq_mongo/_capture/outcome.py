@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from .models import TokenUsage
@@ -121,7 +120,7 @@ def error_text(error: Any) -> str | None:
     """
     if isinstance(error, str):
         return error or None
-    if not isinstance(error, Mapping):
+    if not isinstance(error, dict):  # decoded JSON: a dict, never another mapping
         return None
     message = error.get("message")
     kind = error.get("type") or error.get("code")

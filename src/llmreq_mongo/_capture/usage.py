@@ -23,56 +23,75 @@ non-negative integer, is None: never 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from .models import TokenUsage
+from .models import TokenUsage, trusted_usage
 
 __all__ = ["usage_from_anthropic", "usage_from_chat", "usage_from_responses"]
 
 _INT64_MAX = 2**63 - 1
 
 
+# The usage objects read here come from a JSON decoder: dicts, never another mapping
+# (whose isinstance check, through ABCMeta, would cost more than the reading).
+
+
 def _count(source: Any, key: str) -> int | None:
-    value = source.get(key) if isinstance(source, Mapping) else None
+    value = source.get(key) if isinstance(source, dict) else None
     if type(value) is int and 0 <= value <= _INT64_MAX:
         return value
     return None
 
 
-def _usage(**counts: int | None) -> TokenUsage | None:
+def _usage(counts: dict[str, int | None]) -> TokenUsage | None:
     if all(value is None for value in counts.values()):
         return None
-    return TokenUsage(**counts)
+    return trusted_usage(counts)
+
+
+def _sum(*counts: int | None) -> int | None:
+    """The sum of ``counts`` (None when the first is None), None past what a count holds."""
+    if counts[0] is None:
+        return None
+    total = sum(count or 0 for count in counts)
+    return total if total <= _INT64_MAX else None
 
 
 def usage_from_chat(usage: Any) -> TokenUsage | None:
     """Map an OpenAI chat completions ``usage`` object (None when there is none)."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return None
+    prompt = usage.get("prompt_tokens_details")
     return _usage(
-        input_tokens=_count(usage, "prompt_tokens"),
-        output_tokens=_count(usage, "completion_tokens"),
-        total_tokens=_count(usage, "total_tokens"),
-        cache_read_input_tokens=_count(usage.get("prompt_tokens_details"), "cached_tokens"),
-        cache_creation_input_tokens=_count(
-            usage.get("prompt_tokens_details"), "cache_write_tokens"
-        ),
-        reasoning_output_tokens=_count(usage.get("completion_tokens_details"), "reasoning_tokens"),
+        {
+            "input_tokens": _count(usage, "prompt_tokens"),
+            "output_tokens": _count(usage, "completion_tokens"),
+            "total_tokens": _count(usage, "total_tokens"),
+            "cache_read_input_tokens": _count(prompt, "cached_tokens"),
+            "cache_creation_input_tokens": _count(prompt, "cache_write_tokens"),
+            "reasoning_output_tokens": _count(
+                usage.get("completion_tokens_details"), "reasoning_tokens"
+            ),
+        }
     )
 
 
 def usage_from_responses(usage: Any) -> TokenUsage | None:
     """Map an OpenAI Responses API ``usage`` object (None when there is none)."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return None
+    details = usage.get("input_tokens_details")
     return _usage(
-        input_tokens=_count(usage, "input_tokens"),
-        output_tokens=_count(usage, "output_tokens"),
-        total_tokens=_count(usage, "total_tokens"),
-        cache_read_input_tokens=_count(usage.get("input_tokens_details"), "cached_tokens"),
-        cache_creation_input_tokens=_count(usage.get("input_tokens_details"), "cache_write_tokens"),
-        reasoning_output_tokens=_count(usage.get("output_tokens_details"), "reasoning_tokens"),
+        {
+            "input_tokens": _count(usage, "input_tokens"),
+            "output_tokens": _count(usage, "output_tokens"),
+            "total_tokens": _count(usage, "total_tokens"),
+            "cache_read_input_tokens": _count(details, "cached_tokens"),
+            "cache_creation_input_tokens": _count(details, "cache_write_tokens"),
+            "reasoning_output_tokens": _count(
+                usage.get("output_tokens_details"), "reasoning_tokens"
+            ),
+        }
     )
 
 
@@ -82,19 +101,21 @@ def usage_from_anthropic(usage: Any) -> TokenUsage | None:
     See the module docstring for what ``input_tokens`` and ``total_tokens``
     are here.
     """
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return None
     uncached = _count(usage, "input_tokens")
     read = _count(usage, "cache_read_input_tokens")
     created = _count(usage, "cache_creation_input_tokens")
     output = _count(usage, "output_tokens")
-    total_input = None if uncached is None else uncached + (read or 0) + (created or 0)
-    total = None if total_input is None or output is None else total_input + output
+    total_input = _sum(uncached, read, created)
+    total = None if output is None else _sum(total_input, output)
     return _usage(
-        input_tokens=total_input,
-        output_tokens=output,
-        total_tokens=total,
-        cache_read_input_tokens=read,
-        cache_creation_input_tokens=created,
-        reasoning_output_tokens=None,
+        {
+            "input_tokens": total_input,
+            "output_tokens": output,
+            "total_tokens": total,
+            "cache_read_input_tokens": read,
+            "cache_creation_input_tokens": created,
+            "reasoning_output_tokens": None,
+        }
     )

@@ -40,7 +40,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from llmreq_mongo._capture import DEFAULT_MAX_BYTES, LLMResponse
 from llmreq_mongo._checks import a_type
@@ -317,7 +317,7 @@ class LLMRequestLogger:
             self._record_error(scope, exc)
             return None
         state = scope.setdefault("state", {})
-        if isinstance(state, MutableMapping):
+        if _is_state(state):
             state["llmreq_session_key"] = session_key
         return call
 
@@ -356,7 +356,7 @@ class LLMRequestLogger:
         if failed:
             self.stats.call_errors += 1
         state = scope.get("state")
-        if isinstance(state, MutableMapping):
+        if _is_state(state):
             state["llmreq_record_id"] = record_id
 
     def _record_error(self, scope: Scope, exc: Exception) -> None:
@@ -391,6 +391,12 @@ class LLMRequestLogger:
             size,
             self.max_body_bytes,
         )
+
+
+def _is_state(state: object) -> TypeGuard[MutableMapping[str, Any]]:
+    """Whether the scope's ``state`` can take our keys (a dict, in every server we know)."""
+    # The exact type first: isinstance() against MutableMapping goes through ABCMeta.
+    return type(state) is dict or isinstance(state, MutableMapping)
 
 
 class _Call:
