@@ -344,6 +344,7 @@ async def test_bad_input_is_refused_before_any_query(
         ({"input_per_mtok": True, "output_per_mtok": 1}, "finite number"),
         ({"input_per_mtok": "2.5", "output_per_mtok": 1}, "finite number"),
         ({"input_per_mtok": 1, "output_per_mtok": None}, "output_per_mtok"),
+        ({"input_per_mtok": 10**400, "output_per_mtok": 1}, "finite number"),
     ],
 )
 def test_bad_prices_are_refused(kwargs: dict[str, Any], match: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import pytest
 from bson import DBRef, ObjectId
@@ -189,6 +190,17 @@ async def test_manager_update_refuses_created_at_and_ids(client: LLMClient) -> N
         await qs.update(colour="red")
     with pytest.raises(InvalidInput, match="session_key"):
         await qs.update(session_key={"$ne": ""})
+
+
+@pytest.mark.parametrize("value", [1, dt.datetime(2020, 1, 1, tzinfo=UTC)])
+async def test_manager_update_refuses_updated_at_it_would_overwrite(
+    client: LLMClient, value: Any
+) -> None:
+    record = await LLMClientRequest.objects.create(llm_client=client, session_key="s")
+    with pytest.raises(InvalidInput, match="every update sets it"):
+        await LLMClientRequest.objects.all().update(updated_at=value, session_key="t")
+    stored = await LLMClientRequest.objects.get(id=record.id)
+    assert (stored.session_key, stored.updated_at) == ("s", record.updated_at)
 
 
 async def test_update_moves_link_and_id_together(client: LLMClient) -> None:

@@ -96,12 +96,35 @@ async def test_slices_are_skip_and_limit_in_order(rows: list[LLMClientRequest]) 
         (-1, "negative"),
         ("1", "int"),
         (True, "int"),
+        (2**63, "at most"),
+        (slice(2**70, None), "at most"),
+        (slice(None, 2**64), "at most"),
     ],
-    ids=["neg-start", "neg-stop", "step", "neg-index", "str", "bool"],
+    ids=[
+        "neg-start",
+        "neg-stop",
+        "step",
+        "neg-index",
+        "str",
+        "bool",
+        "huge",
+        "huge-start",
+        "huge-stop",
+    ],
 )
 def test_bad_slices_are_refused(key: Any, match: str) -> None:
     with pytest.raises(InvalidInput, match=match):
         LLMClientRequest.objects.all()[key]
+
+
+@pytest.mark.parametrize("n", [2**63, 2**70])
+def test_a_limit_past_what_mongodb_takes_is_refused(n: int) -> None:
+    with pytest.raises(InvalidInput, match="limit must be between 1 and"):
+        LLMClientRequest.objects.limit(n)
+
+
+async def test_the_largest_limit_mongodb_takes_is_taken(rows: list[LLMClientRequest]) -> None:
+    assert len(await LLMClientRequest.objects.limit(2**63 - 1).to_list()) == len(rows)
 
 
 async def test_sliced_queries_refuse_writes_and_pages(rows: list[LLMClientRequest]) -> None:

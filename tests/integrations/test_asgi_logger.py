@@ -524,6 +524,24 @@ def test_session_key_finder_reads_headers_case_insensitively_and_tolerates_bad_c
     assert not finder.needs_body
 
 
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("café 🗼".encode(), "café 🗼"),  # UTF-8, as httpx and browsers send it
+        ("café".encode("latin-1"), "café"),  # not UTF-8: Latin-1, HTTP's old reading
+        (b"plain-ascii", "plain-ascii"),
+    ],
+)
+def test_a_header_key_reads_as_recording_transport_reads_it(raw: bytes, key: str) -> None:
+    scope = _scope("POST", CHAT, headers=[(b"x-session-key", raw)])
+    assert SessionKeyFinder(["header:x-session-key"]).find(scope) == (key, 0)
+    # RecordingTransport reads the header through httpx's own decoding.
+    request = httpx.Request(
+        "POST", "http://upstream/v1/chat/completions", headers=[(b"x-session-key", raw)]
+    )
+    assert request.headers.get("x-session-key") == key
+
+
 def _scope(method: str, path: str, *, headers: list[tuple[bytes, bytes]] | None = None) -> Scope:
     return {
         "type": "http",

@@ -141,6 +141,21 @@ async def test_clients_are_listed_by_name_in_pages(llmreq_db: object, http: Http
     ]
 
 
+async def test_no_answer_may_be_kept_by_a_browser_or_a_proxy(client: LLMClient, http: Http) -> None:
+    await seed(client, "s1", minutes(1, 2))
+    async with http(public_app()) as web:
+        for url in [
+            "/h/clients",
+            "/h/sessions",
+            "/h/sessions/s1/requests",
+            "/h/usage",
+            "/h/usage/clients",
+        ]:
+            answer = await web.get(url)
+            assert answer.status_code == 200, (url, answer.text)
+            assert answer.headers["cache-control"] == "no-store", url
+
+
 # -- sessions ---------------------------------------------------------------------------------
 
 

@@ -307,6 +307,11 @@ class TimestampedDocument(Document):
             raise errors.InvalidInput(
                 f"cannot update {', '.join(refused)} of {cls.__name__}: set once on insert"
             )
+        if "updated_at" in fields:
+            raise errors.InvalidInput(
+                f"cannot update updated_at of {cls.__name__}: every update sets it to the "
+                "time of the update; leave it out"
+            )
         encoder = Encoder(custom_encoders=cls.get_settings().bson_encoders, to_db=True)
         changes: dict[str, Any] = {}
         for name, value in fields.items():

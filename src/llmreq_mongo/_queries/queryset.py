@@ -123,7 +123,7 @@ class QuerySet(Generic[D]):
 
     def limit(self, n: int) -> QuerySet[D]:
         """Return at most ``n`` documents (after a slice's start, if any)."""
-        return self._clone(limit=check_int("limit", n, minimum=1))
+        return self._clone(limit=check_int("limit", n, minimum=1, maximum=_INT64_MAX))
 
     @overload
     def __getitem__(self, key: slice) -> QuerySet[D]: ...
@@ -490,7 +490,16 @@ def _index(what: str, value: Any) -> int:
             f"{what} of a QuerySet cannot be negative ({value}): MongoDB has no count from "
             "the end; reverse order_by() and slice from the start"
         )
+    if value > _INT64_MAX:
+        raise InvalidInput(
+            f"{what} of a QuerySet must be at most {_INT64_MAX:,} (MongoDB's skip and limit "
+            f"are 64-bit integers), got {value}"
+        )
     return value
+
+
+#: The largest skip or limit MongoDB takes.
+_INT64_MAX = 2**63 - 1
 
 
 def _nullable_paths(model: type[Any], sort: Sort | list[tuple[str, int]]) -> frozenset[str]:

@@ -31,7 +31,13 @@ _PER = 1_000_000
 
 
 def _rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    finite = False
+    if not isinstance(value, bool) and isinstance(value, (int, float)):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int beyond any float (10**400)
+            finite = False
+    if not finite:
         raise InvalidInput(
             f"Price.{name} must be a finite number (the price of a million tokens), "
             f"got {value!r} ({a_type(value)})"

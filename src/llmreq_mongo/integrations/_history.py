@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pymongo
 from bson import ObjectId
-from fastapi import APIRouter, HTTPException, Path, Query, Request, params
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, params
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
 
@@ -281,6 +281,11 @@ def _requests_url(base: str, session_key: str, client: str | None) -> str:
 # -- the router ------------------------------------------------------------------------------
 
 
+def _not_stored(response: Response) -> None:
+    """Every answer holds recorded payloads: no browser or proxy may keep a copy."""
+    response.headers["Cache-Control"] = "no-store"
+
+
 def history_router(
     *,
     dependencies: Sequence[params.Depends] | None = None,
@@ -316,7 +321,8 @@ def history_router(
     query and reading its results); past it, or when MongoDB cannot be
     reached, it answers 503 instead of waiting out the driver's 30 s.
 
-    The API shows every recorded payload. Protect it with ``dependencies``,
+    The API shows every recorded payload, so its answers carry
+    ``Cache-Control: no-store``. Protect it with ``dependencies``,
     for example ``[Depends(require_api_key)]``; to mount it without any, say
     so with ``public=True``.
 
@@ -336,7 +342,12 @@ def history_router(
     if isinstance(tags, str):
         raise InvalidInput(f"tags takes a sequence of tag names, got the string {tags!r}")
     timeout = check_timeout(timeout)
-    router = APIRouter(prefix=prefix, tags=list(tags), dependencies=deps, responses=_ERRORS)
+    router = APIRouter(
+        prefix=prefix,
+        tags=list(tags),
+        dependencies=[*deps, Depends(_not_stored)],
+        responses=_ERRORS,
+    )
 
     @router.get("/clients", response_model=ClientPage, summary="List the LLM clients")
     async def list_clients(size: Size = _DEFAULT_PAGE, after: After = None) -> ClientPage:

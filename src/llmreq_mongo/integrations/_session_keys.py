@@ -123,13 +123,23 @@ class SessionKeyFinder:
 
 
 def header_values(scope: Mapping[str, Any], name: str) -> list[str]:
-    """The values of the request header ``name`` (lower case), in order."""
+    """The values of the request header ``name`` (lower case), in order.
+
+    A value is read as UTF-8 when it is valid UTF-8, as Latin-1 otherwise:
+    what httpx does, so that a session key sent as ``X-Session-Key: café`` is
+    the same key whether the middleware or ``RecordingTransport`` reads it.
+    """
     wanted = name.encode("latin-1")
     return [
-        value.decode("latin-1")
-        for key, value in scope.get("headers") or ()
-        if key.lower() == wanted
+        _header_text(value) for key, value in scope.get("headers") or () if key.lower() == wanted
     ]
+
+
+def _header_text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def _cookie(scope: Mapping[str, Any], name: str) -> str | None:
