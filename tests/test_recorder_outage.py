@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,26 @@ async def test_stop_without_spill_path_reports_what_was_not_written(
     assert info.value.count == 50
     assert recorder.stats.written == 0 and recorder.stats.queued == 0
     assert recorder.stats.last_error is not None
+
+
+async def test_stop_says_the_spill_file_could_not_take_the_records(
+    engine: EmbeddedMongo, bot: LLMClient, tmp_path: Path, immutable: Callable[[Path], None]
+) -> None:
+    folder = tmp_path / "spill"
+    folder.mkdir()
+    recorder = Recorder(retry_deadline=60, stop_timeout=0.5, spill_path=folder / "spill.jsonl")
+    await recorder.start()
+    await engine.stop()
+    for n in range(20):
+        recorder.record(bot, {"n": n}, session_key="kept-nowhere")
+    for path in [folder, *folder.iterdir()]:
+        immutable(path)  # neither the spill file nor a new one can be written
+    with pytest.raises(RecordsNotWritten, match="20 record") as info:
+        await recorder.stop()
+    message = str(info.value)
+    assert "the spill file could not take them" in message
+    assert "Make the spill file writable" in message and "Set spill_path" not in message
+    assert recorder.stats.unwritten == 20
 
 
 def test_spill_reader_keeps_unreadable_lines(tmp_path: Path) -> None:

@@ -13,11 +13,10 @@ import asyncio
 import datetime as dt
 import functools
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,24 +152,6 @@ async def test_an_unwritable_corrupt_file_is_counted_and_the_spill_file_kept(
         await recorder.flush()
     assert await stored_ids("spilled") == sorted([good["_id"], later])
     assert bad_lines()[0] in spill.read_bytes()  # kept: it is nowhere else
-
-
-@pytest.fixture
-def immutable() -> Iterator[Callable[[Path], None]]:
-    """Make a directory read-only even for root (``chattr +i``), and undo it afterwards."""
-    if shutil.which("chattr") is None:
-        pytest.skip("chattr is needed to make a directory read-only for every user")
-    made: list[Path] = []
-
-    def make(path: Path) -> None:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
-        made.append(path)
-
-    try:
-        yield make
-    finally:
-        for path in made:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
 async def test_a_read_only_spill_directory_does_not_stop_the_recorder(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from sdk_clients import HeaderSpy, records
 from starlette.middleware.gzip import GZipMiddleware
 
 from llmreq_mongo import InvalidInput, LLMClient, Recorder
+from llmreq_mongo.integrations._decoding import EXPANSION
 from llmreq_mongo.integrations.httpx import (
     DEFAULT_PATHS,
     SESSION_KEY_HEADER,
@@ -216,6 +218,32 @@ async def test_a_gzipped_answer_is_read_while_the_client_decodes_its_own(
     [doc] = await records()
     assert doc.response is not None and doc.response.body == response.json()
     assert doc.response.usage is not None and doc.response.usage.input_tokens == 31
+
+
+async def test_an_answer_decompressing_past_the_bound_is_not_read(
+    recorder: Recorder, bot: LLMClient
+) -> None:
+    limit = 64 * 1024
+    bomb = gzip.compress(b" " * (limit * EXPANSION + 1))  # about 260 bytes of gzip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={"content-encoding": "gzip", "content-type": "application/json"},
+            stream=httpx.ByteStream(bomb),
+        )
+
+    transport = RecordingTransport(
+        httpx.MockTransport(handler), recorder=recorder, llm_client=bot, max_response_bytes=limit
+    )
+    async with through(transport) as http:
+        got = await http.post("/v1/chat/completions", json=BODY)
+        assert len(got.content) == limit * EXPANSION + 1  # the client decodes it whole
+    await recorder.flush()
+    [doc] = await records()
+    assert doc.response is not None and doc.response.status == 200 and doc.response.body is None
+    assert doc.response.error is not None
+    assert f"more than {limit * EXPANSION:,} bytes" in doc.response.error
 
 
 async def test_an_unreadable_encoding_keeps_status_and_says_why(

@@ -123,7 +123,7 @@ class QuerySet(Generic[D]):
 
     def limit(self, n: int) -> QuerySet[D]:
         """Return at most ``n`` documents (after a slice's start, if any)."""
-        return self._clone(limit=check_int("limit", n, minimum=1, maximum=_INT64_MAX))
+        return self._clone(limit=_at_most_int64("limit", check_int("limit", n, minimum=1)))
 
     @overload
     def __getitem__(self, key: slice) -> QuerySet[D]: ...
@@ -490,10 +490,14 @@ def _index(what: str, value: Any) -> int:
             f"{what} of a QuerySet cannot be negative ({value}): MongoDB has no count from "
             "the end; reverse order_by() and slice from the start"
         )
+    return _at_most_int64(f"{what} of a QuerySet", value)
+
+
+def _at_most_int64(what: str, value: int) -> int:
     if value > _INT64_MAX:
         raise InvalidInput(
-            f"{what} of a QuerySet must be at most {_INT64_MAX:,} (MongoDB's skip and limit "
-            f"are 64-bit integers), got {value}"
+            f"{what} must be at most {_INT64_MAX:,} (MongoDB's skip and limit are 64-bit "
+            f"integers), got {value}"
         )
     return value
 

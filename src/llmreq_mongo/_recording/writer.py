@@ -210,7 +210,14 @@ class Writer:
             if crash is not None:
                 reason = f"the recorder's writer failed ({crash!r})"
             self.tally.unwritten += len(left)
-            error = RecordsNotWritten(len(left), reason)
+            advice = None
+            if self.store is not None:  # there is a spill file, and it could not take them
+                reason += ", and the spill file could not take them (the log says why)"
+                advice = (
+                    "Make the spill file writable (its directory, its disk's free space), "
+                    "or raise the stop timeout"
+                )
+            error = RecordsNotWritten(len(left), reason, advice=advice)
         self.resolve(left, set())
         for _, future in self.flush_waiters:
             if not future.done():

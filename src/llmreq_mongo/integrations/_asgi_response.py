@@ -26,6 +26,8 @@ from typing import Any
 
 from llmreq_mongo._capture import LLMResponse, ResponseParser
 
+from ._decoding import BodyDecoder, decoder_for
+
 __all__ = ["ResponseCapture"]
 
 logger = logging.getLogger("llmreq_mongo.integrations.asgi")
@@ -48,11 +50,17 @@ def _described(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _content_type(headers: Any) -> str | None:
+def _content_type(headers: Any) -> tuple[str | None, list[str]]:
+    """The ``Content-Type`` and the ``Content-Encoding`` values of a response's headers."""
+    content_type: str | None = None
+    encodings: list[str] = []
     for name, value in headers or ():
-        if name.lower() == b"content-type":
-            return bytes(value).decode("latin-1")
-    return None
+        lowered = name.lower()
+        if lowered == b"content-type" and content_type is None:
+            content_type = bytes(value).decode("latin-1")
+        elif lowered == b"content-encoding":
+            encodings.append(bytes(value).decode("latin-1"))
+    return content_type, encodings
 
 
 class ResponseCapture:
@@ -74,6 +82,7 @@ class ResponseCapture:
     """
 
     __slots__ = (
+        "_decoder",
         "_ended",
         "_error",
         "_max_bytes",
@@ -101,6 +110,8 @@ class ResponseCapture:
         self._max_bytes = max_bytes
         self._on_end = on_end
         self._parser: ResponseParser | None = None
+        # Undoes the body's Content-Encoding (gzip, deflate) for the parser; None if plain.
+        self._decoder: BodyDecoder | None = None
         self._status: int | None = None
         self._ended = False
         # What went wrong on the way out (the server's send raised), kept until the end.
@@ -128,12 +139,12 @@ class ResponseCapture:
         elif kind == "http.response.start":
             status = message.get("status")
             self._status = status if isinstance(status, int) else None
+            content_type, encodings = _content_type(message.get("headers"))
             self._parser = ResponseParser(
-                self._path,
-                _content_type(message.get("headers")),
-                max_bytes=self._max_bytes,
-                started=self._started,
+                self._path, content_type, max_bytes=self._max_bytes, started=self._started
             )
+            if encodings:
+                self._decoder = decoder_for(encodings, self._max_bytes)
         elif kind == "http.response.pathsend":  # a file sent by the server: the end
             self.end(self._error)
 
@@ -160,10 +171,20 @@ class ResponseCapture:
         if parser is None:
             return
         try:
+            decoder = self._decoder
+            if decoder is not None:
+                # Sent compressed (a GZipMiddleware inside this one): read decoded.
+                data = decoder.flush() if body is None else decoder.decode(body)
+                if decoder.error is not None:  # status and timings are still recorded
+                    self._parser = None
+                    self._error = decoder.error
+                    return
+                if data:
+                    parser.feed(data)
+            elif body is not None:
+                parser.feed(body)
             if body is None:
                 parser.flush()
-            else:
-                parser.feed(body)
         except Exception as exc:  # recording must never fail the request
             self._parser = None
             self._error = f"the response could not be read: {_described(exc)}"

@@ -49,7 +49,7 @@ from llmreq_mongo._recording.call import RecordedCall
 from llmreq_mongo._recording.recorder import Recorder
 from llmreq_mongo.errors import InvalidInput, LLMReqError
 
-from ._decoding import BodyDecoder
+from ._decoding import EXPANSION, BodyDecoder
 
 # Without httpx, this import raises ExtraMissing, naming the extra to install.
 from ._httpx_compat import (
@@ -312,7 +312,9 @@ class RecordingTransport(TransportBase):
             call.feed(response.content)
             await end_call(call, None)
             return
-        decoder = BodyDecoder(headers.get_list("content-encoding"))
+        decoder = BodyDecoder(
+            headers.get_list("content-encoding"), limit=self._max_bytes * EXPANSION
+        )
         stream = _is_event_stream(headers.get("content-type"))
         response.stream = RecordedStream(response.stream, call, decoder, stream=stream)
 
