@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from playwright.async_api import expect
 from uibrowser import DESKTOP, public_app, screenshot
 from uiseed import ago, chat_answer, chat_session, page_paths, store
 
@@ -217,3 +218,38 @@ async def test_a_long_unbroken_name_stays_inside_the_page(
         await tab.open("/sessions")
         select = await tab.page.locator("select[name=client]").bounding_box()
         assert select is not None and select["width"] <= min(viewport["width"] - 24, 20 * 16)
+
+
+@pytest.mark.parametrize("key", [".", "..", "two\nlines"])
+async def test_a_key_no_path_segment_carries_opens_from_the_listing(serve: Any, key: str) -> None:
+    client = await LLMClient.objects.create(name="dots")
+    await store(client, chat_session(key, [("the odd key asks", "yes")], start=ago(minutes=2)))
+    await store(client, chat_session("plain", [("the plain key asks", "no")], start=ago(minutes=1)))
+    async with serve() as site:
+        tab = await site.tab()
+        await tab.open("/sessions")
+        # A browser resolves "." and ".." in a path away: the link carries the key in its query.
+        link = tab.page.locator("td.key a").filter(has_text=key.split("\n")[0]).first
+        assert (await link.get_attribute("href") or "").startswith("/session?key=")
+        await link.click()
+        await tab.page.wait_for_url("**/session?key=*")
+        body = tab.page.locator("body")
+        await expect(body).to_contain_text("the odd key asks")
+        await expect(body).not_to_contain_text("the plain key asks")
+        await screenshot(tab, f"odd-key-{len(key)}")
+        # The page's own links keep to the key (its "every client's calls" link).
+        every = tab.page.get_by_role("link", name="every client's calls under this key")
+        assert (await every.get_attribute("href") or "").startswith("/session?key=")
+
+
+async def test_the_query_form_of_a_session_checks_its_key(llmreq_db: object) -> None:
+    async with web(public_app()) as http:
+        missing = await http.get("/session")
+        assert missing.status_code == 400 and "'key' is required" in html.unescape(missing.text)
+        _assert_headed(missing)
+        unknown = await http.get("/session", params={"key": "."})
+        assert unknown.status_code == 404 and "no session '.'" in html.unescape(unknown.text)
+        twice = await http.get("/session?key=a&key=b")
+        assert twice.status_code == 400
+        too_long = await http.get("/session", params={"key": "k" * 300})
+        assert too_long.status_code == 400 and "at most 255" in too_long.text

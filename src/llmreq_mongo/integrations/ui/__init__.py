@@ -8,7 +8,8 @@ Pages (relative to where the router is mounted):
 
 - ``/``: one row per client over 24 h, 7 d or 30 d, and a chart of calls.
 - ``/sessions``: sessions, latest first, by client, window and key prefix.
-- ``/sessions/{session_key}``: one session as a conversation.
+- ``/sessions/{session_key}``: one session as a conversation (``/session?key=`` for
+  the keys no path segment carries: ``.``, ``..``, one holding a newline).
 - ``/requests/{id}``: one call, every field, its payloads as JSON.
 """
 

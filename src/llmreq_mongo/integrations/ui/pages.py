@@ -171,8 +171,12 @@ class _Links:
         Two clients may use the same key: each is a session of its own, and
         the listing links each row to its own client's calls.
         """
+        if key in (".", "..") or "\n" in key:
+            # No path segment carries these: a browser resolves "." and ".." away
+            # (escaped or not), and the route's path pattern stops at a newline.
+            return self.page("session", key=key, client=client, **query)
         # Every character but letters, digits and "_.-~" is escaped, "/" and "%"
-        # included, so any key travels as one path segment and decodes to itself.
+        # included, so any other key travels as one path segment and decodes to itself.
         return self.page("sessions/" + urllib.parse.quote(key, safe=""), client=client, **query)
 
     def call(self, record_id: Any) -> str:
@@ -220,7 +224,8 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
         for name in _STATIC_TYPES
     }
     ns = f"llmreq_ui{next(_instances)}"
-    names = {p: f"{ns}.{p}" for p in ("overview", "sessions", "session", "call", "static")}
+    pages = ("overview", "sessions", "session", "session_by_key", "call", "static")
+    names = {p: f"{ns}.{p}" for p in pages}
     router = APIRouter(dependencies=list(dependencies), route_class=_PageRoute)
 
     def render(request: Request, template: str, code: int = 200, **context: Any) -> Response:
@@ -281,8 +286,25 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
 
     @get("/sessions/{session_key:path}", "session")
     async def session_page(request: Request, session_key: str) -> Response:
+        return await conversation(request, lambda: session_key)
+
+    @get("/session", "session_by_key")
+    async def session_by_key_page(request: Request) -> Response:
+        """A session whose key no path segment carries (``.``, ``..``, a newline): ``?key=``."""
+
+        def key() -> str:
+            found = _param(request, "key")
+            if not found:
+                raise _Refused(400, "the parameter 'key' is required: the session key to show")
+            return found
+
+        return await conversation(request, key)
+
+    async def conversation(request: Request, session_key: Callable[[], str]) -> Response:
+        """One session's page; ``session_key`` reads the key (a refusal is the page's)."""
+
         async def page() -> Response:
-            key = check_session_key(session_key, nullable=False)
+            key = check_session_key(session_key(), nullable=False)
             client_name = _param(request, "client")
             after = _param(request, "after") or None
             client = await _client_named(client_name)
