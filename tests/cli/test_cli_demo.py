@@ -237,3 +237,23 @@ def test_a_waiting_cut_goes_to_a_session_that_streams() -> None:
     # With no cut waiting, any session: the ones that do not stream too.
     picked = {id(next_session(i, talks, ["rate_limit"], rng)[1]) for i in range(16, 416)}
     assert len(picked) == len(talks)
+
+
+def test_a_reader_that_goes_away_ends_the_demo_as_a_closed_pipe(tmp_path):
+    """``llmreq demo | head -1``: no traceback, no error line, the shell's status for SIGPIPE."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LLMREQ_MONGODB_URI", "MONGODB_URI")}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "llmreq_mongo", "demo", "--requests", "50", "--sessions", "5"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert demo.stdout is not None and demo.stderr is not None
+    with demo.stderr:
+        # Closed before the demo writes a line: its first write meets the closed
+        # pipe, whatever the machine's pace (head closes after its line).
+        demo.stdout.close()
+        errors = demo.stderr.read().decode()
+        assert demo.wait(timeout=120) == 141, errors
+    assert "Traceback" not in errors and "error" not in errors.lower(), errors

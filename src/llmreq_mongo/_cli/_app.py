@@ -112,7 +112,7 @@ class Settings:
         tables of 32-character session keys and full timestamps stay whole.
         """
         tty = sys.stdout.isatty()
-        return Console(highlight=False, width=None if tty else _PIPE_WIDTH)
+        return _Output(highlight=False, width=None if tty else _PIPE_WIDTH)
 
     @property
     def err(self) -> Console:
@@ -248,19 +248,43 @@ def _message(exc: BaseException, settings: Settings) -> str:
     return text
 
 
+#: The exit status of a command whose reader went away: a shell's for SIGPIPE (128 + 13).
+_PIPE_CLOSED = 141
+
+
+def _stdout_gone() -> None:
+    """The reader went away (`llmreq show ... | head`): stop writing quietly.
+
+    Standard output goes to /dev/null from here, which keeps Python from
+    complaining when it flushes stdout on the way out.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+class _Output(Console):
+    """Rich's console for results, ending the command on a closed pipe as ``reported`` does.
+
+    Rich catches the ``BrokenPipeError`` of its own writes and exits with status
+    1, which says the command failed; every command exits with 141 instead.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _stdout_gone()
+        raise SystemExit(_PIPE_CLOSED)
+
+
 @contextlib.contextmanager
 def reported(settings: Settings) -> Iterator[None]:
     """Turn a library or OS error into one line on stderr and exit status 1."""
     try:
         yield
     except BrokenPipeError:
-        # The reader went away (`llmreq show ... | head`): stop quietly, and keep
-        # Python from complaining when it flushes stdout on the way out.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        raise typer.Exit(141) from None
+        _stdout_gone()
+        raise typer.Exit(_PIPE_CLOSED) from None
     except (LLMReqError, OSError) as exc:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         if settings.debug:
