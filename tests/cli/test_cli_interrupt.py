@@ -152,9 +152,9 @@ def test_an_import_counts_its_time_from_before_it_reads_the_file(
     check_file = getattr(_import, "check_file")  # noqa: B009 (not in its __all__)
     run = getattr(_import, "run")  # noqa: B009
 
-    def checking(*args: Any) -> Any:
+    def checking(*args: Any, **kwargs: Any) -> Any:
         seen["read"] = time.monotonic()
-        return check_file(*args)
+        return check_file(*args, **kwargs)
 
     def running(*args: Any, **kwargs: Any) -> Any:
         seen["started"] = kwargs["started"]

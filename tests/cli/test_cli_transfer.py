@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from bson import DBRef, ObjectId
 from clitools import UTC, export_record, write_jsonl
+from typer.testing import CliRunner
+
+from llmreq_mongo._cli import app
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -83,6 +86,71 @@ def test_export_import_export_gives_identical_files(cli, sync_client, tmp_path):
         assert isinstance(original[0]["llm_client"], DBRef)
     finally:
         sync_client.drop_database(other)
+
+
+def _started(cli, database: str, *args: str, **popen: Any) -> subprocess.Popen[bytes]:
+    """The real command on ``database`` of the test server, in its own process."""
+    command = [sys.executable, "-m", "llmreq_mongo", "--uri", cli.uri, "--database", database]
+    return subprocess.Popen([*command, *args], **popen)
+
+
+def test_an_export_piped_into_an_import_copies_the_history(cli, sync_client, tmp_path):
+    _seed(cli, tmp_path)
+    other = f"{cli.database}_piped"
+    try:
+        export = _started(cli, cli.database, "export", "-o", "-", stdout=subprocess.PIPE)
+        assert export.stdout is not None
+        with export.stdout:
+            imported = _started(
+                cli,
+                other,
+                "import",
+                "-",
+                "--json",
+                stdin=export.stdout,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            out, err = imported.communicate(timeout=120)
+        assert export.wait(timeout=120) == 0
+        assert imported.returncode == 0, err
+        assert json.loads(out)["imported"] == 6
+        original = list(cli.requests.find({}, sort=[("_id", 1)]))
+        assert list(sync_client[other]["llm_client_requests"].find({}, sort=[("_id", 1)])) == (
+            original
+        )
+    finally:
+        sync_client.drop_database(other)
+
+
+def test_import_from_standard_input_checks_every_line_first(cli):
+    good = json.dumps(export_record(created_at=T0, client=BOT, session_key="s", request={}))
+    result = CliRunner().invoke(
+        app,
+        ["--uri", cli.uri, "--database", cli.database, "import", "-"],
+        input=f"{good}\n{{not json\n",
+    )
+    assert result.exit_code == 1
+    assert "line 2:" in result.stderr and "nothing was imported" in result.stderr
+    assert cli.requests.count_documents({}) == 0
+    latin = CliRunner().invoke(
+        app,
+        ["--uri", cli.uri, "--database", cli.database, "import", "-", "--format", "django"],
+        input=b'[{"x": "\xe9"}]',
+    )
+    assert latin.exit_code == 1 and "error: standard input is not UTF-8 text" in latin.stderr
+
+
+def test_import_dash_from_a_terminal_says_to_pipe_an_export(cli):
+    controller, terminal = os.openpty()
+    try:
+        proc = _started(cli, cli.database, "import", "-", stdin=terminal, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 1
+    assert b"pipe an export into it" in err and b"Traceback" not in err
 
 
 def test_export_line_format_is_exact(cli, tmp_path):

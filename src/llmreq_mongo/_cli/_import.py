@@ -23,8 +23,12 @@ anything is written; a bad one is reported with its line number, and
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -141,7 +145,10 @@ async def write_records(records: Iterable[Record], outcome: Outcome) -> Outcome:
 def import_command(
     ctx: typer.Context,
     file: Annotated[
-        Path, typer.Argument(help="An llmreq export (JSON Lines) or a Django fixture.")
+        Path,
+        typer.Argument(
+            help="An llmreq export (JSON Lines) or a Django fixture; '-' for standard input."
+        ),
     ],
     fmt: Annotated[ImportFormat, typer.Option("--format", help="File format.")] = ImportFormat.auto,
     on_error: Annotated[
@@ -155,19 +162,45 @@ def import_command(
     """Import requests from an export or a Django dumpdata fixture (idempotent)."""
     started = time.monotonic()
     settings = settings_of(ctx)
-    with reported(settings):
-        if not file.exists():
-            raise InvalidInput(f"{file} does not exist")
-        if not file.is_file():
-            raise InvalidInput(f"{file} is not a file")
+    with contextlib.ExitStack() as cleanup:
+        with reported(settings):
+            name = None
+            if str(file) == "-":
+                file, name = cleanup.enter_context(_standard_input()), "standard input"
+            elif not file.exists():
+                raise InvalidInput(f"{file} does not exist")
+            elif not file.is_file():
+                raise InvalidInput(f"{file} is not a file")
 
-        outcome, records = check_file(file, fmt, on_error)
+            outcome, records = check_file(file, fmt, on_error, name=name)
 
-    async def work(handle: Handle) -> Outcome:
-        return await write_records(records, outcome)
+        async def work(handle: Handle) -> Outcome:
+            return await write_records(records, outcome)
 
-    outcome = run(settings, work, done=lambda: _so_far(outcome), started=started)
+        outcome = run(settings, work, done=lambda: _so_far(outcome), started=started)
     _report(settings, outcome, json)
+
+
+@contextlib.contextmanager
+def _standard_input() -> Iterator[Path]:
+    """``import -``: standard input, kept in a temporary file while the import runs.
+
+    Every record is checked before any is written, so the input is read
+    twice: a pipe (``llmreq export -o - | llmreq import -``) is copied first.
+
+    Raises:
+        InvalidInput: standard input is a terminal, not a file or a pipe.
+    """
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InvalidInput(
+            "import - reads the records from standard input; pipe an export into it "
+            "(llmreq export -o - | llmreq import -) or name the file"
+        )
+    with tempfile.TemporaryDirectory(prefix="llmreq-import-") as folder:
+        path = Path(folder) / "stdin"
+        with path.open("wb") as copy:
+            shutil.copyfileobj(sys.stdin.buffer, copy)
+        yield path
 
 
 def _so_far(outcome: Outcome) -> str:

@@ -362,7 +362,7 @@ def _jsonl_records(path: Path, outcome: Outcome, on_error: OnError) -> Iterator[
                 _bad(outcome, on_error, number, str(exc))
 
 
-def _sniff(path: Path) -> ImportFormat:
+def _sniff(path: Path, name: str) -> ImportFormat:
     with path.open("rb") as head:
         start = head.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     if start.startswith(b"["):
@@ -370,14 +370,17 @@ def _sniff(path: Path) -> ImportFormat:
     if start.startswith(b"{") or not start:
         return ImportFormat.jsonl
     raise InvalidInput(
-        f"{path} is neither JSON Lines nor a Django fixture (it starts with {start[:20]!r})"
+        f"{name} is neither JSON Lines nor a Django fixture (it starts with {start[:20]!r})"
     )
 
 
 def check_file(
-    path: Path, fmt: ImportFormat, on_error: OnError
+    path: Path, fmt: ImportFormat, on_error: OnError, *, name: str | None = None
 ) -> tuple[Outcome, Iterable[Record]]:
     """Check every record of ``path`` before anything is written (no database I/O).
+
+    ``name`` is what messages call the file (``standard input`` for a copy of
+    it); its path by default.
 
     Returns:
         The outcome so far (bad records in ``outcome.bad``) and the records to
@@ -388,8 +391,9 @@ def check_file(
             is neither format.
     """
     outcome = Outcome()
+    shown = str(path) if name is None else name
     if fmt is ImportFormat.auto:
-        fmt = _sniff(path)
+        fmt = _sniff(path, shown)
     try:
         if fmt is ImportFormat.django:
             fixture = path.read_text(encoding="utf-8")
@@ -403,6 +407,6 @@ def check_file(
             "(fix the line, or pass --on-error skip to import the others)"
         ) from None
     except UnicodeDecodeError:
-        raise InvalidInput(f"{path} is not UTF-8 text") from None
+        raise InvalidInput(f"{shown} is not UTF-8 text") from None
     # The second read meets the same bad lines, already counted: they are skipped.
     return outcome, _jsonl_records(path, Outcome(), OnError.skip)
