@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -253,3 +254,26 @@ async def test_the_query_form_of_a_session_checks_its_key(llmreq_db: object) -> 
         assert twice.status_code == 400
         too_long = await http.get("/session", params={"key": "k" * 300})
         assert too_long.status_code == 400 and "at most 255" in too_long.text
+
+
+async def test_bidirectional_controls_are_shown_not_obeyed(llmreq_db: object) -> None:
+    rlo = "\u202e"
+    client = await LLMClient.objects.create(name=f"bot{rlo}nimda")
+    key = f"invoice{rlo}gnp.exe"
+    await store(client, chat_session(key, [(f"say {rlo}olleh", "ok")], start=ago(minutes=1)))
+    async with web(public_app()) as http:
+        listing = await http.get("/sessions")
+        href = _hrefs(listing.text, "/sessions/invoice")[0]
+        conversation = await http.get(html.unescape(href))
+        assert conversation.status_code == 200
+        for page in (listing, conversation):
+            text = html.unescape(page.text)
+            assert rlo not in text
+            assert "invoice[U+202E]gnp.exe" in text and "bot[U+202E]nimda" in text
+        assert "say [U+202E]olleh" in html.unescape(conversation.text)
+        # The link still carries the key itself, to the letter.
+        assert urllib.parse.quote(key, safe="") in href
+        # A call's JSON writes the control as its JSON escape: copied, it is the same JSON.
+        call = await http.get(_hrefs(conversation.text, "/requests/")[0])
+        text = html.unescape(call.text)
+        assert rlo not in text and '"say \\u202eolleh"' in text

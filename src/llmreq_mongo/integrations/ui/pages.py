@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from importlib import resources
@@ -114,14 +115,43 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,
     )
     env.filters["when"] = _when
     env.filters["count"] = lambda n: f"{n:,}"
-    env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
+    env.filters["pretty"] = _pretty
     env.globals["DASH"] = DASH
     env.globals["counts"] = count_text
     env.globals["millis"] = millis_text
     return env
+
+
+#: The characters that reorder the text around them: the marks, embeddings,
+#: overrides and isolates of Unicode's bidirectional algorithm.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(value: Any) -> Any:
+    """A recorded value as a page shows it: its bidirectional controls written out.
+
+    A session key, a client name or a payload is whatever a caller sent: the
+    key ``invoice``, U+202E, ``gnp.exe`` would show as ``invoiceexe.png``. A
+    page must show what was recorded, so each control is written out as
+    ``[U+202E]``. Every ``{{ ... }}`` of the templates goes through here
+    (markup a template builds itself is left as it is).
+    """
+    if type(value) is str and _BIDI_CONTROLS.search(value):
+        return _BIDI_CONTROLS.sub(lambda found: f"[U+{ord(found.group()):04X}]", value)
+    return value
+
+
+def _pretty(value: Any) -> str:
+    """``value`` as indented JSON; a bidirectional control as its JSON escape (``\\u202e``).
+
+    The text is then both shown as it was recorded and, copied, the same JSON.
+    """
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return _BIDI_CONTROLS.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def _when(value: dt.datetime | None) -> str:
