@@ -178,5 +178,9 @@ async def test_a_long_session_pages_its_calls(llmreq_db: object) -> None:
         assert later.text.count('class="call"') == 1
         assert ">Call 501</a>" in later.text
         assert "question 500" in later.text and "continued from the previous page" in later.text
+        # Call 501 shows what it adds to call 500, the last of the first page, not all 1,001
+        # messages before it.
+        assert "question 499" not in later.text and "answer 0" not in later.text
+        assert later.text.count('class="msg') <= 3, later.text
         assert 'href="/sessions/long">First calls</a>' in later.text
         assert 'rel="next"' not in later.text

@@ -230,11 +230,21 @@ class Call:
     figures: CallFigures
 
 
-def _calls(records: Sequence[LLMClientRequest]) -> list[Call]:
-    """The records as calls, each with only what it adds to the one before."""
+def _calls(
+    records: Sequence[LLMClientRequest], prior: LLMClientRequest | None = None
+) -> list[Call]:
+    """The records as calls, each with only what it adds to the one before.
+
+    ``prior`` is the call before the first of ``records`` (the last of the
+    previous page): the first call then shows what it adds to it, not the
+    whole conversation so far.
+    """
     conversation = Conversation()
     calls: list[Call] = []
     previous: CallFigures | None = None
+    if prior is not None:
+        conversation.add(chat_view(prior.request))
+        previous = call_figures(prior)
     for record in records:
         turn = conversation.add(chat_view(record.request))
         figures = call_figures(record)
@@ -260,11 +270,14 @@ async def session_calls(
     """
     history = LLMClientRequest.objects.for_session(session_key, llm_client=client)
     page = await history.page(size=size, after=after)
-    calls = _calls(page.items)
-    before = 0
+    before, prior = 0, None
     if after is not None and page.items:
-        # The session's order is (created_at, _id): count what sorts before the first call.
+        # The session's order is (created_at, _id): what sorts before the first call.
         first = page.items[0]
-        before = await history.filter(created_at__lt=first.created_at).count()
-        before += await history.filter(created_at=first.created_at, id__lt=first.id).count()
-    return calls, page.next_cursor, before
+        earlier = history.filter(created_at__lt=first.created_at)
+        same_time = history.filter(created_at=first.created_at, id__lt=first.id)
+        before = await earlier.count() + await same_time.count()
+        prior = await same_time.order_by("-id").first() or (
+            await earlier.order_by("-created_at", "-id").first()
+        )
+    return _calls(page.items, prior), page.next_cursor, before
