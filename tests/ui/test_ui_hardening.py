@@ -277,3 +277,25 @@ async def test_bidirectional_controls_are_shown_not_obeyed(llmreq_db: object) ->
         call = await http.get(_hrefs(conversation.text, "/requests/")[0])
         text = html.unescape(call.text)
         assert rlo not in text and '"say \\u202eolleh"' in text
+
+
+async def test_a_client_past_the_filters_first_500_is_still_named(llmreq_db: object) -> None:
+    await LLMClient.get_pymongo_collection().insert_many(
+        [{"name": f"c{n:03}", "description": "", **_stamps()} for n in range(500)]
+    )
+    late = await LLMClient.objects.create(name="zeta-bot")  # sorts after the first 500
+    await store(late, chat_session("late-key", [("hello", "hi")], start=ago(minutes=1)))
+    async with web(public_app()) as http:
+        listing = await http.get("/sessions")
+        assert _hrefs(listing.text, "/sessions/late-key") == ["/sessions/late-key?client=zeta-bot"]
+        assert '<td data-label="Client">zeta-bot</td>' in listing.text
+        session = await http.get("/sessions/late-key?client=zeta-bot")
+        assert "<span>zeta-bot</span>" in session.text
+        call = await http.get(_hrefs(session.text, "/requests/")[0])
+        assert "<tr><th>client</th><td>zeta-bot <span" in call.text
+        assert _hrefs(call.text, "/sessions/") == ["/sessions/late-key?client=zeta-bot"]
+
+
+def _stamps() -> dict[str, Any]:
+    now = ago(minutes=5)
+    return {"created_at": now, "updated_at": now}

@@ -307,7 +307,7 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
                 request,
                 "sessions.html",
                 page=found,
-                names=await reading.client_names(),
+                names=await reading.client_names(row.summary.llm_client_id for row in found.items),
                 filters={"window": window, "client": client_name, "prefix": prefix},
                 first_page=after is None,
             )
@@ -353,7 +353,7 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
                 next_cursor=next_cursor,
                 continued=after is not None,
                 before=before,
-                names=await reading.client_names(),
+                names=await reading.client_names(call.record.llm_client_id for call in calls),
             )
 
         return await guarded(request, page)
@@ -366,7 +366,7 @@ def build_router(*, dependencies: Sequence[params.Depends], title: str) -> APIRo
             record = await LLMClientRequest.objects.filter(id=ObjectId(record_id)).first()
             if record is None:
                 raise _Refused(404, f"there is no request {record_id}")
-            names = await reading.client_names()
+            names = await reading.client_names([record.llm_client_id])
             return render(
                 request,
                 "request.html",

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bson import ObjectId
 
@@ -90,10 +90,17 @@ class Overview:
         return bool(self.latency.rows)
 
 
-async def client_names() -> dict[ObjectId, str]:
-    """Every client's name by id (for labels and the client filter), by name."""
+async def client_names(shown: Iterable[Any] = ()) -> dict[ObjectId, str]:
+    """Clients' names by id, in name order: the first :data:`_MAX_CLIENTS` (the
+    client filter's choices), and those of ``shown``, the client ids a page labels."""
     found = await LLMClient.objects.order_by("name").limit(_MAX_CLIENTS).to_list()
-    return {ObjectId(c.id): c.name for c in found}
+    names = {ObjectId(c.id): c.name for c in found}
+    missing = {ObjectId(i) for i in shown} - names.keys()
+    if missing:
+        more = await LLMClient.objects.filter(id__in=sorted(missing)).to_list()
+        names.update((ObjectId(c.id), c.name) for c in more)
+        names = dict(sorted(names.items(), key=lambda item: item[1]))
+    return names
 
 
 async def find_client(name: str) -> LLMClient | None:
