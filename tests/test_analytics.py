@@ -203,6 +203,23 @@ async def test_request_counts_empty_window_lists_zero_buckets(llmreq_db: object)
     assert await analytics.request_counts() == []
 
 
+async def test_request_counts_reach_the_last_day_and_hour_a_date_holds(
+    llmreq_db: object,
+) -> None:
+    days = await analytics.request_counts(since=LAST_HOUR - dt.timedelta(days=2), until=LAST_HOUR)
+    assert [b.start.date() for b in days] == [
+        dt.date(9999, 12, 29),
+        dt.date(9999, 12, 30),
+        dt.date(9999, 12, 31),
+    ]
+    hours = await analytics.request_counts(
+        by="hour",
+        since=LAST_HOUR - dt.timedelta(hours=2),
+        until=dt.datetime.max.replace(tzinfo=dt.timezone.utc),
+    )
+    assert [b.start.hour for b in hours] == [21, 22, 23]
+
+
 # -- client_usage ----------------------------------------------------------------
 
 
@@ -226,6 +243,8 @@ async def test_client_usage(two_clients: tuple[LLMClient, LLMClient]) -> None:
 # -- bad input -------------------------------------------------------------------
 
 NAIVE = dt.datetime(2026, 1, 1)
+FIRST_HOUR = dt.datetime(1, 1, 1, 1, tzinfo=dt.timezone.utc)
+LAST_HOUR = dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone.utc)
 
 BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("session_summaries", {"since": NAIVE}, "naive"),
@@ -258,6 +277,17 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
         "100,000",
     ),
     ("request_counts", {"until": NAIVE}, "naive"),
+    # Local days before year 1 or after 9999, which no datetime holds.
+    (
+        "request_counts",
+        {"since": FIRST_HOUR, "until": FIRST_HOUR + dt.timedelta(days=3), "tz": "America/New_York"},
+        "outside years 1 to 9999",
+    ),
+    (
+        "request_counts",
+        {"since": LAST_HOUR - dt.timedelta(days=3), "until": LAST_HOUR, "tz": "Pacific/Kiritimati"},
+        "outside years 1 to 9999",
+    ),
     ("client_usage", {"since": NAIVE}, "naive"),
     ("client_usage", {"since": at(5), "until": at(4)}, "must be before"),
 ]

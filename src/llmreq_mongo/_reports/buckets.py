@@ -6,8 +6,10 @@ See :mod:`llmreq_mongo.analytics`. Token sums follow the rule of
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -74,6 +76,8 @@ def _bucket_starts(
         current = first.astimezone(_UTC)
         while current < stop:
             starts.append(current)
+            if current.replace(tzinfo=None) > _LAST_HOUR:
+                break  # the last hour Python's datetimes hold
             current += dt.timedelta(hours=1)
     else:
         day = first.astimezone(zone).date()
@@ -82,8 +86,14 @@ def _bucket_starts(
             if start >= stop:
                 break
             starts.append(start)
+            if day == dt.date.max:
+                break
             day += dt.timedelta(days=1)
     return starts
+
+
+#: The start of the last whole hour a datetime holds (9999-12-31 23:00).
+_LAST_HOUR = dt.datetime.max - dt.timedelta(hours=1)
 
 
 def _check_bucket_count(start: dt.datetime, end: dt.datetime, by: str) -> None:
@@ -118,6 +128,10 @@ def _counts_pipeline(
     key = None if session_key is None else check_session_key(session_key, nullable=False)
     if start is not None and end is not None:
         _check_bucket_count(start, end, by)
+    with _within_years(tz):
+        for bound in (start, end):
+            if bound is not None:
+                _floor(bound, by, zone)
     group: dict[str, Any] = {
         "t": {"$dateTrunc": {"date": "$created_at", "unit": by, "timezone": tz}}
     }
@@ -196,17 +210,32 @@ async def request_counts(
     if not counts and (start is None or end is None):
         return []
     instants = {instant for _, instant in counts}
-    first = _floor(start if start is not None else min(instants), by, zone)
-    stop = end if end is not None else max(instants) + dt.timedelta(microseconds=1)
-    # With one bound only, the span runs to the first or last request: check it too.
-    _check_bucket_count(first, stop, by)
-    starts = sorted(set(_bucket_starts(first, stop, by, zone)) | instants)
-    if group_by is None:
-        groups = {repr(None): None}
-    return [
-        CountBucket(
-            start=instant.astimezone(zone), count=counts.get((marker, instant), empty), group=value
-        )
-        for instant in starts
-        for marker, value in groups.items()
-    ]
+    with _within_years(tz):
+        first = _floor(start if start is not None else min(instants), by, zone)
+        stop = end if end is not None else max(instants) + dt.timedelta(microseconds=1)
+        # With one bound only, the span runs to the first or last request: check it too.
+        _check_bucket_count(first, stop, by)
+        starts = sorted(set(_bucket_starts(first, stop, by, zone)) | instants)
+        if group_by is None:
+            groups = {repr(None): None}
+        return [
+            CountBucket(
+                start=instant.astimezone(zone),
+                count=counts.get((marker, instant), empty),
+                group=value,
+            )
+            for instant in starts
+            for marker, value in groups.items()
+        ]
+
+
+@contextlib.contextmanager
+def _within_years(tz: str) -> Iterator[None]:
+    """Python's datetimes end at years 1 and 9999: a bucket past them is a refused window."""
+    try:
+        yield
+    except OverflowError:
+        raise InvalidInput(
+            f"the window's buckets in the time zone {tz!r} reach outside years 1 to 9999, "
+            "which dates cannot hold; narrow the window"
+        ) from None
