@@ -107,6 +107,7 @@ def test_the_api_is_documented_in_openapi() -> None:
         "/h/clients": {"get"},
         "/h/sessions": {"get"},
         "/h/sessions/{session_key}/requests": {"get"},
+        "/h/requests": {"get"},
         "/h/usage": {"get"},
         "/h/usage/clients": {"get"},
     }
@@ -154,6 +155,24 @@ async def test_no_answer_may_be_kept_by_a_browser_or_a_proxy(client: LLMClient, 
             answer = await web.get(url)
             assert answer.status_code == 200, (url, answer.text)
             assert answer.headers["cache-control"] == "no-store", url
+
+
+@pytest.mark.parametrize("key", [".", "..", "two\nlines"])
+async def test_a_key_no_path_part_carries_is_read_from_its_requests_url(
+    client: LLMClient, http: Http, key: str
+) -> None:
+    await seed(client, key, minutes(1, 2))
+    await seed(client, "plain", minutes(3))
+    async with http(public_app()) as web:
+        (listed,) = [
+            s for s in (await web.get("/h/sessions")).json()["items"] if s["session_key"] == key
+        ]
+        url = listed["requests_url"]
+        assert url.startswith("/h/requests?session_key=")
+        answer = await web.get(url)
+        assert answer.status_code == 200, answer.text
+        assert [r["session_key"] for r in answer.json()["items"]] == [key, key]
+        assert (await web.get("/h/requests")).status_code == 422  # the key is required
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -450,17 +469,30 @@ async def test_a_one_sided_window_is_bounded_like_a_two_sided_one(
             assert "more than 100,000" in response.json()["detail"]
 
 
-async def test_a_bound_at_the_end_of_the_calendar_answers_400(
-    client: LLMClient, http: Http
-) -> None:
+async def test_bounds_at_the_ends_of_the_calendar(client: LLMClient, http: Http) -> None:
     await seed(client, "a", minutes(0))
     async with http(public_app()) as web:
-        response = await web.get(
+        # The last days a date holds are counted, up to 9999-12-31.
+        last = await web.get(
             "/h/usage",
             params={"since": "9999-12-20T00:00:00Z", "until": "9999-12-31T23:59:59.999Z"},
         )
-    assert response.status_code == 400
-    assert "ends of the calendar" in response.json()["detail"]
+        assert last.status_code == 200, last.text
+        assert [b["start"][:10] for b in last.json()["buckets"]][-2:] == [
+            "9999-12-30",
+            "9999-12-31",
+        ]
+        # A time zone whose local days would fall past them: refused, never a 500.
+        past = await web.get(
+            "/h/usage",
+            params={
+                "since": "9999-12-20T00:00:00Z",
+                "until": "9999-12-31T23:00:00Z",
+                "tz": "Pacific/Kiritimati",
+            },
+        )
+    assert past.status_code == 400
+    assert "outside years 1 to 9999" in past.json()["detail"]
 
 
 # -- session keys of any shape ----------------------------------------------------------------

@@ -180,6 +180,7 @@ After = Annotated[
 ClientName = Annotated[
     str | None, Query(min_length=1, max_length=255, description="only this client (by name)")
 ]
+Order = Annotated[Literal["asc", "desc"], Query(description="oldest first (asc) or newest first")]
 Since = Annotated[
     AwareDatetime | None,
     AfterValidator(_in_utc),
@@ -273,9 +274,19 @@ async def _client_names(ids: set[ObjectId]) -> dict[ObjectId, str]:
 
 def _requests_url(base: str, session_key: str, client: str | None) -> str:
     """The path of a session's requests: every character of the key that is not
-    unreserved, ``/`` included, is percent-encoded, so the key is one path part."""
+    unreserved, ``/`` included, is percent-encoded, so the key is one path part.
+
+    A key no path part carries (``.`` and ``..``, which clients resolve away,
+    escaped or not; one holding a newline, which the route's pattern stops at)
+    goes in the query of ``/requests`` instead.
+    """
+    query = "" if client is None else f"client={quote(client, safe='')}"
+    if session_key in (".", "..") or "\n" in session_key:
+        top = base.rsplit("/", 1)[0]
+        key = f"session_key={quote(session_key, safe='')}"
+        return f"{top}/requests?{key}" + (f"&{query}" if query else "")
     url = f"{base}/{quote(session_key, safe='')}/requests"
-    return url if client is None else f"{url}?client={quote(client, safe='')}"
+    return f"{url}?{query}" if query else url
 
 
 # -- the router ------------------------------------------------------------------------------
@@ -307,6 +318,9 @@ def history_router(
       up to ``/requests``, percent-decoded, so a key holding ``/`` (sent as
       ``%2F`` or as is), ``%``, spaces or any Unicode is read as it was
       recorded.
+    - ``GET /requests?session_key=...``: the same, the key in the query: the
+      ``requests_url`` of the keys no path part carries (``.``, ``..``, a
+      key holding a newline).
     - ``GET /usage``: request counts per day or hour (``by``, ``client``,
       ``session_key``, ``since``, ``until``, ``tz``).
     - ``GET /usage/clients``: requests, sessions, first and last seen per client.
@@ -399,9 +413,7 @@ def history_router(
     async def session_requests(
         session_key: Annotated[str, Path(min_length=1, max_length=255)],
         client: ClientName = None,
-        order: Annotated[
-            Literal["asc", "desc"], Query(description="oldest first (asc) or newest first")
-        ] = "asc",
+        order: Order = "asc",
         size: Size = _DEFAULT_PAGE,
         after: After = None,
     ) -> RequestPage:
@@ -410,6 +422,27 @@ def history_router(
         The session key is the rest of the path before ``/requests``,
         percent-decoded: ``/sessions/user%2F42/requests`` reads ``user/42``.
         """
+        return await requests_page(session_key, client, order, size, after)
+
+    @router.get(
+        "/requests",
+        response_model=RequestPage,
+        summary="One session's requests, the key in the query",
+    )
+    async def session_requests_by_key(
+        session_key: Annotated[str, Query(min_length=1, max_length=255)],
+        client: ClientName = None,
+        order: Order = "asc",
+        size: Size = _DEFAULT_PAGE,
+        after: After = None,
+    ) -> RequestPage:
+        """The same as ``/sessions/{session_key}/requests``, for the keys no path part
+        carries (``.``, ``..``, a key holding a newline): their ``requests_url`` is this."""
+        return await requests_page(session_key, client, order, size, after)
+
+    async def requests_page(
+        session_key: str, client: str | None, order: str, size: int, after: str | None
+    ) -> RequestPage:
         with _answering(timeout):
             client_id = await _client_id(client)
             qs = LLMClientRequest.objects.for_session(session_key, llm_client=client_id)
