@@ -368,11 +368,28 @@ def test_django_fixture_with_a_bad_entry(cli, tmp_path):
     assert result.exit_code == 1
     starts = [n for n, text in enumerate(path.read_text().splitlines(), 1) if text == "  {"]
     line = starts[3]  # where the 4th entry begins
-    assert f"error: line {line}: llm_client 7 is not an llm_client.llmclient" in result.stderr
+    pk = entries[3]["pk"]
+    message = f"line {line}: entry 4 (pk {pk}): llm_client 7 is not an llm_client.llmclient"
+    assert f"error: {message}" in result.stderr
     assert cli.requests.count_documents({}) == 0
     summary = cli.json("import", "--on-error", "skip", str(path))
     assert summary["imported"] == 2
     assert summary["skipped"][0]["line"] == line
+
+
+def test_a_one_line_fixture_names_the_entry_of_each_error(cli, tmp_path):
+    """``dumpdata`` without ``--indent`` writes one line: the entry says which is bad."""
+    entries = _fixture()
+    entries[3]["fields"]["llm_client"] = 7
+    entries[4]["fields"]["created_at"] = "not a time"
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps(entries))
+    assert len(path.read_text().splitlines()) == 1
+    result = cli("import", "--on-error", "skip", str(path), ok=False)
+    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert len(skipped) == 2, result.stderr
+    assert f"line 1: entry 4 (pk {entries[3]['pk']}): llm_client 7" in skipped[0]
+    assert f"line 1: entry 5 (pk {entries[4]['pk']}): created_at" in skipped[1]
 
 
 def test_import_refuses_other_files(cli, tmp_path):

@@ -314,29 +314,40 @@ def parse_fixture(text: str, outcome: Outcome, on_error: OnError) -> list[Record
     """
     entries = list(_fixture_entries(text))
     clients: dict[Any, ClientRef] = {}
-    requests: list[tuple[int, Mapping[str, Any]]] = []
-    for line, entry in entries:
+    requests: list[tuple[int, int, Mapping[str, Any]]] = []
+    for number, (line, entry) in enumerate(entries, start=1):
         model = entry.get("model") if isinstance(entry, dict) else None
         if not isinstance(entry, dict) or not isinstance(entry.get("fields"), dict):
-            _bad(outcome, on_error, line, 'expected {"model": ..., "pk": ..., "fields": {...}}')
+            message = 'expected {"model": ..., "pk": ..., "fields": {...}}'
+            _bad(outcome, on_error, line, f"{_entry(number, entry)}: {message}")
             continue
         if not isinstance(model, str) or model.lower() not in (_DJANGO_CLIENT, _DJANGO_REQUEST):
             outcome.ignored += 1
             continue
         if model.lower() == _DJANGO_REQUEST:
-            requests.append((line, entry))
+            requests.append((line, number, entry))
             continue
         try:
             clients[entry.get("pk")] = _fixture_client(entry)
         except InvalidInput as exc:
-            _bad(outcome, on_error, line, str(exc))
+            _bad(outcome, on_error, line, f"{_entry(number, entry)}: {exc}")
     records: list[Record] = []
-    for line, entry in requests:
+    for line, number, entry in requests:
         try:
             records.append(_fixture_request(entry, line, clients))
         except InvalidInput as exc:
-            _bad(outcome, on_error, line, str(exc))
+            _bad(outcome, on_error, line, f"{_entry(number, entry)}: {exc}")
     return records
+
+
+def _entry(number: int, entry: Any) -> str:
+    """Which entry of a fixture: its place and its pk, as a line alone may not tell.
+
+    ``dumpdata`` without ``--indent`` writes the whole array on one line.
+    """
+    pk = entry.get("pk") if isinstance(entry, dict) else None
+    shown = f" (pk {pk!r})" if isinstance(pk, (int, str)) and len(repr(pk)) <= 40 else ""
+    return f"entry {number}{shown}"
 
 
 class _Stop(Exception):
