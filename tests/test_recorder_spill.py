@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bson import ObjectId
+from bson import DBRef, ObjectId
 
 import recorder_helpers
 from llmreq_mongo import Handle, InvalidInput, LLMClient, LLMClientRequest, Recorder
@@ -134,6 +134,37 @@ async def test_bad_lines_go_to_corrupt_and_recording_goes_on(
     assert await stored_ids("spilled") == sorted([*(d["_id"] for d in good), later])
     assert stats.failed == 3 and stats.replayed == 2
     assert corrupt_path(spill).read_bytes().splitlines(keepends=True) == bad_lines()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("session_key", 123),
+        ("session_key", "k" * 256),
+        ("created_at", "2026-01-01T00:00:00Z"),
+        ("is_aggregation", "yes"),
+        ("llm_client_id", "6b0a0a54ace6e445a6461234"),
+        ("response", ["not", "a", "response"]),
+    ],
+)
+async def test_a_line_edited_into_other_types_goes_to_corrupt_not_to_mongodb(
+    client: LLMClient, tmp_path: Path, field: str, value: Any
+) -> None:
+    spill = tmp_path / "spill.jsonl"
+    good, edited = stored_doc(client, 1), stored_doc(client, 2)
+    for doc in (good, edited):  # whole records, as the recorder spills them
+        doc["llm_client"] = DBRef(LLMClient.get_collection_name(), client.id)
+    edited[field] = value
+    append_records(spill, [good, edited])
+    async with Recorder(spill_path=spill) as recorder:
+        await wait_until(lambda: not spill.exists())
+        await recorder.flush()
+        stats = recorder.stats
+    assert await stored_ids("spilled") == [good["_id"]]
+    assert stats.replayed == 1 and stats.failed == 1
+    assert str(edited["_id"]) in corrupt_path(spill).read_text()
+    # Every read of the session still works: the edited line never reached MongoDB.
+    assert len(await LLMClientRequest.objects.for_session("spilled").to_list()) == 1
 
 
 async def test_an_unwritable_corrupt_file_is_counted_and_the_spill_file_kept(

@@ -33,7 +33,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from bson import json_util
+from bson import DBRef, ObjectId, json_util
+
+from llmreq_mongo._checks import MAX_SESSION_KEY
 
 from .queued import plain
 
@@ -272,6 +274,37 @@ def remove(path: Path) -> None:
     fsync_directory(path)
 
 
+#: The fields of a stored request a read needs, and the types it reads them as.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "_id": (ObjectId,),
+    "created_at": (dt.datetime,),
+    "updated_at": (dt.datetime,),
+    "llm_client": (DBRef,),
+    "llm_client_id": (ObjectId,),
+    "session_key": (str, type(None)),
+    "is_aggregation": (bool,),
+    "response": (dict, type(None)),
+}
+
+
+def _check_fields(doc: Mapping[str, Any]) -> None:
+    """Refuse a line whose fields are not of the types a stored request has.
+
+    A line the recorder wrote always passes; one edited by hand, or written
+    by something else, that holds a session key of 123 or a date as text
+    would be stored as it is, and every read that meets it would fail.
+
+    Raises:
+        ValueError: a field is of another type (the line goes to ``.corrupt``).
+    """
+    for name, types in _FIELD_TYPES.items():
+        if name in doc and not isinstance(doc[name], types):
+            raise ValueError(f"{name} is {type(doc[name]).__name__}, not a stored {name}")
+    key = doc.get("session_key")
+    if isinstance(key, str) and len(key) > MAX_SESSION_KEY:
+        raise ValueError(f"session_key is longer than {MAX_SESSION_KEY} characters")
+
+
 class SpillReader:
     """Read a spill file back, a chunk of records at a time.
 
@@ -308,6 +341,7 @@ class SpillReader:
                 doc = json_util.loads(raw.decode("utf-8"), json_options=_JSON_OPTIONS)
                 if not isinstance(doc, dict) or "_id" not in doc:
                     raise ValueError("not a stored record")
+                _check_fields(doc)
             except Exception as exc:  # any bad line, never the reader
                 # Decimal's InvalidOperation, OverflowError and RecursionError
                 # come out of json_util as well as ValueError.
