@@ -4,7 +4,8 @@ The application is given :meth:`ResponseCapture.send` instead of the server's ``
 Every message goes on to the server's ``send`` first, the very same object and at once
 (nothing is buffered, so a stream reaches the client chunk by chunk); only once the
 server has taken a body chunk is it read, by a :class:`~llmreq_mongo._capture.ResponseParser`
-that keeps a bounded copy and understands JSON and ``text/event-stream`` bodies.
+that keeps a bounded copy and understands JSON and ``text/event-stream`` bodies (sent
+compressed with ``gzip`` or ``deflate``, they are read decoded: see :mod:`._decoding`).
 
 The parser reads the first body chunk at once (it dates the first byte) and the later
 ones in batches of up to 64 KiB, the rest when the response ends: between two chunks
@@ -50,7 +51,7 @@ def _described(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _content_type(headers: Any) -> tuple[str | None, list[str]]:
+def _body_headers(headers: Any) -> tuple[str | None, list[str]]:
     """The ``Content-Type`` and the ``Content-Encoding`` values of a response's headers."""
     content_type: str | None = None
     encodings: list[str] = []
@@ -139,7 +140,7 @@ class ResponseCapture:
         elif kind == "http.response.start":
             status = message.get("status")
             self._status = status if isinstance(status, int) else None
-            content_type, encodings = _content_type(message.get("headers"))
+            content_type, encodings = _body_headers(message.get("headers"))
             self._parser = ResponseParser(
                 self._path, content_type, max_bytes=self._max_bytes, started=self._started
             )
