@@ -23,6 +23,8 @@ from llmreq_mongo._time import check_aware
 from llmreq_mongo.errors import InvalidInput
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "MAX_SESSION_KEY",
     "a_type",
     "check_bool",
@@ -37,10 +39,14 @@ __all__ = [
     "check_timestamps",
     "check_window",
     "client_ref",
+    "key_fits_a_path",
 ]
 
 #: The longest session key the library stores (the reference's ``max_length``).
 MAX_SESSION_KEY = 255
+#: The range of BSON's 64-bit integers: what a stored int, a skip or a limit can be.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
@@ -194,6 +200,16 @@ def check_session_key(value: Any, *, nullable: bool = True) -> str | None:
             f"session_key is {len(value)} characters long; at most {MAX_SESSION_KEY} are allowed"
         )
     return check_text("session_key", value)
+
+
+def key_fits_a_path(key: str) -> bool:
+    """Whether a session key, percent-encoded, can travel as one segment of a URL's path.
+
+    ``.`` and ``..`` cannot: a client resolves them away, escaped or not. Nor
+    can a key holding a newline: a route's path pattern (Starlette's ``path``
+    convertor) stops at it. The pages and the history API put these in the query.
+    """
+    return key not in (".", "..") and "\n" not in key
 
 
 def check_window(since: Any, until: Any) -> tuple[dt.datetime | None, dt.datetime | None]:

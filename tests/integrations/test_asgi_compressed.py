@@ -19,26 +19,14 @@ from test_asgi_response import (
     only_record,
     request_messages,
     scope_for,
+    sending,
     stored,
     streamed_text,
 )
 
 from llmreq_mongo import LLMClient, Recorder
 from llmreq_mongo.integrations._decoding import EXPANSION
-from llmreq_mongo.integrations.asgi import ASGIApp, Message, Receive, Scope, Send
-
-
-def sending(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> ASGIApp:
-    """An app that answers 200 with ``headers`` and the body ``chunks``, as given."""
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for chunk in chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-
-    return app
+from llmreq_mongo.integrations.asgi import ASGIApp, Message
 
 
 async def call(logged: ASGIApp) -> list[Message]:

@@ -93,6 +93,19 @@ async def only_record(recorder: Recorder) -> LLMClientRequest:
     return record
 
 
+def sending(headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> ASGIApp:
+    """An app that answers 200 with ``headers`` and the body ``chunks``, as given."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
 def streamed_text(record: LLMClientRequest) -> str:
     assert record.response is not None and record.response.body is not None
     content: str = record.response.body["choices"][0]["message"]["content"]
@@ -272,14 +285,7 @@ async def test_a_long_stream_is_read_whole_in_batches(
     events = [head, *[b"data: " + json.dumps(piece).encode() + b"\n\n"] * 3000]
     events += [finish, usage, done]
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": SSE})
-        for event in events:
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-
-    logger = logger_for(recorder, client, app, max_response_bytes=limit)
+    logger = logger_for(recorder, client, sending(SSE, events), max_response_bytes=limit)
     await logger(scope_for(), request_messages({"stream": True}), _discard)
     response = (await only_record(recorder)).response
     assert response is not None and response.error is None

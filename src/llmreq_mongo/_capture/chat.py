@@ -21,6 +21,7 @@ from .outcome import (
     Outcome,
     clipped,
     error_text,
+    event_left_out,
     index_left_out,
     string_or_none,
     usage_in_tail,
@@ -153,7 +154,7 @@ class ChatStream:
         try:
             chunk = loads(data)
         except TooDeep as exc:
-            self._left_out = self._left_out or f"an event was left out of the body: {exc}"
+            self._left_out = self._left_out or event_left_out(exc)
             return
         except ValueError:
             return

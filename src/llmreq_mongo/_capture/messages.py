@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .decode import TooDeep, loads
-from .outcome import Outcome, error_text, string_or_none
+from .outcome import Outcome, error_text, event_left_out, string_or_none
 from .sse import SSEEvent
 from .usage import usage_from_anthropic
 
@@ -62,7 +62,7 @@ class MessagesStream:
         try:
             data = loads(event.data)
         except TooDeep as exc:
-            self._error = self._error or f"an event was left out of the body: {exc}"
+            self._error = self._error or event_left_out(exc)
             return
         except ValueError:
             return

@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from llmreq_mongo._checks import a_type
+from llmreq_mongo._checks import INT64_MAX, a_type
 from llmreq_mongo._queries import checked_payload, normalize_payload, vouch, vouched
 from llmreq_mongo._time import UTC, aware_utc, now_ms, to_utc_ms
 from llmreq_mongo.errors import InvalidInput, InvalidPayload
@@ -38,15 +38,14 @@ __all__ = [
     "LLMResponse",
     "TokenUsage",
     "has_plain_body",
+    "is_count",
     "response_from",
     "trusted_usage",
     "vouched_response",
 ]
 
-_INT64_MAX = 2**63 - 1
-
 #: A token count: a non-negative integer, or None when it was not reported.
-Count = Annotated[StrictInt, Field(ge=0, le=_INT64_MAX)] | None
+Count = Annotated[StrictInt, Field(ge=0, le=INT64_MAX)] | None
 #: A duration in milliseconds.
 Millis = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -226,9 +225,14 @@ def trusted_usage(counts: dict[str, int | None]) -> TokenUsage:
     ``TokenUsage(**counts)`` does.
     """
     for value in counts.values():
-        if value is not None and not (type(value) is int and 0 <= value <= _INT64_MAX):
+        if value is not None and not is_count(value):
             return TokenUsage(**counts)
     return _trusted(TokenUsage, counts)
+
+
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is a token count as :class:`TokenUsage` keeps it: an int, 0..2^63-1."""
+    return type(value) is int and 0 <= value <= INT64_MAX
 
 
 # -- building a model from values known to be valid -----------------------------------

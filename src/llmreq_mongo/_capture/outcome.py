@@ -25,6 +25,7 @@ __all__ = [
     "api_for_path",
     "clipped",
     "error_text",
+    "event_left_out",
     "index_left_out",
     "string_or_none",
     "usage_in_tail",
@@ -129,6 +130,11 @@ def error_text(error: Any) -> str | None:
     if isinstance(kind, str) and kind:
         return kind
     return "the response is an error object without a message"
+
+
+def event_left_out(exc: Exception) -> str:
+    """Why the body lacks an event of a stream that could not be decoded (``TooDeep``)."""
+    return f"an event was left out of the body: {exc}"
 
 
 def index_left_out(kind: str, index: int, count: int) -> str | None:

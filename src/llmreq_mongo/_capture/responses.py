@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from .decode import TooDeep, loads
-from .outcome import Outcome, error_text, index_left_out, string_or_none, usage_in_tail
+from .outcome import (
+    Outcome,
+    error_text,
+    event_left_out,
+    index_left_out,
+    string_or_none,
+    usage_in_tail,
+)
 from .sse import SSEEvent
 from .usage import usage_from_responses
 
@@ -79,7 +86,7 @@ class ResponsesStream:
         try:
             data = loads(event.data)
         except TooDeep as exc:
-            self._left_out = self._left_out or f"an event was left out of the body: {exc}"
+            self._left_out = self._left_out or event_left_out(exc)
             return
         except ValueError:
             return

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import TokenUsage, trusted_usage
+from llmreq_mongo._checks import INT64_MAX
+
+from .models import TokenUsage, is_count, trusted_usage
 
 __all__ = ["usage_from_anthropic", "usage_from_chat", "usage_from_responses"]
-
-_INT64_MAX = 2**63 - 1
 
 
 # The usage objects read here come from a JSON decoder: dicts, never another mapping
@@ -38,7 +38,7 @@ _INT64_MAX = 2**63 - 1
 
 def _count(source: Any, key: str) -> int | None:
     value = source.get(key) if isinstance(source, dict) else None
-    if type(value) is int and 0 <= value <= _INT64_MAX:
+    if is_count(value):
         return value
     return None
 
@@ -54,7 +54,7 @@ def _sum(*counts: int | None) -> int | None:
     if counts[0] is None:
         return None
     total = sum(count or 0 for count in counts)
-    return total if total <= _INT64_MAX else None
+    return total if total <= INT64_MAX else None
 
 
 def usage_from_chat(usage: Any) -> TokenUsage | None:

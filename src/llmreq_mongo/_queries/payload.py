@@ -27,7 +27,7 @@ from typing import Any
 
 from bson import Int64
 
-from llmreq_mongo._checks import a_type
+from llmreq_mongo._checks import INT64_MAX, INT64_MIN, a_type
 from llmreq_mongo.errors import InvalidPayload, PayloadTooLarge
 
 __all__ = [
@@ -48,8 +48,6 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 #: (ids, timestamps, a session key of at most 255 characters, field names).
 MAX_PAYLOAD_BYTES = MAX_DOCUMENT_BYTES - 2048
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
 #: How deep a payload may nest: mongod stores documents at most 180 levels
 #: deep, counting the document itself, and the record holding the payload is
 #: one of them.
@@ -111,7 +109,7 @@ class _Normalizer:
             self.size += 1
             return value
         if isinstance(value, int):
-            if not _INT64_MIN <= value <= _INT64_MAX:
+            if not INT64_MIN <= value <= INT64_MAX:
                 raise InvalidPayload(
                     f"the integer {value} does not fit in 64 bits, the largest "
                     "integer MongoDB stores; send it as a string",
@@ -219,7 +217,7 @@ def _fast_dict(value: dict[Any, Any], depth: int, sizes: list[int], escaped: lis
         if kind is str:
             size += (len(item) if item.isascii() else _utf8_size(item)) + 5
         elif kind is int:
-            if not _INT64_MIN <= item <= _INT64_MAX:
+            if not INT64_MIN <= item <= INT64_MAX:
                 raise _NotPlainJSON
             size += 8
         elif kind is float:
@@ -252,7 +250,7 @@ def _fast_list(value: list[Any], depth: int, sizes: list[int], escaped: list[boo
         if kind is str:
             size += (len(item) if item.isascii() else _utf8_size(item)) + 5
         elif kind is int:
-            if not _INT64_MIN <= item <= _INT64_MAX:
+            if not INT64_MIN <= item <= INT64_MAX:
                 raise _NotPlainJSON
             size += 8
         elif kind is float:
@@ -296,7 +294,7 @@ def _check_dict(value: dict[Any, Any], depth: int, sizes: list[int]) -> bool:
         if kind is str:
             size += (len(item) if item.isascii() else _utf8_size(item)) + 5
         elif kind is int:
-            if not _INT64_MIN <= item <= _INT64_MAX:
+            if not INT64_MIN <= item <= INT64_MAX:
                 raise _NotPlainJSON
             size += 8
         elif kind is float:
@@ -328,7 +326,7 @@ def _check_list(value: list[Any], depth: int, sizes: list[int]) -> bool:
         if kind is str:
             size += (len(item) if item.isascii() else _utf8_size(item)) + 5
         elif kind is int:
-            if not _INT64_MIN <= item <= _INT64_MAX:
+            if not INT64_MIN <= item <= INT64_MAX:
                 raise _NotPlainJSON
             size += 8
         elif kind is float:

@@ -14,7 +14,7 @@ import typing
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from llmreq_mongo._checks import a_type, check_bool, check_count, check_int
+from llmreq_mongo._checks import INT64_MAX, a_type, check_bool, check_count, check_int
 from llmreq_mongo.errors import InvalidInput, InvalidLookup, storage_errors
 
 from .lookups import resolve_field, translate_lookups
@@ -494,16 +494,12 @@ def _index(what: str, value: Any) -> int:
 
 
 def _at_most_int64(what: str, value: int) -> int:
-    if value > _INT64_MAX:
+    if value > INT64_MAX:
         raise InvalidInput(
-            f"{what} must be at most {_INT64_MAX:,} (MongoDB's skip and limit are 64-bit "
+            f"{what} must be at most {INT64_MAX:,} (MongoDB's skip and limit are 64-bit "
             f"integers), got {value}"
         )
     return value
-
-
-#: The largest skip or limit MongoDB takes.
-_INT64_MAX = 2**63 - 1
 
 
 def _nullable_paths(model: type[Any], sort: Sort | list[tuple[str, int]]) -> frozenset[str]:

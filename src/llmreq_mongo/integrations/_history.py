@@ -25,8 +25,10 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
 
 from llmreq_mongo import analytics
+from llmreq_mongo._checks import key_fits_a_path
 from llmreq_mongo._connection import check_timeout
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
+from llmreq_mongo._reports.reading import client_names_of
 from llmreq_mongo._reports.session_pages import session_page
 from llmreq_mongo.errors import InvalidInput, StorageError, storage_errors
 
@@ -249,7 +251,7 @@ async def _session_page(
     page = await session_page(
         llm_client=client_id, since=since, until=until, size=size, after=after
     )
-    names = await _client_names({s.llm_client_id for s in page.items})
+    names = await client_names_of(s.llm_client_id for s in page.items)
     items = [
         SessionOut(
             session_key=s.session_key,
@@ -264,24 +266,15 @@ async def _session_page(
     return SessionPage(items=items, next_cursor=page.next_cursor)
 
 
-async def _client_names(ids: set[ObjectId]) -> dict[ObjectId, str]:
-    if not ids:
-        return {}
-    with storage_errors("look up LLM clients"):
-        cursor = LLMClient.get_pymongo_collection().find({"_id": {"$in": list(ids)}}, {"name": 1})
-        return {doc["_id"]: doc["name"] async for doc in cursor}
-
-
 def _requests_url(base: str, session_key: str, client: str | None) -> str:
     """The path of a session's requests: every character of the key that is not
     unreserved, ``/`` included, is percent-encoded, so the key is one path part.
 
-    A key no path part carries (``.`` and ``..``, which clients resolve away,
-    escaped or not; one holding a newline, which the route's pattern stops at)
+    A key no path part carries (:func:`~llmreq_mongo._checks.key_fits_a_path`)
     goes in the query of ``/requests`` instead.
     """
     query = "" if client is None else f"client={quote(client, safe='')}"
-    if session_key in (".", "..") or "\n" in session_key:
+    if not key_fits_a_path(session_key):
         top = base.rsplit("/", 1)[0]
         key = f"session_key={quote(session_key, safe='')}"
         return f"{top}/requests?{key}" + (f"&{query}" if query else "")

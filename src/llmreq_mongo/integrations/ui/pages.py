@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
-from llmreq_mongo._checks import check_session_key
+from llmreq_mongo._checks import check_session_key, key_fits_a_path
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo.errors import InvalidInput, StorageError
 from llmreq_mongo.integrations.ui import reading
@@ -201,9 +201,7 @@ class _Links:
         Two clients may use the same key: each is a session of its own, and
         the listing links each row to its own client's calls.
         """
-        if key in (".", "..") or "\n" in key:
-            # No path segment carries these: a browser resolves "." and ".." away
-            # (escaped or not), and the route's path pattern stops at a newline.
+        if not key_fits_a_path(key):
             return self.page("session", key=key, client=client, **query)
         # Every character but letters, digits and "_.-~" is escaped, "/" and "%"
         # included, so any other key travels as one path segment and decodes to itself.

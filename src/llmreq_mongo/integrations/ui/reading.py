@@ -18,6 +18,7 @@ from llmreq_mongo import analytics
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
 from llmreq_mongo._queries import Page
 from llmreq_mongo._reports.conversation import Conversation, Turn
+from llmreq_mongo._reports.reading import client_names_of
 from llmreq_mongo._reports.session_pages import session_page
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.integrations.ui.charts import BarChart, LatencyChart, bar_chart, latency_chart
@@ -97,8 +98,7 @@ async def client_names(shown: Iterable[Any] = ()) -> dict[ObjectId, str]:
     names = {ObjectId(c.id): c.name for c in found}
     missing = {ObjectId(i) for i in shown} - names.keys()
     if missing:
-        more = await LLMClient.objects.filter(id__in=sorted(missing)).to_list()
-        names.update((ObjectId(c.id), c.name) for c in more)
+        names.update(await client_names_of(missing))
         names = dict(sorted(names.items(), key=lambda item: item[1]))
     return names
 
