@@ -5,7 +5,10 @@ Usage::
     python bench/record.py                   # an embedded engine in a child process
     python bench/record.py --uri mongodb://...   # or MONGODB_URI: a real MongoDB
 
-It measures, per round (medians over the rounds are printed):
+It measures, per round (medians over the rounds are printed), each pair of
+sides in small blocks that take turns (``--block`` calls of ``insert_one``
+and ``create``, 2,500 records of ``insert_many`` and the recorder), so that
+the server's drift in speed falls on both alike:
 
 - raw ``insert_one`` (the document built inline, ``_id`` made by the driver)
   against ``LLMClientRequest.objects.create`` with the same fields: wall time
@@ -14,7 +17,10 @@ It measures, per round (medians over the rounds are printed):
   recorder's sustained throughput (a producer awaiting ``arecord()``, which
   waits for room once five batches are queued, then ``flush()``), with client
   CPU per record (the recorder's includes validating and building each
-  document, which the raw side was handed ready-made);
+  document, which the raw side was handed ready-made); and, as a
+  diagnostic, the same recorder handed records whose check was made before
+  the clock started: what a record costs beyond the check that must run on
+  the caller's path;
 - ``record()`` call latency on the caller's side (``perf_counter_ns``), at
   the same sustained rate, and again with the garbage collector paused
   during each call (a diagnostic: what the recorder itself costs);
@@ -61,7 +67,12 @@ from bson import DBRef, ObjectId
 import _markdown
 from llmreq_mongo import LLMClient, LLMClientRequest, LLMResponse, Recorder, TokenUsage, init
 from llmreq_mongo._capture import response_document
-from llmreq_mongo._documents import encode_request, new_record_id, validate_request
+from llmreq_mongo._documents import (
+    ValidatedRequest,
+    encode_request,
+    new_record_id,
+    validate_request,
+)
 from llmreq_mongo._recording.options import SpillMode
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.embedded import EmbeddedMongo
@@ -121,6 +132,37 @@ async def timed(work: Callable[[], Coroutine[Any, Any, None]]) -> Measure:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+#: Records per timed block of the bulk measures: five batches of 500.
+BULK_BLOCK = 2500
+
+
+async def interleaved(
+    sides: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]],
+    blocks: int,
+    number: int,
+    *,
+    before: dict[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
+) -> dict[str, Measure]:
+    """Each side's wall and CPU seconds summed over ``blocks`` blocks, the sides taking turns.
+
+    The server's speed drifts, by up to five times within a round on the
+    embedded engine (a Python server) as its collections grow and are
+    emptied; in small blocks, alternately, the drift falls on both sides
+    alike. The order of the sides is reversed every other block.
+    ``before`` holds, per side, untimed work to run before each of its
+    blocks.
+    """
+    totals = {side: (0.0, 0.0) for side, _ in sides}
+    for block in range(blocks):
+        for side, work in sides if (block + number) % 2 == 0 else sides[::-1]:
+            if before is not None and side in before:
+                await before[side]()
+            wall, cpu = await timed(work)
+            total_wall, total_cpu = totals[side]
+            totals[side] = (total_wall + wall, total_cpu + cpu)
+    return totals
+
+
 async def record_latencies(
     client: LLMClient, count: int, *, gc_paused: bool, response: LLMResponse | None
 ) -> list[int]:
@@ -178,6 +220,23 @@ async def fixed_work_latencies(count: int, p50_ns: float) -> list[int]:
     return latencies
 
 
+class _Prechecked(Recorder):
+    """A recorder handed records already checked: the bench's diagnostic of all but the check.
+
+    ``record()`` and ``arecord()`` take each check from ``checks`` in turn
+    instead of checking their arguments, which must be the same as those
+    the checks were made with.
+    """
+
+    def __init__(self, checks: list[ValidatedRequest], **options: Any) -> None:
+        super().__init__(**options)
+        self._checks = checks
+
+    def _check(self, *args: Any, copy: bool, **fields: Any) -> ValidatedRequest:
+        del args, copy, fields
+        return self._checks.pop()
+
+
 async def round_once(
     client: LLMClient,
     raw: Any,
@@ -188,10 +247,11 @@ async def round_once(
     figures: dict[str, float] = {}
     ref = DBRef(client.get_collection_name(), client.id)
     single, bulk = args.single, args.bulk
+    bulk_block = min(bulk, BULK_BLOCK)
     stored_response = None if response is None else response_document(response)
 
     async def raw_insert_one() -> None:
-        for _ in range(single):
+        for _ in range(args.block):
             now = dt.datetime.now(UTC)
             await raw.insert_one(
                 {
@@ -207,50 +267,92 @@ async def round_once(
             )
 
     async def create() -> None:
-        for _ in range(single):
+        for _ in range(args.block):
             await LLMClientRequest.objects.create(
                 llm_client=client, request=PAYLOAD, session_key="bench-create", response=response
             )
 
-    # Alternate which side goes first, so that drift in the server's speed
-    # (other load on the machine) does not always favour the same side.
-    first_lib = bool(number % 2)
-    pair = [("raw", raw_insert_one), ("lib", create)]
-    for side, work in reversed(pair) if first_lib else pair:
-        wall, cpu = await timed(work)
-        figures[f"one_{side}_wall"], figures[f"one_{side}_cpu"] = wall / single, cpu / single
+    blocks = max(1, single // args.block)
+    totals = await interleaved([("raw", raw_insert_one), ("lib", create)], blocks, number)
+    for side, (wall, cpu) in totals.items():
+        count = blocks * args.block
+        figures[f"one_{side}_wall"], figures[f"one_{side}_cpu"] = wall / count, cpu / count
 
-    now = dt.datetime.now(UTC)
-    documents = [
-        {
-            "_id": ObjectId(),
-            "created_at": now,
-            "updated_at": now,
-            "llm_client": ref,
-            "llm_client_id": client.id,
-            "request": PAYLOAD,
-            "session_key": "bench-raw-many",
-            "is_aggregation": False,
-            "response": stored_response,
-        }
-        for _ in range(bulk)
-    ]
+    def raw_documents() -> list[dict[str, Any]]:
+        now = dt.datetime.now(UTC)
+        return [
+            {
+                "_id": ObjectId(),
+                "created_at": now,
+                "updated_at": now,
+                "llm_client": ref,
+                "llm_client_id": client.id,
+                "request": PAYLOAD,
+                "session_key": "bench-raw-many",
+                "is_aggregation": False,
+                "response": stored_response,
+            }
+            for _ in range(bulk_block)
+        ]
+
+    documents: list[dict[str, Any]] = []
 
     async def raw_insert_many() -> None:
-        for start in range(0, bulk, 500):
+        for start in range(0, bulk_block, 500):
             await raw.insert_many(documents[start : start + 500], ordered=False)
 
-    async def recorder() -> None:
-        # A steady producer: it waits for room when 5 batches are queued.
-        async with Recorder(max_batch=500, max_queue=2500) as rec:
-            for _ in range(bulk):
+    # A steady producer: it waits for room when 5 batches are queued. One
+    # recorder for the round, as an application keeps one: each block is
+    # timed from its first record to the flush that has them all written.
+    # The third side is a diagnostic: the same recorder handed records whose
+    # check was made before the clock started, so it costs all a record
+    # costs but the check that must run on the caller's path.
+    checks: list[ValidatedRequest] = []
+    async with (
+        Recorder(max_batch=500, max_queue=2500) as rec,
+        _Prechecked(checks, max_batch=500, max_queue=2500) as prechecked,
+    ):
+
+        async def recorder() -> None:
+            for _ in range(bulk_block):
                 await rec.arecord(client, PAYLOAD, session_key="bench-recorder", response=response)
             await rec.flush()
 
-    pair = [("raw", raw_insert_many), ("lib", recorder)]
-    for side, work in reversed(pair) if first_lib else pair:
-        wall, cpu = await timed(work)
-        figures[f"many_{side}_rate"], figures[f"many_{side}_cpu"] = bulk / wall, cpu / bulk
+        async def recorder_prechecked() -> None:
+            for _ in range(bulk_block):
+                await prechecked.arecord(
+                    client, PAYLOAD, session_key="bench-recorder", response=response
+                )
+            await prechecked.flush()
+
+        async def fresh_documents() -> None:
+            documents[:] = raw_documents()  # built before the clock starts
+
+        async def fresh_checks() -> None:
+            checks[:] = [
+                validate_request(
+                    client,
+                    PAYLOAD,
+                    "bench-recorder",
+                    False,
+                    client_model=LLMClient,
+                    response=response,
+                    fit=False,
+                    copy=False,
+                )
+                for _ in range(bulk_block)
+            ]
+
+        blocks = max(1, bulk // bulk_block)
+        totals = await interleaved(
+            [("raw", raw_insert_many), ("lib", recorder), ("unchecked", recorder_prechecked)],
+            blocks,
+            number,
+            before={"raw": fresh_documents, "unchecked": fresh_checks},
+        )
+    for side, (wall, cpu) in totals.items():
+        count = blocks * bulk_block
+        figures[f"many_{side}_rate"], figures[f"many_{side}_cpu"] = count / wall, cpu / count
 
     # What the recorder's extra CPU is made of: checking and encoding a record,
     # as record() does (no copy: the encoding is the snapshot).
@@ -343,12 +445,21 @@ async def spill_round(client: LLMClient, bulk: int, number: int) -> dict[str, fl
 
 
 def row(
-    name: str, rounds: list[dict[str, float]], measure: str, scale: float, unit: str, target: str
+    name: str,
+    rounds: list[dict[str, float]],
+    measure: str,
+    scale: float,
+    unit: str,
+    target: str,
+    *,
+    lib_side: str = "lib",
 ) -> str:
     """One table row: medians of each side, and the median of the per-round ratios."""
     raw = statistics.median(r[measure.format("raw")] for r in rounds) * scale
-    lib = statistics.median(r[measure.format("lib")] for r in rounds) * scale
-    ratio = statistics.median(r[measure.format("lib")] / r[measure.format("raw")] for r in rounds)
+    lib = statistics.median(r[measure.format(lib_side)] for r in rounds) * scale
+    ratio = statistics.median(
+        r[measure.format(lib_side)] / r[measure.format("raw")] for r in rounds
+    )
     return f"| {name} | {raw:,.1f} {unit} | {lib:,.1f} {unit} | {ratio:.2f}x | {target} |"
 
 
@@ -379,7 +490,8 @@ async def run(args: argparse.Namespace) -> None:
                 await ours.delete_many({})
             print_spill(spill_rounds, args)
             return
-        await round_once(client, raw, argparse.Namespace(single=200, bulk=1000), 0)  # warm-up
+        warm_up = argparse.Namespace(single=200, bulk=1000, block=50)
+        await round_once(client, raw, warm_up, 0)
         choices: dict[str, list[LLMResponse | None]] = {
             "none": [None],
             "2kb": [RESPONSE],
@@ -439,6 +551,18 @@ def print_table(
         f"{med['build_cpu'] * us:.1f} µs | | |"
     )
     print(
+        row(
+            "the same recorder handed records checked before the clock (diagnostic: all "
+            "but the caller's-path check), client CPU per record",
+            rounds,
+            "many_{}_cpu",
+            us,
+            "µs",
+            "",
+            lib_side="unchecked",
+        )
+    )
+    print(
         f"| record() latency p50 / p99 / p99.9 | | {med['p50']:.1f} / {med['p99']:.1f} / "
         f"{med['p999']:.1f} µs | | p99 < 20 µs |"
     )
@@ -488,6 +612,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--single", type=int, default=2000, help="insert_one/create calls")
     parser.add_argument("--bulk", type=int, default=20000, help="records for the bulk measures")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=50,
+        help="insert_one/create calls per timed block (the sides take turns block by block)",
+    )
     parser.add_argument("--max-queue", type=int, default=20000, help="for the memory measure")
     parser.add_argument(
         "--response",
