@@ -279,6 +279,30 @@ async def test_bidirectional_controls_are_shown_not_obeyed(llmreq_db: object) ->
         assert rlo not in text and '"say \\u202eolleh"' in text
 
 
+async def test_keys_that_differ_by_a_control_character_are_told_apart(
+    llmreq_db: object,
+) -> None:
+    client = await LLMClient.objects.create(name="bot")
+    asked = "the newline key\nasks on two lines"
+    await store(client, chat_session("two\nlines", [(asked, "a")], start=ago(minutes=3)))
+    await store(client, chat_session("two lines", [("the space key", "b")], start=ago(minutes=2)))
+    await store(client, chat_session("tab\there", [("the tab key", "c")], start=ago(minutes=1)))
+    async with web(public_app()) as http:
+        listing = html.unescape((await http.get("/sessions")).text)
+        assert "two[U+000A]lines" in listing and "two lines" in listing
+        assert "tab[U+0009]here" in listing
+        page = await http.get("/session", params={"key": "two\nlines"})
+        assert page.status_code == 200
+        text = html.unescape(page.text)
+        assert "<title>Session two[U+000A]lines" in text
+        assert '<h1 class="key">Session <span>two[U+000A]lines</span></h1>' in text
+        assert "the space key" not in text
+        # What was said keeps its newlines: only keys are written out.
+        assert asked in text
+        call = html.unescape((await http.get(_hrefs(page.text, "/requests/")[0])).text)
+        assert "two[U+000A]lines</a>" in call
+
+
 async def test_a_client_past_the_filters_first_500_is_still_named(llmreq_db: object) -> None:
     await LLMClient.get_pymongo_collection().insert_many(
         [{"name": f"c{n:03}", "description": "", **_stamps()} for n in range(500)]

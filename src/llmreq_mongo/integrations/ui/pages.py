@@ -120,6 +120,7 @@ def _environment() -> Environment:
     env.filters["when"] = _when
     env.filters["count"] = lambda n: f"{n:,}"
     env.filters["pretty"] = _pretty
+    env.filters["key"] = _key
     env.globals["DASH"] = DASH
     env.globals["counts"] = count_text
     env.globals["millis"] = millis_text
@@ -142,6 +143,23 @@ def _visible(value: Any) -> Any:
     """
     if type(value) is str and _BIDI_CONTROLS.search(value):
         return _BIDI_CONTROLS.sub(lambda found: f"[U+{ord(found.group()):04X}]", value)
+    return value
+
+
+#: The control characters: C0 (newline and tab among them), DEL and C1.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _key(value: Any) -> Any:
+    """A session key as a page names it: its control characters written out (``[U+000A]``).
+
+    In a heading or a table cell a newline or a tab shows as a space, so the
+    keys ``two\nlines`` and ``two lines`` would look the same; a key is an
+    identifier, and each must be told from the other. Text a model wrote is
+    shown with its newlines: this is for keys only.
+    """
+    if type(value) is str and _CONTROLS.search(value):
+        return _CONTROLS.sub(lambda found: f"[U+{ord(found.group()):04X}]", value)
     return value
 
 
