@@ -18,7 +18,10 @@ Example::
         assert await client.llmclientrequests.count() == 1
 
 Async tests need pytest-asyncio (``asyncio_mode = "auto"`` or the
-``@pytest.mark.asyncio`` marker).
+``@pytest.mark.asyncio`` marker). ``llmreq_db`` runs on pytest-asyncio's
+fixture loop, and its database client belongs to that loop: tests on a wider
+loop (``loop_scope="module"``) need ``asyncio_default_fixture_loop_scope``
+set to the same scope (docs/testing.md).
 """
 
 from __future__ import annotations

@@ -75,12 +75,43 @@ async def test_my_app_records_its_requests(llmreq_db):
 """
 
 
-async def test_a_users_test_file_gets_the_fixtures_from_the_installed_plugin(
-    llmreq_engine: TestServer, tmp_path: Path
-) -> None:
-    project = tmp_path / "user_project"
+#: Tests that share one loop per module, with the fixtures' loop set to match
+#: (docs/testing.md, "Tests that share an event loop").
+MODULE_LOOP_TESTS = """
+import asyncio
+
+import pytest
+
+from llmreq_mongo import LLMClient
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+loops = []
+
+
+async def test_one(llmreq_db):
+    loops.append(asyncio.get_running_loop())
+    await LLMClient.objects.create(name="bot")
+    assert await LLMClient.objects.count() == 1
+
+
+async def test_two_on_the_same_loop_with_a_fresh_database(llmreq_db):
+    loops.append(asyncio.get_running_loop())
+    assert loops[0] is loops[1]
+    assert await LLMClient.objects.count() == 0
+"""
+
+
+def user_project(project: Path, tests: str, config: str | None = None) -> Path:
+    """A project of the user's own: ``tests`` in one file, and ``config`` as its pytest.ini."""
     project.mkdir()
-    (project / "test_my_history.py").write_text(textwrap.dedent(USER_TESTS))
+    (project / "test_my_history.py").write_text(textwrap.dedent(tests))
+    if config is not None:
+        (project / "pytest.ini").write_text(textwrap.dedent(config))
+    return project
+
+
+async def run_user_tests(llmreq_engine: TestServer, project: Path) -> str:
+    """Run ``project``'s tests as the user would, against this session's server; their output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LLMREQ_"))}
     env["MONGODB_URI"] = llmreq_engine.uri
     process = await asyncio.create_subprocess_exec(
@@ -103,4 +134,24 @@ async def test_a_users_test_file_gets_the_fixtures_from_the_installed_plugin(
     output, _ = await process.communicate()
     text = output.decode(errors="replace")
     assert process.returncode == 0, text
+    return text
+
+
+async def test_a_users_test_file_gets_the_fixtures_from_the_installed_plugin(
+    llmreq_engine: TestServer, tmp_path: Path
+) -> None:
+    project = user_project(tmp_path / "user_project", USER_TESTS)
+    text = await run_user_tests(llmreq_engine, project)
     assert "4 passed" in text, text
+
+
+async def test_tests_on_a_module_loop_get_the_fixtures_on_it_when_configured_so(
+    llmreq_engine: TestServer, tmp_path: Path
+) -> None:
+    config = """
+        [pytest]
+        asyncio_default_fixture_loop_scope = module
+    """
+    project = user_project(tmp_path / "user_project", MODULE_LOOP_TESTS, config)
+    text = await run_user_tests(llmreq_engine, project)
+    assert "2 passed" in text, text
