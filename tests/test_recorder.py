@@ -341,3 +341,9 @@ def test_options_are_checked_at_construction(options: dict[str, Any], message: s
 def test_spill_path_must_not_be_a_directory(tmp_path: Any) -> None:
     with pytest.raises(InvalidInput, match="directory"):
         Recorder(spill_path=tmp_path)
+
+
+def test_an_empty_spill_path_is_refused_as_empty() -> None:
+    # Not as "spill_path . is a directory": Path("") is the current directory.
+    with pytest.raises(InvalidInput, match="spill_path is empty: give a file path, or None"):
+        Recorder(spill_path="")

@@ -203,6 +203,21 @@ async def test_a_read_only_spill_directory_does_not_stop_the_recorder(
     assert spill.read_bytes() == b""  # emptied, since it could not be removed
 
 
+async def test_a_spill_directory_that_does_not_exist_is_refused_at_start(
+    client: LLMClient, tmp_path: Path
+) -> None:
+    spill = tmp_path / "no-such-folder" / "spill.jsonl"
+    recorder = Recorder(spill_path=spill)  # built before the folder: checked at start
+    with pytest.raises(InvalidInput, match=r"the directory .*no-such-folder does not exist"):
+        await recorder.start()
+    # Nothing started, and nothing was created: once the folder exists, the same one starts.
+    assert not spill.parent.exists()
+    spill.parent.mkdir()
+    async with recorder:
+        recorder.record(client, {"n": 1}, session_key="spilled")
+    assert len(await stored_ids("spilled")) == 1
+
+
 # -- records the driver cannot encode ------------------------------------------------
 
 

@@ -143,6 +143,8 @@ def spill_file(value: object) -> Path | None:
         return None
     if not isinstance(value, (str, os.PathLike)):
         raise InvalidInput(f"spill_path must be a file path or None, got {value!r}")
+    if not os.fspath(value):
+        raise InvalidInput("spill_path is empty: give a file path, or None for no spill file")
     path = Path(value)
     if path.is_dir():
         raise InvalidInput(f"spill_path {path} is a directory; give a file path")

@@ -194,6 +194,7 @@ class Recorder:
 
         Raises:
             RecorderError: ``init()`` was not called first.
+            InvalidInput: the spill file's directory does not exist.
             SpillFileInUse: another recorder holds the spill file.
             SpillFileMismatch: the spill file belongs to another database.
         """

@@ -19,7 +19,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from llmreq_mongo.errors import SpillFileMismatch
+from llmreq_mongo.errors import InvalidInput, SpillFileMismatch
 
 from . import spill
 from .delivery import Tally
@@ -66,9 +66,19 @@ class SpillStore:
         """Take the lock and check the file belongs to this namespace.
 
         Raises:
+            InvalidInput: the file's directory does not exist. A chore that
+                fails later is logged and recording goes on; a directory
+                missing at the start is a path that is wrong, and a file
+                there could never take a record.
             SpillFileInUse: another recorder holds the file.
             SpillFileMismatch: the file holds records of another namespace.
         """
+        folder = self.path.parent
+        if not await asyncio.to_thread(folder.is_dir):
+            raise InvalidInput(
+                f"spill_path {self.path}: the directory {folder} does not exist; "
+                "create it first, or give a path in a directory that exists"
+            )
         try:
             await asyncio.to_thread(self._lock.acquire)
         except OSError as exc:
