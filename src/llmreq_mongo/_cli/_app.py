@@ -26,7 +26,7 @@ import sys
 import time
 import traceback
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -40,11 +40,13 @@ from pymongo.errors import (
     OperationFailure,
     ServerSelectionTimeoutError,
 )
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
 
 from llmreq_mongo import _head_start
 from llmreq_mongo._connection import ENV_URI, Handle, client_for, init
 from llmreq_mongo._local_store import has_store, in_use
+from llmreq_mongo._reports.shown import written_out
 from llmreq_mongo.embedded import EmbeddedMongo
 from llmreq_mongo.errors import InvalidInput, LLMReqError, StorageError
 
@@ -269,7 +271,23 @@ class _Output(Console):
 
     Rich catches the ``BrokenPipeError`` of its own writes and exits with status
     1, which says the command failed; every command exits with 141 instead.
+
+    What it prints is written out where it would act on the terminal
+    (:func:`~llmreq_mongo._reports.shown.written_out`): a recorded message
+    holding ``ESC [2J`` would clear the reader's screen, and Rich passes
+    escape sequences in text through. Rich's own styles are not text, and
+    are left alone; newlines and tabs are kept.
     """
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None:
+                shown = written_out(segment.text, lines=True)
+                if shown is not segment.text:
+                    segment = Segment(shown, segment.style)
+            yield segment
 
     def on_broken_pipe(self) -> None:
         self.quiet = True

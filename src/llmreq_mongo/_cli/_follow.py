@@ -18,6 +18,7 @@ from llmreq_mongo._checks import check_session_key
 from llmreq_mongo._connection import Handle
 from llmreq_mongo._documents import LLMClientRequest
 from llmreq_mongo._queries import decode_payload
+from llmreq_mongo._reports.shown import written_out
 from llmreq_mongo.errors import storage_errors
 
 from ._app import app, reported, run, settings_of
@@ -91,4 +92,6 @@ def _line(doc: dict[str, Any], client_name: str, as_json: bool) -> str:
         return export_line(doc, client_name)
     session = doc.get("session_key") or "-"
     summary = one_line(decode_payload(doc.get("request")), width=100)
-    return f"{format_time(doc['created_at'])}  {client_name}  {session}  {summary}"
+    # Written to stdout as it is: what was recorded must not act on the terminal.
+    shown = written_out(f"{client_name}  {session}  {summary}")
+    return f"{format_time(doc['created_at'])}  {shown}"

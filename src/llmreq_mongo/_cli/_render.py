@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from llmreq_mongo._reports.conversation import chat_messages, message_text
+from llmreq_mongo._reports.shown import written_out
 from llmreq_mongo._time import to_utc_ms
 
 from ._durations import format_time
@@ -100,7 +101,9 @@ def _cell(value: Any) -> str | Text:
         return f"{value:,}"
     if isinstance(value, Text):
         return value
-    return Text(str(value))
+    # A key or a name in a cell: a newline or an escape sequence written out,
+    # before the table measures the cell.
+    return Text(written_out(str(value)))
 
 
 def bar(value: float, largest: float, width: int) -> str:
@@ -130,9 +133,9 @@ def bar_chart(
     chart.add_column("", no_wrap=True, style="cyan")
     for label, count in rows:
         if count is None:
-            chart.add_row(Text(label), Text("-", style="dim"), "")
+            chart.add_row(Text(written_out(label)), Text("-", style="dim"), "")
         else:
-            chart.add_row(Text(label), f"{count:,}", bar(count, largest, width))
+            chart.add_row(Text(written_out(label)), f"{count:,}", bar(count, largest, width))
     return _titled(title, chart)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from llmreq_mongo._documents import LLMClientRequest
 from llmreq_mongo._reports.conversation import Conversation
+from llmreq_mongo._reports.shown import written_out
 
 from ._answers import answered_text, response_json, response_lines
 from ._app import Settings
@@ -45,9 +46,10 @@ class Timeline:
         self.count += 1
         payload = req.request
         turn = self.conversation.add(payload)
-        heading = [format_time(req.created_at), client]
+        # Names on the heading's one line: a newline in them is written out too.
+        heading = [format_time(req.created_at), written_out(client)]
         if isinstance(payload, dict) and isinstance(payload.get("model"), str):
-            heading.append(payload["model"])
+            heading.append(written_out(payload["model"]))
         if req.is_aggregation:
             heading.append("[rollup]")
         if turn.messages is None:
@@ -61,7 +63,7 @@ class Timeline:
             self.console.print("  ".join(heading), style="bold", markup=False)
             for message in turn.messages:
                 text = _indent(message.text, 12).lstrip()
-                self.console.print(f"  {message.role:<9} " + text, markup=False)
+                self.console.print(f"  {written_out(message.role):<9} " + text, markup=False)
         if req.response is not None:
             for line in response_lines(req.response):
                 self.console.print(line, markup=False, highlight=False)

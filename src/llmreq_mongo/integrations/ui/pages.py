@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from llmreq_mongo._checks import check_session_key, key_fits_a_path
 from llmreq_mongo._documents import LLMClient, LLMClientRequest
+from llmreq_mongo._reports.shown import BIDI_CONTROLS, code_point, written_out
 from llmreq_mongo.errors import InvalidInput, StorageError
 from llmreq_mongo.integrations.ui import reading
 from llmreq_mongo.integrations.ui.views import (
@@ -127,9 +128,8 @@ def _environment() -> Environment:
     return env
 
 
-#: The characters that reorder the text around them: the marks, embeddings,
-#: overrides and isolates of Unicode's bidirectional algorithm.
-_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: The bidirectional controls, which reorder the text around them.
+_BIDI_CONTROLS = re.compile(f"[{BIDI_CONTROLS}]")
 
 
 def _visible(value: Any) -> Any:
@@ -142,25 +142,19 @@ def _visible(value: Any) -> Any:
     (markup a template builds itself is left as it is).
     """
     if type(value) is str and _BIDI_CONTROLS.search(value):
-        return _BIDI_CONTROLS.sub(lambda found: f"[U+{ord(found.group()):04X}]", value)
+        return _BIDI_CONTROLS.sub(code_point, value)
     return value
-
-
-#: The control characters: C0 (newline and tab among them), DEL and C1.
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _key(value: Any) -> Any:
     """A session key as a page names it: its control characters written out (``[U+000A]``).
 
     In a heading or a table cell a newline or a tab shows as a space, so the
-    keys ``two\nlines`` and ``two lines`` would look the same; a key is an
+    keys ``two\\nlines`` and ``two lines`` would look the same; a key is an
     identifier, and each must be told from the other. Text a model wrote is
     shown with its newlines: this is for keys only.
     """
-    if type(value) is str and _CONTROLS.search(value):
-        return _CONTROLS.sub(lambda found: f"[U+{ord(found.group()):04X}]", value)
-    return value
+    return written_out(value) if type(value) is str else value
 
 
 def _pretty(value: Any) -> str:
