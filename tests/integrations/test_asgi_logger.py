@@ -305,6 +305,22 @@ async def test_non_json_and_empty_bodies_are_skipped_counted_and_logged(
     assert await stored() == []
 
 
+async def test_a_path_is_logged_as_the_client_wrote_it_never_decoded(
+    recorder: Recorder, client: LLMClient, http: HttpFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server decodes the path: a client's %1B%5B2J arrives as an escape sequence,
+    # which a terminal reading the log would obey, and %0A would forge a new log line.
+    app = logger_for(recorder, client, paths=[re.compile(r"/v1/agents/[^/]+/run")])
+    sent = "/v1/agents/%1B%5B2J%0Aforged/run"
+    with caplog.at_level(logging.WARNING, logger="llmreq_mongo.integrations.asgi"):
+        async with http(app) as web:
+            response = await web.post(sent, content=b"not json")
+    assert response.status_code == 200 and app.stats.skipped_not_json == 1
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert sent in line
+    assert "\x1b" not in line and "\n" not in line
+
+
 async def test_oversized_bodies_are_skipped_counted_logged_and_passed_on_whole(
     recorder: Recorder, client: LLMClient, http: HttpFactory, caplog: pytest.LogCaptureFixture
 ) -> None:

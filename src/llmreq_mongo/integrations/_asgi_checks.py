@@ -2,11 +2,13 @@
 
 Which paths and methods are recorded, the size options, and a request's declared
 ``Content-Length``: each read once, when the middleware is built or the request arrives.
+And a request's path as the middleware's log lines name it (:func:`logged_path`).
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
@@ -14,7 +16,7 @@ from llmreq_mongo.errors import InvalidInput
 
 from ._session_keys import header_values
 
-__all__ = ["check_size", "content_length", "methods_of", "split_paths"]
+__all__ = ["check_size", "content_length", "logged_path", "methods_of", "split_paths"]
 
 
 def check_size(name: str, value: Any) -> int:
@@ -96,3 +98,14 @@ def content_length(scope: MutableMapping[str, Any]) -> int | None:
     if len(text) > _MAX_LENGTH_DIGITS:
         return _HUGE_LENGTH
     return int(text)
+
+
+def logged_path(path: object) -> str:
+    """A request's path as a log line names it: percent-encoded, as uvicorn's access log does.
+
+    The server has decoded the path the client sent, so it may hold anything:
+    ``/v1/agents/%1b[2J/run`` arrives holding an escape sequence, which a
+    terminal reading the log would obey, and a ``%0a`` would start a forged
+    log line. Encoded again, it is one line, as the client wrote it.
+    """
+    return urllib.parse.quote(path, safe="/:@!$&'()*+,;=-._~") if isinstance(path, str) else "?"

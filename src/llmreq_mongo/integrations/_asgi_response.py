@@ -27,6 +27,7 @@ from typing import Any
 
 from llmreq_mongo._capture import LLMResponse, ResponseParser
 
+from ._asgi_checks import logged_path
 from ._decoding import BodyDecoder, decoder_for
 
 __all__ = ["ResponseCapture"]
@@ -206,6 +207,8 @@ class ResponseCapture:
         try:
             response = parser.finish(status=self._status, error=error)
         except Exception as exc:  # recording must never fail the request
-            logger.warning("llmreq: could not read the response to %s: %s", self._path, exc)
+            logger.warning(
+                "llmreq: could not read the response to %s: %s", logged_path(self._path), exc
+            )
             return
         self._on_end(response, error is not None)

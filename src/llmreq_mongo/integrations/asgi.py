@@ -50,7 +50,7 @@ from llmreq_mongo._recording.recorder import Recorder
 from llmreq_mongo._time import now_ms
 from llmreq_mongo.errors import InvalidInput
 
-from ._asgi_checks import check_size, content_length, methods_of, split_paths
+from ._asgi_checks import check_size, content_length, logged_path, methods_of, split_paths
 from ._asgi_response import ResponseCapture
 from ._asgi_types import ASGIApp as ASGIApp
 from ._asgi_types import ClientSource as ClientSource
@@ -235,7 +235,10 @@ class LLMRequestLogger:
             # not JSON, it is passed on untouched and not recorded.
             self.stats.skipped_not_json += 1
             logger.warning(
-                "llmreq: not recording %s %s: %s", scope.get("method"), scope.get("path"), exc
+                "llmreq: not recording %s %s: %s",
+                scope.get("method"),
+                logged_path(scope.get("path")),
+                exc,
             )
             await self.app(scope, receive, send)
             return
@@ -304,7 +307,7 @@ class LLMRequestLogger:
             logger.warning(
                 "llmreq: not recording %s %s: the body is not JSON (%s)",
                 scope.get("method"),
-                scope.get("path"),
+                logged_path(scope.get("path")),
                 exc,
             )
             return None
@@ -365,7 +368,7 @@ class LLMRequestLogger:
         logger.warning(
             "llmreq: could not record %s %s: %s",
             scope.get("method"),
-            scope.get("path"),
+            logged_path(scope.get("path")),
             self.stats.last_error,
         )
 
@@ -387,7 +390,7 @@ class LLMRequestLogger:
             "llmreq: not recording %s %s: the body (%d bytes or more) is over "
             "max_body_bytes=%d; it was passed on unrecorded",
             scope.get("method"),
-            scope.get("path"),
+            logged_path(scope.get("path")),
             size,
             self.max_body_bytes,
         )
