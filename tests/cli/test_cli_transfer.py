@@ -205,6 +205,38 @@ def test_export_csv(cli, tmp_path):
     assert rows[5]["is_aggregation"] == "true"
 
 
+def test_export_csv_keeps_a_spreadsheet_from_reading_formulas(cli, tmp_path):
+    # What a caller sent, as a spreadsheet would run it: each text cell starting
+    # like a formula gets a leading ', which the spreadsheet shows as nothing.
+    hostile = (ObjectId(), "+cmd|' /C calc'!A0")
+    records = [
+        export_record(
+            created_at=T0, client=hostile, session_key='=HYPERLINK("http://x","y")', request=-1
+        ),
+        export_record(created_at=T0 + dt.timedelta(seconds=1), client=BOT, session_key="@SUM(1)"),
+        export_record(created_at=T0 + dt.timedelta(seconds=2), client=BOT, session_key="-rf"),
+        export_record(created_at=T0 + dt.timedelta(seconds=3), client=BOT, session_key="plain"),
+    ]
+    cli("import", str(write_jsonl(tmp_path / "seed.jsonl", records)))
+    target = tmp_path / "out.csv"
+    cli("export", "--format", "csv", "-o", str(target))
+    rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"), newline="")))
+    assert [r["session_key"] for r in rows] == [
+        '\'=HYPERLINK("http://x","y")',
+        "'@SUM(1)",
+        "'-rf",
+        "plain",
+    ]
+    assert rows[0]["llm_client_name"] == "'+cmd|' /C calc'!A0"
+    assert rows[0]["request"] == "'-1" and rows[3]["request"] == "null"
+    # Times, ids and flags are never touched; JSON Lines keeps every value exactly.
+    assert rows[0]["created_at"].startswith("2026-") and rows[0]["is_aggregation"] == "false"
+    exported = tmp_path / "out.jsonl"
+    cli("export", "-o", str(exported))
+    first = json.loads(exported.read_text(encoding="utf-8").splitlines()[0])
+    assert first["session_key"] == '=HYPERLINK("http://x","y")' and first["request"] == -1
+
+
 def test_import_is_idempotent(cli, tmp_path):
     path = _seed(cli, tmp_path)
     again = cli.json("import", str(path))

@@ -120,12 +120,30 @@ def export_response(stored: Any) -> dict[str, Any] | None:
 
 
 def _cell(value: Any) -> str:
-    """A CSV cell: empty for None, the number or text as it is otherwise."""
+    """A CSV cell: empty for None, the number as it is, text as :func:`_text` writes it."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    return _text(str(value))
+
+
+#: What a spreadsheet reads, at the start of a cell, as the start of a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: str) -> str:
+    """A text cell: a leading ``'`` when a spreadsheet would read it as a formula.
+
+    A session key, a client's name or a payload is whatever a caller sent, and
+    the file is opened in a spreadsheet: ``=HYPERLINK(...)`` or
+    ``+cmd|...`` would run there. Spreadsheets show a leading ``'`` as
+    nothing and take the rest as text (OWASP's advice for CSV). JSON Lines
+    keeps every value exactly.
+    """
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _response_cells(response: Mapping[str, Any] | None) -> list[str]:
@@ -140,7 +158,7 @@ def _response_cells(response: Mapping[str, Any] | None) -> list[str]:
         _cell(response.get("latency_ms")),
         _cell(response.get("ttft_ms")),
         _cell(response.get("error")),
-        dump_json(response),
+        _text(dump_json(response)),
     ]
 
 
@@ -151,10 +169,10 @@ def _csv_row(raw: Mapping[str, Any], client_name: str) -> list[str]:
         format_time(raw["created_at"]),
         format_time(raw.get("updated_at", raw["created_at"])),
         str(raw.get("llm_client_id")),
-        client_name,
-        "" if key is None else str(key),
+        _text(client_name),
+        "" if key is None else _text(str(key)),
         "true" if raw.get("is_aggregation") else "false",
-        dump_json(decode_payload(raw.get("request"))),
+        _text(dump_json(decode_payload(raw.get("request")))),
         *_response_cells(export_response(raw.get("response"))),
     ]
 
