@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .decode import TooDeep, loads
+from .decode import TooDeep, loads, loads_each
 from .outcome import (
     MAX_FINISH_REASONS,
     MAX_REASON_CHARS,
@@ -158,6 +158,64 @@ class ChatStream:
             return
         except ValueError:
             return
+        self._chunk(chunk)
+
+    def data_events(self, texts: list[bytes], source: bytes) -> bool:
+        """Take a batch of events given by their data alone, as :meth:`event` would take each.
+
+        ``texts`` are the data of the events ``source`` holds, in order
+        (:meth:`~.sse.SSEParser.data_of_whole_events`). Each is decoded on
+        its own, by orjson in one loop, and the most common chunk, one more
+        piece of one choice's content, is taken inline.
+
+        Returns:
+            Whether the events were taken. False, with nothing taken, when
+            any of them is not for orjson alone: they are then to be taken
+            one by one with :meth:`event`.
+        """
+        done = b"[DONE]" in texts
+        if done:
+            texts = [text for text in texts if text != b"[DONE]"]
+        chunks = loads_each(texts, source)
+        if chunks is None:
+            return False
+        if done:
+            self._done = True
+        top, choices, pieces = self._top, self._choices, self._pieces
+        for chunk in chunks:
+            # The chunk _chunk() and _choice() would add one piece of content to
+            # a choice already seen, and do nothing else with: that, inline. (A
+            # dropped body has no choices: drop_body() empties them, for good.)
+            if (
+                top is not None
+                and type(chunk) is dict
+                and chunk.get("usage") is None
+                and not chunk.get("error")
+            ):
+                listed = chunk.get("choices")
+                if type(listed) is list and len(listed) == 1:
+                    choice = listed[0]
+                    if type(choice) is dict and choice.get("finish_reason") is None:
+                        index = choice.get("index")
+                        delta = choice.get("delta")
+                        if (
+                            type(index) is int
+                            and index in choices
+                            and type(delta) is dict
+                            and len(delta) == 1
+                            and type(delta.get("content")) is str
+                            and type(choice.get("logprobs")) is not dict
+                        ):
+                            if "system_fingerprint" in chunk:
+                                top["system_fingerprint"] = chunk["system_fingerprint"]
+                            pieces.setdefault(index, []).append(delta["content"])
+                            continue
+            self._chunk(chunk)
+            top = self._top
+        return True
+
+    def _chunk(self, chunk: Any) -> None:
+        """Take one decoded chunk of the stream."""
         if not isinstance(chunk, dict):
             return
         if chunk.get("error"):

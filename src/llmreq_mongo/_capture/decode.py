@@ -33,7 +33,7 @@ import orjson
 
 from llmreq_mongo._queries import is_plain_json_text
 
-__all__ = ["TooDeep", "loads", "loads_plain"]
+__all__ = ["TooDeep", "loads", "loads_each", "loads_plain"]
 
 # Every digit becomes "0", everything else a space: a run of 19 digits is then
 # a run of 19 zeros. 2**63 has 19 digits: an integer that 64 bits cannot hold
@@ -82,6 +82,27 @@ def loads_plain(data: bytes, *, exact: Callable[[Any], Any] = json.loads) -> tup
     return value, type(value) in _CONTAINERS and is_plain_json_text(data)
 
 
+def loads_each(texts: list[bytes], source: bytes) -> list[Any] | None:
+    """Each of ``texts`` decoded as :func:`loads` decodes it, when orjson alone can; or None.
+
+    For the events of a stream read in one batch: each is still decoded on
+    its own (joined into one array, a text's boundaries could move), but
+    with one check of the digits, made on ``source``, the bytes the texts
+    were cut from, between non-digits.
+
+    Returns:
+        The values, in order; or None when any text is one orjson must not
+        decode alone (see the module docstring) or is not JSON: the caller
+        then decodes each with :func:`loads`, which says what each one is.
+    """
+    if not _no_long_integer(source):
+        return None
+    try:
+        return [orjson.loads(text) for text in texts]
+    except orjson.JSONDecodeError:
+        return None
+
+
 _CONTAINERS = (dict, list)
 
 
@@ -99,9 +120,14 @@ def _exactly(exact: Callable[[Any], Any], data: str | bytes) -> Any:
         raise TooDeep("the JSON nests too deeply to be read") from None
 
 
+def _no_long_integer(raw: bytes) -> bool:
+    """Whether ``raw`` holds no run of 19 digits, so no integer orjson reads inexactly."""
+    return _LONG_RUN not in raw.translate(_DIGITS)
+
+
 def _fast(raw: bytes) -> Any:
     """``raw`` decoded by orjson, or ``_REFUSED`` for ``exact`` to decode."""
-    if _LONG_RUN not in raw.translate(_DIGITS):
+    if _no_long_integer(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -194,9 +194,15 @@ class ResponseParser:
         was_within = self._received <= self._max
         self._received += len(chunk)
         within = self._received <= self._max
-        if self._sse is not None:
-            for event in self._sse.feed(chunk):
-                self._event(event)
+        sse = self._sse
+        if sse is not None:
+            assembler = self._assembler
+            if type(assembler) is not ChatStream or not (
+                (texts := sse.data_of_whole_events(chunk)) is not None
+                and assembler.data_events(texts, chunk)
+            ):
+                for event in sse.feed(chunk):
+                    self._event(event)
             if was_within and not within and self._assembler is not None:
                 self._assembler.drop_body()
         elif within:
